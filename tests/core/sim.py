@@ -1,0 +1,452 @@
+"""A pure-Python runtime for the supervision core, for tests.
+
+It does what the trio runtime does, without trio: one FIFO queue of facts fed
+to the machine one at a time (OTP's mailbox), blocking commands carried out at
+once with scripted start outcomes, timers on a virtual clock, and "processes"
+that are just entries in ``alive``. It records a trace in the format of the
+Erlang/OTP oracle (tests/otp/oracle.py), so the same scenario can be run here
+and on a real OTP supervisor and the traces compared.
+
+Trace entries:
+``["start", id, "ok"|"fail"|"ignore"]``, ``["stop", id]`` (a live child
+stopped by its supervisor), ``["exit", id, reason]`` / ``["exit_skipped", id]``,
+``["api", op, id, result]``, ``["which", [[id, state], ...]]``,
+``["count", specs, active, supervisors, workers]``, ``["sup_exit", reason]``,
+``["sup_start_failed", id]``.
+"""
+
+from __future__ import annotations
+
+import heapq
+from collections import defaultdict, deque
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, Protocol
+
+from trio_smith import (
+    AutoShutdown,
+    Backoff,
+    ChildAlreadyPresent,
+    ChildAlreadyStarted,
+    ChildInfo,
+    ChildNotFound,
+    ChildRestarting,
+    ChildRunning,
+    ChildSpec,
+    ChildStatus,
+    Restart,
+    Strategy,
+)
+from trio_smith._core._protocol import (
+    CancelRestart,
+    ChildExited,
+    ChildStarted,
+    ChildStopped,
+    Command,
+    DeleteChildRequested,
+    Exit,
+    ExitKind,
+    ExitReason,
+    Input,
+    Reply,
+    ReplyOutcome,
+    RestartChildRequested,
+    ScheduleRestart,
+    ShutdownRequested,
+    StartChild,
+    StartChildRequested,
+    StartFailed,
+    StartIgnored,
+    StartupRequested,
+    StopChild,
+    TerminateChildRequested,
+    TimerFired,
+)
+from trio_smith._core._supervision import SupervisorMachine
+
+Trace = list[Any]
+
+
+class MachineLike(Protocol):
+    """What the simulator needs: the real machine and the reference model both fit."""
+
+    def handle(self, input: Input, *, now: float) -> list[Command]: ...
+
+    def which_children(self) -> list[ChildInfo]: ...
+
+
+async def _child() -> None:
+    """The children's function; the simulator never runs it."""
+
+
+def spec(
+    child_id: str,
+    restart: Restart | str = Restart.PERMANENT,
+    *,
+    significant: bool = False,
+    backoff: Backoff | None = None,
+) -> ChildSpec:
+    """A child spec for the simulator (restart given as an enum or its OTP name)."""
+    return ChildSpec(
+        child_id,
+        _child,
+        restart=Restart(restart),
+        significant=significant,
+        backoff=backoff,
+    )
+
+
+_STATE = {
+    ChildStatus.RUNNING: "running",
+    ChildStatus.STOPPED: "undefined",
+    ChildStatus.RESTARTING: "restarting",
+    ChildStatus.STARTING: "starting",
+    ChildStatus.STOPPING: "stopping",
+}
+
+_REPLY = {
+    ReplyOutcome.OK: "ok",
+    ReplyOutcome.IGNORED: "ok_undefined",
+    ReplyOutcome.START_FAILED: "start_failed",
+    ReplyOutcome.ABORTED: "aborted",
+}
+
+_REFUSAL: dict[type[Exception], str] = {
+    ChildNotFound: "not_found",
+    ChildRunning: "running",
+    ChildRestarting: "restarting",
+    ChildAlreadyPresent: "already_present",
+    ChildAlreadyStarted: "already_started",
+    ValueError: "bad_combination",
+}
+
+
+class _Call:
+    """A synchronous call in the queue, like a gen_server call in a mailbox."""
+
+    def __init__(self, action: Callable[[], Any]) -> None:
+        self.action = action
+        self.done = False
+        self.result: Any = None
+
+
+class Sim:
+    """Runs a supervision machine the way a runtime would.
+
+    Args:
+        machine: the machine (or reference model) to drive.
+        starts: scripted start outcomes per child id, consumed one per start;
+            "ok" when a child's script is exhausted.
+    """
+
+    def __init__(self, machine: MachineLike, starts: Mapping[str, Sequence[str]] = {}) -> None:
+        self.machine = machine
+        self.now = 0.0
+        self.queue: deque[Input | _Call] = deque()
+        self._timers: list[tuple[float, int, TimerFired]] = []
+        self._cancelled: set[int] = set()
+        self.outcomes: defaultdict[str, deque[str]] = defaultdict(deque)
+        for child_id, outcomes in starts.items():
+            self.outcomes[child_id].extend(outcomes)
+        #: Live child "processes": id -> incarnation.
+        self.alive: dict[str, int] = {}
+        self.trace: Trace = []
+        #: Every command the machine gave, in order.
+        self.commands: list[Command] = []
+        self.replies: list[Reply] = []
+        self.exited: Exit | None = None
+
+    # ------------------------------------------------------------ scenario steps
+
+    def boot(self) -> None:
+        """Start the supervisor (its static children start in order)."""
+        self._feed(StartupRequested())
+
+    def exit(self, child_id: str, reason: str = "crash", *, settle: bool = True) -> None:
+        """Make a running child end by itself ("normal", "shutdown" or "crash")."""
+        if self.exited:
+            return
+        alive = self._call(lambda: child_id in self.alive)
+        if self._dead():
+            return
+        if not alive:
+            self.trace.append(["exit_skipped", child_id])
+            return
+        self.queue_exit(child_id, reason)
+        if settle:
+            self.settle()
+
+    def queue_exit(self, child_id: str, reason: str = "crash") -> None:
+        """A live child ends now; its exit fact joins the queue, nothing is fed."""
+        self.trace.append(["exit", child_id, reason])
+        incarnation = self.alive.pop(child_id)
+        kind = ExitKind.ABNORMAL if reason == "crash" else ExitKind.NORMAL
+        error = f"{child_id} crashed" if kind is ExitKind.ABNORMAL else None
+        self.queue.append(
+            ChildExited(child_id=child_id, incarnation=incarnation, kind=kind, error=error)
+        )
+
+    def script(self, child_id: str, outcomes: Sequence[str]) -> None:
+        """Append outcomes to a child's start script."""
+        self.outcomes[child_id].extend(outcomes)
+
+    def api(self, op: str, arg: str | ChildSpec) -> str:
+        """Call an API function through the queue and return the normalised result."""
+        if self.exited:
+            return "dead"
+        child_id = arg.id if isinstance(arg, ChildSpec) else arg
+        request: Input
+        if op == "start_child":
+            assert isinstance(arg, ChildSpec)
+            request = StartChildRequested(spec=arg)
+        elif op == "restart_child":
+            request = RestartChildRequested(child_id=child_id)
+        elif op == "terminate_child":
+            request = TerminateChildRequested(child_id=child_id)
+        elif op == "delete_child":
+            request = DeleteChildRequested(child_id=child_id)
+        else:
+            raise ValueError(op)
+
+        def action() -> str:
+            before = len(self.replies)
+            try:
+                self._feed(request)
+            except tuple(_REFUSAL) as error:
+                return _REFUSAL[type(error)]
+            assert len(self.replies) == before + 1, "an accepted request gets one Reply"
+            return _REPLY[self.replies[-1].outcome]
+
+        result: str = self._call(action)
+        if self._dead() and result == "dead":
+            return result
+        self.trace.append(["api", op, child_id, result])
+        return result
+
+    def which(self) -> list[list[str]]:
+        """Record and return which_children as [[id, state], ...] in start order."""
+        if self.exited:
+            return []
+        rows: list[list[str]] = self._call(
+            lambda: [[info.id, _STATE[info.status]] for info in self.machine.which_children()]
+        )
+        if self._dead():
+            return []
+        self.trace.append(["which", rows])
+        return rows
+
+    def count(self) -> None:
+        """Record count_children (every child is a worker here)."""
+        if self.exited:
+            return
+        infos = self._call(self.machine.which_children)
+        if self._dead():
+            return
+        active = sum(1 for i in infos if i.status is ChildStatus.RUNNING)
+        self.trace.append(["count", len(infos), active, 0, len(infos)])
+
+    def stop(self) -> None:
+        """Ask the supervisor to shut down (queued, like the parent's exit signal)."""
+        if self.exited:
+            return
+        self.queue.append(ShutdownRequested())
+        self.settle()
+
+    def settle(self) -> None:
+        """Feed every queued fact (retries included) until the queue is empty."""
+        while self.queue and not self.exited:
+            self._feed_next()
+
+    def advance(self, seconds: float) -> None:
+        """Move the clock forward, firing due timers in order and settling after each."""
+        target = self.now + seconds
+        while self._timers and self._timers[0][0] <= target and not self.exited:
+            due, _, fact = heapq.heappop(self._timers)
+            if fact.timer in self._cancelled:
+                continue
+            self.now = max(self.now, due)
+            self.queue.append(fact)
+            self.settle()
+        self.now = target
+
+    def pending_timers(self) -> list[tuple[float, str]]:
+        """The (due time, child id) of every live timer, soonest first."""
+        return sorted((d, f.child_id) for d, _, f in self._timers if f.timer not in self._cancelled)
+
+    # ------------------------------------------------------------ the runtime
+
+    def _dead(self) -> bool:
+        return self.exited is not None
+
+    def ended(self) -> Exit | None:
+        """The machine's Exit command, if it has exited (a call, so mypy re-reads it)."""
+        return self.exited
+
+    def _call(self, action: Callable[[], Any]) -> Any:
+        call = _Call(action)
+        self.queue.append(call)
+        while not call.done:
+            self._feed_next()  # an Exit marks every queued call done ("dead")
+        return call.result
+
+    def _feed_next(self) -> None:
+        item = self.queue.popleft()
+        if isinstance(item, _Call):
+            item.result = item.action()
+            item.done = True
+        else:
+            self._feed(item)
+
+    def _feed(self, fact: Input) -> None:
+        commands = self.machine.handle(fact, now=self.now)
+        while True:
+            self.commands.extend(commands)
+            for command in commands:
+                self._do(command)
+            last = commands[-1] if commands else None
+            if isinstance(last, StartChild):
+                commands = self.machine.handle(self._start(last), now=self.now)
+            elif isinstance(last, StopChild):
+                commands = self.machine.handle(self._stop(last), now=self.now)
+            else:
+                return
+
+    def _do(self, command: Command) -> None:
+        if isinstance(command, ScheduleRestart):
+            fact = TimerFired(child_id=command.child_id, timer=command.timer)
+            if command.delay == 0:
+                self.queue.append(fact)  # OTP's try_again_restart cast to itself
+            else:
+                heapq.heappush(self._timers, (self.now + command.delay, command.timer, fact))
+        elif isinstance(command, CancelRestart):
+            self._cancelled.add(command.timer)
+        elif isinstance(command, Reply):
+            self.replies.append(command)
+        elif isinstance(command, Exit):
+            self.exited = command
+            assert not self.alive, f"children left running at exit: {self.alive}"
+            if command.reason is ExitReason.START_FAILED:
+                self.trace.append(["sup_start_failed", command.child_id])
+            else:
+                self.trace.append(["sup_exit", "shutdown"])
+            # Calls still queued are answered by a dead supervisor.
+            for item in self.queue:
+                if isinstance(item, _Call):
+                    item.done = True
+                    item.result = "dead"
+            self.queue.clear()
+
+    def _start(self, command: StartChild) -> ChildStarted | StartFailed | StartIgnored:
+        child_id = command.child_id
+        script = self.outcomes[child_id]
+        outcome = script.popleft() if script else "ok"
+        self.trace.append(["start", child_id, outcome])
+        if outcome == "ok":
+            self.alive[child_id] = command.incarnation
+            return ChildStarted(child_id=child_id)
+        if outcome == "fail":
+            return StartFailed(child_id=child_id, error=f"{child_id} failed to start")
+        return StartIgnored(child_id=child_id)
+
+    def _stop(self, command: StopChild) -> ChildStopped:
+        # A child that already ended by itself has its exit queued: absorbed (R7.1).
+        if self.alive.pop(command.child_id, None) is not None:
+            self.trace.append(["stop", command.child_id])
+        return ChildStopped(child_id=command.child_id)
+
+
+def machine(
+    children: Sequence[ChildSpec],
+    *,
+    strategy: Strategy | str = Strategy.ONE_FOR_ONE,
+    max_restarts: int = 3,
+    within: float = 5.0,
+    backoff: Backoff | None = None,
+    auto_shutdown: AutoShutdown | str = AutoShutdown.NEVER,
+    random: Callable[[], float] = lambda: 0.0,
+) -> SupervisorMachine:
+    """A SupervisorMachine with OTP names accepted for the enums."""
+    return SupervisorMachine(
+        children,
+        strategy=Strategy(strategy),
+        max_restarts=max_restarts,
+        within=within,
+        backoff=backoff,
+        auto_shutdown=AutoShutdown(auto_shutdown),
+        random=random,
+    )
+
+
+MachineFactory = Callable[..., MachineLike]
+
+
+def run_scenario(scenario: Mapping[str, Any], factory: MachineFactory = machine) -> Trace:
+    """Run an oracle-format scenario (see tests/otp/oracle.py) and return its trace."""
+    try:
+        children = [
+            spec(c["id"], c["restart"], significant=c.get("significant", False))
+            for c in scenario["children"]
+        ]
+        m = factory(
+            children,
+            strategy=scenario["strategy"],
+            max_restarts=scenario["intensity"],
+            within=float(scenario["period"]),
+            auto_shutdown=scenario.get("auto_shutdown", "never"),
+        )
+    except ValueError as error:
+        return [["sup_start_error", str(error)]]
+    sim = Sim(m, scenario.get("starts", {}))
+    sim.boot()
+    for step in scenario["steps"]:
+        if sim.exited:
+            break
+        op = step["op"]
+        if op == "exit":
+            sim.exit(step["id"], step["reason"], settle=step.get("settle", True))
+        elif op == "script":
+            sim.script(step["id"], step["outcomes"])
+        elif op == "start_child":
+            child = step["child"]
+            try:
+                new = spec(child["id"], child["restart"], significant=child["significant"])
+            except ValueError:
+                sim.trace.append(["api", "start_child", child["id"], "bad_combination"])
+                continue
+            sim.api("start_child", new)
+        elif op in ("restart_child", "terminate_child", "delete_child"):
+            sim.api(op, step["id"])
+        elif op == "which_children":
+            sim.which()
+        elif op == "count_children":
+            sim.count()
+        elif op == "stop":
+            sim.stop()
+        else:
+            raise ValueError(f"unknown step {step!r}")
+    return sim.trace
+
+
+def lines(trace: Trace) -> list[str]:
+    """Render a trace compactly: "start a", "start a fail", "stop b", "exit a crash"."""
+    out = []
+    for entry in trace:
+        kind = entry[0]
+        if kind == "start":
+            out.append("start " + entry[1] + ("" if entry[2] == "ok" else " " + entry[2]))
+        elif kind == "which":
+            out.append("which " + " ".join(f"{i}:{s}" for i, s in entry[1]))
+        else:
+            out.append(" ".join(str(x) for x in entry))
+    return out
+
+
+def booted(
+    children: Sequence[ChildSpec],
+    starts: Mapping[str, Sequence[str]] = {},
+    **options: Any,
+) -> Sim:
+    """A simulator whose supervisor has started, with the start-up trace cleared."""
+    sim = Sim(machine(children, **options), starts)
+    sim.boot()
+    sim.trace.clear()
+    return sim

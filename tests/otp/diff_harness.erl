@@ -1,0 +1,526 @@
+%% diff_harness -- runs scripted scenarios against OTP's real `supervisor`
+%% and prints one trace per scenario, so that trio_smith's Python
+%% supervisor core can be compared with OTP trace for trace.
+%%
+%% This one module plays three roles:
+%%
+%%   * the harness:            main/1 (erl -noshell -run diff_harness main In Out)
+%%   * the supervisor callback: init/1
+%%   * the child module:        start_child/2, the start function of every child
+%%
+%% Input:  a file of Erlang terms (file:consult/1), one map per scenario, with
+%%         binary keys and binary strings (written by tests/otp/oracle.py).
+%% Output: one line of JSON per scenario (a list of trace entries), built by
+%%         hand because OTP 25 has no json module.  Entries only contain
+%%         binaries (strings), integers and lists.
+%%
+%% Processes of one scenario:
+%%
+%%   runner      runs the steps; it calls supervisor:start_link/2, so it is the
+%%               supervisor's parent, and it traps exits.
+%%   recorder    owns the trace and the scripted start outcomes.  Every trace
+%%               entry is appended by a *synchronous* call to it, from the
+%%               runner, from the supervisor (start function, reply hook) or
+%%               from a child (its "stop" entry, recorded before it exits).
+%%               Since these processes only act in a causal chain (the
+%%               supervisor waits for a child's DOWN, the runner waits for the
+%%               supervisor), the order of the trace is deterministic.
+%%   supervisor  a stock OTP 25 supervisor with this module as callback.  A
+%%               sys debug hook is installed in it that records the entry of
+%%               an API call at the moment the supervisor sends the reply
+%%               (before it can go on with, e.g., a queued try_again_restart).
+%%   children    plain processes that trap exits (see child_init/3).
+%%
+%% Supervisor mailbox discipline:
+%%
+%%   After every step the runner *settles* the supervisor (waits until its
+%%   mailbox is empty, including the try_again_restart casts it sends to
+%%   itself), except after an "exit" step with settle = false.  Then the
+%%   supervisor is left suspended (sys:suspend/1) with the child's 'EXIT'
+%%   in its queue ("pending"), and whatever the following steps send it is
+%%   queued *behind* that 'EXIT', before anything the supervisor does in
+%%   reaction to it.  So a call made right after an unsettled exit is served
+%%   after the first restart attempt and before its retry (OTP's
+%%   try_again_restart is a cast to self).  In detail, while pending:
+%%
+%%     script          changes the outcome queue; still pending.
+%%     exit            the victim is looked up in the supervisor's *internal*
+%%                     state (sys:get_state/1 works while suspended): it is
+%%                     running iff that state holds a live pid for it.  Its
+%%                     'EXIT' is queued too.  settle = false: still pending;
+%%                     settle = true: resume, then settle.
+%%     API, which,     the request is queued, then the supervisor is resumed;
+%%     count           after the reply, settle.
+%%     stop            the parent's exit signal is queued (behind the pending
+%%                     'EXIT's) and the supervisor resumed, atomically.
+%%     end of steps    resume, then settle (pending work is never dropped).
+-module(diff_harness).
+-behaviour(supervisor).
+
+%% Harness entry point.
+-export([main/1]).
+%% Supervisor callback.
+-export([init/1]).
+%% Child start function: {diff_harness, start_child, [Id, Recorder]}.
+-export([start_child/2]).
+
+%% A scenario that takes longer than this is a harness bug: give up.
+-define(SCENARIO_TIMEOUT, 30000).
+
+%% Positions in OTP 25's supervisor records (stdlib-4.x, supervisor.erl):
+%% #state.children = {Ids, #{Id => #child{}}}, #child.pid.
+-define(STATE_CHILDREN, 4).
+-define(CHILD_PID, 2).
+
+%%%===================================================================
+%%% Entry point
+%%%===================================================================
+
+%% @doc Run every scenario of InFile, write one JSON line per scenario to
+%% OutFile, then halt (status 0, or 2 on any harness error).
+main([InFile, OutFile]) ->
+    %% Supervisor reports (child_terminated, start_error, ...) are expected
+    %% by the hundreds; keep stdout/stderr for real harness errors.
+    ok = logger:set_primary_config(level, none),
+    Status =
+        try
+            {ok, Scenarios} = file:consult(InFile),
+            Numbered = lists:zip(lists:seq(0, length(Scenarios) - 1), Scenarios),
+            Lines = [[json(run_scenario(N, S)), $\n] || {N, S} <- Numbered],
+            ok = file:write_file(OutFile, Lines),
+            0
+        catch
+            Class:Reason:Stack ->
+                io:format(standard_error, "diff_harness failed: ~tp:~tp~n~tp~n",
+                          [Class, Reason, Stack]),
+                2
+        end,
+    erlang:halt(Status, [{flush, true}]).
+
+%% Run one scenario in a fresh runner process (fresh mailbox, fresh
+%% recorder), so that nothing leaks from one scenario to the next.
+run_scenario(N, Scenario) ->
+    Self = self(),
+    {Pid, Mon} = spawn_monitor(fun() -> Self ! {trace, self(), scenario(Scenario)} end),
+    receive
+        {trace, Pid, Trace} ->
+            erlang:demonitor(Mon, [flush]),
+            Trace;
+        {'DOWN', Mon, process, Pid, Reason} ->
+            error({scenario_crashed, N, Reason})
+    after ?SCENARIO_TIMEOUT ->
+        exit(Pid, kill),
+        error({scenario_timeout, N})
+    end.
+
+%%%===================================================================
+%%% One scenario (runs in the runner process)
+%%%===================================================================
+
+scenario(S) ->
+    process_flag(trap_exit, true),
+    Rec = spawn_link(fun() -> recorder([], #{}, none) end),
+    maps:foreach(fun(Id, Outcomes) -> ok = rec_call(Rec, {script, Id, Outcomes}) end,
+                 maps:get(<<"starts">>, S, #{})),
+    Flags = sup_flags(S),
+    Specs = [child_spec(C, Rec) || C <- maps:get(<<"children">>, S, [])],
+    case supervisor:start_link(?MODULE, {Flags, Specs}) of
+        {ok, Sup} ->
+            Mon = monitor(process, Sup),
+            Runner = self(),
+            ok = sys:install(Sup, {fun reply_hook/3, {Runner, Rec}}),
+            Ctx = #{sup => Sup, mon => Mon, rec => Rec, pending => false},
+            case run_steps(maps:get(<<"steps">>, S, []), Ctx) of
+                {ok, _} ->
+                    %% Still alive: get rid of it without recording anything.
+                    %% Its children trap exits and die with reason killed.
+                    unlink(Sup),
+                    exit(Sup, kill),
+                    receive {'DOWN', Mon, process, Sup, _} -> ok end;
+                {dead, Reason} ->
+                    record(Rec, [<<"sup_exit">>, exit_text(Reason)])
+            end;
+        {error, {shutdown, {failed_to_start_child, Id, _}}} ->
+            record(Rec, [<<"sup_start_failed">>, Id]);
+        Other ->
+            %% {error, Reason} (bad flags, bad child specs, ...).
+            Text = case Other of
+                       {error, R} -> text(R);
+                       _ -> text(Other)
+                   end,
+            record(Rec, [<<"sup_start_error">>, Text])
+    end,
+    Trace = rec_call(Rec, trace),
+    unlink(Rec),
+    exit(Rec, kill),
+    Trace.
+
+sup_flags(S) ->
+    Keys = [{<<"strategy">>, strategy, fun erlang:binary_to_atom/1},
+            {<<"intensity">>, intensity, fun id/1},
+            {<<"period">>, period, fun id/1},
+            {<<"auto_shutdown">>, auto_shutdown, fun erlang:binary_to_atom/1}],
+    maps:from_list([{Key, Conv(V)} || {Name, Key, Conv} <- Keys,
+                                      {ok, V} <- [maps:find(Name, S)]]).
+
+%% Every child: shutdown 5000, worker, start {?MODULE, start_child, [Id, Rec]}.
+%% restart and significant are only set when the scenario gives them.
+child_spec(C, Rec) ->
+    Id = maps:get(<<"id">>, C),
+    Base = #{id => Id,
+             start => {?MODULE, start_child, [Id, Rec]},
+             shutdown => 5000,
+             type => worker},
+    Opts = [{restart, binary_to_atom(R)} || {ok, R} <- [maps:find(<<"restart">>, C)]]
+        ++ [{significant, B} || {ok, B} <- [maps:find(<<"significant">>, C)]],
+    maps:merge(Base, maps:from_list(Opts)).
+
+id(X) -> X.
+
+%%%===================================================================
+%%% Steps
+%%%===================================================================
+
+%% Ctx: #{sup, mon, rec, pending :: boolean()}.
+%% Returns {ok, Ctx} (supervisor alive) or {dead, ExitReason}.
+run_steps([], Ctx) ->
+    release_and_settle(Ctx);
+run_steps([Step | Rest], Ctx) ->
+    case step(maps:get(<<"op">>, Step), Step, Ctx) of
+        {ok, Ctx1} -> run_steps(Rest, Ctx1);
+        {dead, Reason} -> {dead, Reason}
+    end.
+
+step(<<"exit">>, Step, Ctx) ->
+    Id = maps:get(<<"id">>, Step),
+    ReasonBin = maps:get(<<"reason">>, Step),
+    Settle = maps:get(<<"settle">>, Step, true),
+    case running_pid(Id, Ctx) of
+        none ->
+            record(Ctx, [<<"exit_skipped">>, Id]),
+            after_exit(Settle, Ctx);
+        {ok, Pid} ->
+            record(Ctx, [<<"exit">>, Id, ReasonBin]),
+            %% Unsettled: freeze the supervisor *before* the child dies, so
+            %% that it cannot react to the 'EXIT' before the next step.
+            Ctx1 = case Settle of
+                       true -> Ctx;
+                       false -> suspend(Ctx)
+                   end,
+            kill_child(Pid, binary_to_atom(ReasonBin), Ctx1),
+            after_exit(Settle, Ctx1)
+    end;
+step(<<"script">>, Step, #{rec := Rec} = Ctx) ->
+    ok = rec_call(Rec, {script, maps:get(<<"id">>, Step), maps:get(<<"outcomes">>, Step)}),
+    {ok, Ctx};
+step(<<"start_child">> = Op, Step, #{rec := Rec} = Ctx) ->
+    C = maps:get(<<"child">>, Step),
+    Id = maps:get(<<"id">>, C),
+    api(fun(R) -> [<<"api">>, Op, Id, api_result(R)] end,
+        {start_child, child_spec(C, Rec)}, Ctx);
+step(Op, Step, Ctx) when Op =:= <<"restart_child">>;
+                         Op =:= <<"terminate_child">>;
+                         Op =:= <<"delete_child">> ->
+    Id = maps:get(<<"id">>, Step),
+    api(fun(R) -> [<<"api">>, Op, Id, api_result(R)] end,
+        {binary_to_atom(Op), Id}, Ctx);
+step(<<"which_children">>, _Step, Ctx) ->
+    api(fun(sup_down) -> [<<"which">>, <<"sup_down">>];
+           ({reply, L}) -> [<<"which">>, [[Id, child_state(P)] || {Id, P, _, _} <- lists:reverse(L)]]
+        end, which_children, Ctx);
+step(<<"count_children">>, _Step, Ctx) ->
+    api(fun(sup_down) -> [<<"count">>, <<"sup_down">>];
+           ({reply, L}) -> [<<"count">> | [proplists:get_value(K, L)
+                                            || K <- [specs, active, supervisors, workers]]]
+        end, count_children, Ctx);
+step(<<"stop">>, _Step, #{sup := Sup} = Ctx) ->
+    %% Stop it as its parent does.  The runner is the parent.
+    case Ctx of
+        #{pending := true} ->
+            %% Queue "resume" and then the parent's exit signal behind the
+            %% pending 'EXIT's while the supervisor cannot run at all (a
+            %% sys-suspended process would act on a parent 'EXIT' at once).
+            true = erlang:suspend_process(Sup),
+            Sup ! {system, {self(), make_ref()}, resume},
+            exit(Sup, shutdown),
+            true = erlang:resume_process(Sup);
+        #{pending := false} ->
+            exit(Sup, shutdown)
+    end,
+    {dead, await_down(Ctx)};
+step(Op, Step, _Ctx) ->
+    error({unknown_step, Op, Step}).
+
+after_exit(true, Ctx) -> release_and_settle(Ctx);
+after_exit(false, Ctx) -> {ok, Ctx}.
+
+%% An API call (or which/count).  Entry is a fun from the outcome,
+%% {reply, Reply} | sup_down, to the trace entry.  On a reply, the entry is
+%% recorded by reply_hook/3 inside the supervisor, right after it sent the
+%% reply, so that it lands before anything the supervisor does next.
+api(Entry, Request, #{sup := Sup, rec := Rec} = Ctx) ->
+    ok = rec_call(Rec, {expect_reply, Entry}),
+    ReqId = gen_server:send_request(Sup, Request),
+    Ctx1 = release(Ctx),   % if pending, the request is now queued: go
+    case gen_server:receive_response(ReqId, infinity) of
+        {reply, _} ->
+            Result = settle(Ctx1),
+            %% reply_hook/3 ran in the supervisor before it went on to
+            %% serve settle's sys:get_state, so the entry is in the trace.
+            done = rec_call(Rec, take_expect),
+            Result;
+        {error, _} ->
+            %% The supervisor died before replying.
+            record(Ctx1, Entry(sup_down)),
+            _ = rec_call(Rec, take_expect),
+            settle(Ctx1)
+    end.
+
+%% sys debug hook, runs in the supervisor process.  Records the entry of
+%% the runner's API call right after the supervisor has sent its reply.
+reply_hook({Runner, Rec} = St, {out, Reply, {Runner, _Tag}, _State}, _Name) ->
+    ok = rec_call(Rec, {reply_sent, Reply}),
+    St;
+reply_hook(St, _Event, _Name) ->
+    St.
+
+%% Result normalisation for start/restart/terminate/delete_child.
+api_result(sup_down) -> <<"sup_down">>;
+api_result({reply, R}) -> norm(R).
+
+norm(ok) -> <<"ok">>;
+norm({ok, undefined}) -> <<"ok_undefined">>;
+norm({ok, Pid}) when is_pid(Pid) -> <<"ok">>;
+norm({ok, Pid, _}) when is_pid(Pid) -> <<"ok">>;
+norm({error, not_found}) -> <<"not_found">>;
+norm({error, running}) -> <<"running">>;
+norm({error, restarting}) -> <<"restarting">>;
+norm({error, already_present}) -> <<"already_present">>;
+norm({error, {already_started, _}}) -> <<"already_started">>;
+norm({error, {bad_combination, _}}) -> <<"bad_combination">>;
+norm({error, {scripted, _ChildRecord}}) -> <<"start_failed">>;  % start_child
+norm({error, scripted}) -> <<"start_failed">>;                  % restart_child
+norm(Other) -> text(Other).
+
+child_state(Pid) when is_pid(Pid) -> <<"running">>;
+child_state(restarting) -> <<"restarting">>;
+child_state(undefined) -> <<"undefined">>.
+
+%% {ok, Pid} if child Id is running, else none.
+running_pid(Id, #{pending := false} = Ctx) ->
+    %% Settled: ask the supervisor the official way.
+    case sup_request(which_children, Ctx) of
+        {reply, Children} ->
+            case lists:keyfind(Id, 1, Children) of
+                {Id, Pid, _, _} when is_pid(Pid) -> alive(Pid);
+                _ -> none
+            end;
+        sup_down ->
+            none
+    end;
+running_pid(Id, #{pending := true, sup := Sup}) ->
+    %% Suspended: which_children would only be served after the queued
+    %% 'EXIT's, so read the supervisor's internal state (OTP 25 layout).
+    State = sys:get_state(Sup, infinity),
+    state = element(1, State),
+    {_Ids, Db} = element(?STATE_CHILDREN, State),
+    case maps:find(Id, Db) of
+        {ok, Child} ->
+            child = element(1, Child),
+            case element(?CHILD_PID, Child) of
+                Pid when is_pid(Pid) -> alive(Pid);
+                _ -> none
+            end;
+        error ->
+            none
+    end.
+
+alive(Pid) ->
+    case is_process_alive(Pid) of
+        true -> {ok, Pid};
+        false -> none
+    end.
+
+sup_request(Request, #{sup := Sup}) ->
+    case gen_server:receive_response(gen_server:send_request(Sup, Request), infinity) of
+        {reply, R} -> {reply, R};
+        {error, _} -> sup_down
+    end.
+
+%% Make a child exit with Reason; return once the supervisor has received
+%% the child's exit signal (it is then an 'EXIT' message in its queue).
+kill_child(Pid, Reason, #{sup := Sup}) ->
+    Mon = monitor(process, Pid),
+    Pid ! {die, Reason},
+    receive {'DOWN', Mon, process, Pid, _} -> ok end,
+    wait_unlinked(Sup, Pid).
+
+wait_unlinked(Sup, Pid) ->
+    case erlang:process_info(Sup, links) of
+        {links, Links} ->
+            case lists:member(Pid, Links) of
+                true ->
+                    erlang:yield(),
+                    wait_unlinked(Sup, Pid);
+                false ->
+                    ok
+            end;
+        undefined ->
+            ok
+    end.
+
+suspend(#{pending := true} = Ctx) ->
+    Ctx;
+suspend(#{pending := false, sup := Sup} = Ctx) ->
+    ok = sys:suspend(Sup, infinity),
+    Ctx#{pending := true}.
+
+release(#{pending := true, sup := Sup} = Ctx) ->
+    ok = sys:resume(Sup, infinity),
+    Ctx#{pending := false};
+release(#{pending := false} = Ctx) ->
+    Ctx.
+
+release_and_settle(Ctx) ->
+    settle(release(Ctx)).
+
+%% Wait until the supervisor has handled everything in its mailbox,
+%% including the try_again_restart casts it keeps sending itself.
+%% Returns {ok, Ctx} or {dead, Reason}.
+settle(#{sup := Sup} = Ctx) ->
+    case catch sys:get_state(Sup, infinity) of
+        {'EXIT', _} ->
+            {dead, await_down(Ctx)};
+        _State ->
+            case erlang:process_info(Sup, message_queue_len) of
+                {message_queue_len, 0} -> {ok, Ctx};
+                {message_queue_len, _} -> settle(Ctx);
+                undefined -> {dead, await_down(Ctx)}
+            end
+    end.
+
+await_down(#{sup := Sup, mon := Mon}) ->
+    receive {'DOWN', Mon, process, Sup, Reason} -> Reason end.
+
+exit_text(shutdown) -> <<"shutdown">>;
+exit_text(Reason) -> text(Reason).
+
+record(#{rec := Rec}, Entry) -> record(Rec, Entry);
+record(Rec, Entry) -> ok = rec_call(Rec, {append, Entry}).
+
+%%%===================================================================
+%%% Supervisor callback
+%%%===================================================================
+
+init({Flags, Specs}) ->
+    {ok, {Flags, Specs}}.
+
+%%%===================================================================
+%%% Children (the start function runs in the supervisor process)
+%%%===================================================================
+
+%% Pop the next scripted outcome of Id (default "ok"); the recorder appends
+%% ["start", Id, Outcome] in the same call.
+start_child(Id, Rec) ->
+    case rec_call(Rec, {pop_outcome, Id}) of
+        <<"ok">> ->
+            Sup = self(),
+            Pid = spawn_link(fun() -> child_init(Id, Rec, Sup) end),
+            %% Wait until it traps exits: a shutdown right after the start
+            %% must find it able to record its "stop".
+            receive {child_ready, Pid} -> {ok, Pid} end;
+        <<"fail">> ->
+            {error, scripted};
+        <<"ignore">> ->
+            ignore
+    end.
+
+child_init(Id, Rec, Sup) ->
+    process_flag(trap_exit, true),
+    Sup ! {child_ready, self()},
+    child_loop(Id, Rec).
+
+child_loop(Id, Rec) ->
+    receive
+        {'EXIT', _From, shutdown} ->
+            %% The supervisor terminates us.
+            record(Rec, [<<"stop">>, Id]),
+            exit(shutdown);
+        {'EXIT', _From, Reason} ->
+            %% Only when the supervisor is killed at the end of a scenario.
+            exit(Reason);
+        {die, Reason} ->
+            %% Told so by the runner ("exit" step).
+            exit(Reason)
+    end.
+
+%%%===================================================================
+%%% Recorder: trace + scripted start outcomes of one scenario
+%%%===================================================================
+
+%% Trace is reversed; Queues: #{Id => [Outcome]}; Expect: the entry fun of
+%% the API call in flight (none, a fun, or done once recorded).
+recorder(Trace, Queues, Expect) ->
+    receive
+        {rec, From, Ref, Req} ->
+            {Reply, Trace1, Queues1, Expect1} = rec_handle(Req, Trace, Queues, Expect),
+            From ! {Ref, Reply},
+            recorder(Trace1, Queues1, Expect1)
+    end.
+
+rec_handle({append, Entry}, T, Q, E) ->
+    {ok, [Entry | T], Q, E};
+rec_handle({script, Id, Outcomes}, T, Q, E) ->
+    {ok, T, Q#{Id => maps:get(Id, Q, []) ++ Outcomes}, E};
+rec_handle({pop_outcome, Id}, T, Q, E) ->
+    {Outcome, Q1} = case maps:get(Id, Q, []) of
+                        [] -> {<<"ok">>, Q};
+                        [O | Rest] -> {O, Q#{Id => Rest}}
+                    end,
+    {Outcome, [[<<"start">>, Id, Outcome] | T], Q1, E};
+rec_handle({expect_reply, Entry}, T, Q, none) ->
+    {ok, T, Q, Entry};
+rec_handle({reply_sent, Reply}, T, Q, E) when is_function(E, 1) ->
+    {ok, [E({reply, Reply}) | T], Q, done};
+rec_handle({reply_sent, _Reply}, T, Q, E) ->
+    %% A reply the runner did not announce (e.g. the which_children of an
+    %% "exit" step): nothing to record.
+    {ok, T, Q, E};
+rec_handle(take_expect, T, Q, E) ->
+    {E, T, Q, none};
+rec_handle(trace, T, Q, E) ->
+    {lists:reverse(T), T, Q, E}.
+
+%% Synchronous call to the recorder; tolerates a dead recorder (only
+%% possible after the end of a scenario).
+rec_call(Rec, Req) ->
+    Ref = monitor(process, Rec),
+    Rec ! {rec, self(), Ref, Req},
+    receive
+        {Ref, Reply} ->
+            erlang:demonitor(Ref, [flush]),
+            Reply;
+        {'DOWN', Ref, process, Rec, _} ->
+            recorder_down
+    end.
+
+%%%===================================================================
+%%% Text and JSON
+%%%===================================================================
+
+%% One-line ~p text of a term.
+text(Term) ->
+    unicode:characters_to_binary(io_lib:format("~0p", [Term])).
+
+%% JSON of a trace: binaries are strings (UTF-8), integers, lists.
+json(B) when is_binary(B) -> [$", json_escape(B), $"];
+json(I) when is_integer(I) -> integer_to_binary(I);
+json(L) when is_list(L) -> [$[, lists:join($,, [json(X) || X <- L]), $]].
+
+json_escape(B) ->
+    [case C of
+         $" -> <<"\\\"">>;
+         $\\ -> <<"\\\\">>;
+         _ when C < 16#20 -> io_lib:format("\\u~4.16.0b", [C]);
+         _ -> C
+     end || <<C>> <= B].

@@ -1,0 +1,54 @@
+"""trio_smith: Erlang/OTP-exact supervision trees and resilience patterns for Trio.
+
+The supervision API. Events live in ``trio_smith.events``, the circuit
+breaker and failure detector in ``trio_smith.resilience``, routing in
+``trio_smith.routing``.
+"""
+
+from ._core._spec import AutoShutdown as AutoShutdown
+from ._core._spec import Backoff as Backoff
+from ._core._spec import ChildCounts as ChildCounts
+from ._core._spec import ChildInfo as ChildInfo
+from ._core._spec import ChildSpec as ChildSpec
+from ._core._spec import ChildStatus as ChildStatus
+from ._core._spec import Restart as Restart
+from ._core._spec import Strategy as Strategy
+from ._exceptions import ChildAlreadyPresent as ChildAlreadyPresent
+from ._exceptions import ChildAlreadyStarted as ChildAlreadyStarted
+from ._exceptions import ChildFailureEscalated as ChildFailureEscalated
+from ._exceptions import ChildNotFound as ChildNotFound
+from ._exceptions import ChildRestarting as ChildRestarting
+from ._exceptions import ChildRunning as ChildRunning
+from ._exceptions import ChildStartFailed as ChildStartFailed
+from ._exceptions import IllegalStateTransition as IllegalStateTransition
+from ._exceptions import RestartIntensityExceeded as RestartIntensityExceeded
+from ._exceptions import RestartRecord as RestartRecord
+from ._exceptions import SupervisorError as SupervisorError
+from ._exceptions import SupervisorGaveUp as SupervisorGaveUp
+from ._exceptions import TrioSmithError as TrioSmithError
+
+__version__ = "0.1.0.dev0"
+
+__all__ = [
+    "AutoShutdown",
+    "Backoff",
+    "ChildCounts",
+    "ChildInfo",
+    "ChildSpec",
+    "ChildStatus",
+    "Restart",
+    "Strategy",
+    "RestartRecord",
+    "TrioSmithError",
+    "IllegalStateTransition",
+    "SupervisorError",
+    "SupervisorGaveUp",
+    "RestartIntensityExceeded",
+    "ChildFailureEscalated",
+    "ChildStartFailed",
+    "ChildNotFound",
+    "ChildRunning",
+    "ChildRestarting",
+    "ChildAlreadyStarted",
+    "ChildAlreadyPresent",
+]

@@ -1,0 +1,295 @@
+"""What a supervisor is told: strategies, restart types, child specs, backoff.
+
+Pure data (attrs), validated when built, so that a bad argument fails at the
+constructor with a message naming the value, never deep inside a run.
+"""
+
+from __future__ import annotations
+
+import enum
+import math
+from collections.abc import Awaitable, Callable, Iterable
+from typing import final
+
+import attrs
+
+__all__ = [
+    "AutoShutdown",
+    "Backoff",
+    "ChildCounts",
+    "ChildInfo",
+    "ChildSpec",
+    "ChildStatus",
+    "Restart",
+    "Strategy",
+]
+
+
+@final
+class Strategy(enum.Enum):
+    """What a supervisor does when a child must be restarted (OTP section 1.4)."""
+
+    #: Restart only the child that exited (OTP R4.1).
+    ONE_FOR_ONE = "one_for_one"
+    #: Stop every other child in reverse start order, then start them all in
+    #: start order (OTP R4.2).
+    ONE_FOR_ALL = "one_for_all"
+    #: Stop the children started after it in reverse order, then start it and
+    #: them in start order (OTP R4.3).
+    REST_FOR_ONE = "rest_for_one"
+    #: Any abnormal exit makes the supervisor give up at once, raising
+    #: :exc:`ChildFailureEscalated`; normal exits follow ONE_FOR_ONE.
+    ESCALATE = "escalate"
+
+
+@final
+class Restart(enum.Enum):
+    """When a child that ended by itself is restarted (OTP R3.2)."""
+
+    #: Always restarted, even after returning normally; each restart counts.
+    PERMANENT = "permanent"
+    #: Restarted only after an abnormal exit.
+    TRANSIENT = "transient"
+    #: Never restarted, not even as a bystander of a group restart; removed
+    #: from the supervisor when it ends.
+    TEMPORARY = "temporary"
+
+
+@final
+class AutoShutdown(enum.Enum):
+    """When a supervisor stops by itself because significant children ended (OTP 1.10)."""
+
+    #: Never; significant children are refused.
+    NEVER = "never"
+    #: When any significant child ends by itself without being restarted.
+    ANY_SIGNIFICANT = "any_significant"
+    #: When the last significant child that is alive (running or restarting)
+    #: ends by itself without being restarted.
+    ALL_SIGNIFICANT = "all_significant"
+
+
+@final
+class ChildStatus(enum.Enum):
+    """Where a child is in its life, as :meth:`Supervisor.which_children` reports it."""
+
+    #: Its start was issued and has not completed.
+    STARTING = "starting"
+    #: Started and not yet ended.
+    RUNNING = "running"
+    #: Its supervisor is stopping it.
+    STOPPING = "stopping"
+    #: Not running; its spec is kept (OTP child ``undefined``).
+    STOPPED = "stopped"
+    #: Waiting for an automatic restart: a restart attempt failed and will be
+    #: retried (OTP ``restarting``), or a backoff delay runs.
+    RESTARTING = "restarting"
+
+
+def _is_number(value: object) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def _check_positive_finite(name: str, value: object) -> None:
+    if not (_is_number(value) and math.isfinite(value) and value > 0):  # type: ignore[arg-type,operator]
+        raise ValueError(f"{name} must be a finite number > 0, got {value!r}")
+
+
+def _check_backoff(b: Backoff) -> None:
+    initial: object = b.initial
+    multiplier: object = b.multiplier
+    maximum: object = b.maximum
+    jitter: object = b.jitter
+    _check_positive_finite("initial", initial)
+    if not (_is_number(multiplier) and math.isfinite(multiplier) and multiplier >= 1):  # type: ignore[arg-type,operator]
+        raise ValueError(f"multiplier must be a finite number >= 1, got {multiplier!r}")
+    if not (_is_number(maximum) and math.isfinite(maximum) and maximum >= b.initial):  # type: ignore[arg-type,operator]
+        raise ValueError(
+            f"maximum must be a finite number >= initial ({b.initial!r}), got {maximum!r}"
+        )
+    if not (_is_number(jitter) and 0 <= jitter <= 1):  # type: ignore[operator]
+        raise ValueError(f"jitter must be a number between 0 and 1, got {jitter!r}")
+    _check_positive_finite("reset_after", b.reset_after)
+
+
+@final
+@attrs.frozen(kw_only=True, init=False)
+class Backoff:
+    """Akka-style exponential backoff before automatic restarts.
+
+    The delay before the n-th consecutive restart of a child (n = 0 first) is
+    ``min(maximum, initial * multiplier**n) * (1 + U[0,1) * jitter)`` (Akka
+    ``BackoffSupervisor``, rule B3: jitter applies after the cap). The count
+    goes back to 0 once the child has stayed up ``reset_after`` seconds since
+    its last start (rule B6). Restarts still count toward the supervisor's
+    restart intensity, when they are attempted.
+
+    Args:
+        initial: delay before the first restart, seconds, > 0.
+        multiplier: growth factor per consecutive restart, >= 1.
+        maximum: cap on the delay before jitter, >= ``initial``.
+        jitter: random extra fraction in [0, 1]; 0 makes delays exact.
+        reset_after: uptime after which the count resets, > 0; None means
+            ``initial`` (Akka's default ``resetBackoff = minBackoff``).
+
+    Raises:
+        ValueError: if an argument is out of range, naming it and its value.
+    """
+
+    initial: float
+    multiplier: float
+    maximum: float
+    jitter: float
+    reset_after: float
+
+    def __init__(
+        self,
+        *,
+        initial: float = 0.1,
+        multiplier: float = 2.0,
+        maximum: float = 30.0,
+        jitter: float = 0.0,
+        reset_after: float | None = None,
+    ) -> None:
+        self.__attrs_init__(
+            initial=initial,
+            multiplier=multiplier,
+            maximum=maximum,
+            jitter=jitter,
+            reset_after=initial if reset_after is None else reset_after,
+        )
+
+    def __attrs_post_init__(self) -> None:
+        _check_backoff(self)
+
+    def delay(self, n: int, u: float) -> float:
+        """Return the delay before the restart that follows ``n`` consecutive ones.
+
+        Args:
+            n: consecutive restarts so far (0 for the first restart).
+            u: a uniform random number in [0, 1), used for the jitter.
+
+        Returns:
+            The delay in seconds. When ``initial * multiplier**n`` overflows it
+            is ``maximum`` without jitter, as in Akka.
+        """
+        try:
+            scaled = self.initial * self.multiplier**n
+        except OverflowError:
+            return self.maximum
+        if not math.isfinite(scaled):
+            return self.maximum
+        return min(self.maximum, scaled) * (1.0 + u * self.jitter)
+
+
+def _to_tuple(args: object) -> tuple[object, ...]:
+    if isinstance(args, str | bytes) or not isinstance(args, Iterable):
+        raise TypeError(f"args must be a tuple of positional arguments, got {args!r}")
+    return tuple(args)
+
+
+def _check_child_spec(spec: ChildSpec) -> None:
+    child_id: object = spec.id
+    fn: object = spec.fn
+    restart: object = spec.restart
+    shutdown: object = spec.shutdown
+    significant: object = spec.significant
+    backoff: object = spec.backoff
+    if not isinstance(child_id, str) or not child_id:
+        raise ValueError(f"id must be a non-empty str, got {child_id!r}")
+    if not callable(fn):
+        raise TypeError(f"fn must be an async callable, got {fn!r}")
+    if not isinstance(restart, Restart):
+        raise TypeError(f"restart must be a Restart, got {restart!r}")
+    if shutdown is not None and not (
+        _is_number(shutdown) and not math.isnan(shutdown) and shutdown >= 0  # type: ignore[arg-type,operator]
+    ):
+        raise ValueError(
+            "shutdown must be None or a number of seconds >= 0 (math.inf: wait for ever), "
+            f"got {shutdown!r}"
+        )
+    if not isinstance(significant, bool):
+        raise TypeError(f"significant must be a bool, got {significant!r}")
+    if backoff is not None and not isinstance(backoff, Backoff):
+        raise TypeError(f"backoff must be a Backoff or None, got {backoff!r}")
+    # OTP R1.6 (a): a permanent child is always restarted, so it never ends for
+    # good and being significant would mean nothing.
+    if significant and restart is Restart.PERMANENT:
+        raise ValueError(f"child {child_id!r} cannot be significant with restart=Restart.PERMANENT")
+
+
+@final
+@attrs.frozen
+class ChildSpec:
+    """How to run one child of a supervisor.
+
+    Args:
+        id: unique within its supervisor; a non-empty string.
+        fn: the async function the child runs, called as ``fn(*args)`` (and with
+            ``task_status=`` if it accepts it: the child then counts as started
+            when it calls ``task_status.started()``).
+        args: positional arguments for ``fn``.
+        restart: when it is restarted after ending by itself (OTP R3.2).
+        shutdown: how it is stopped: None (cancel at once, but ask a child
+            that runs a supervisor and wait for it), 0 (cancel at once, OTP
+            ``brutal_kill``), T > 0 (ask, wait up to T seconds, then cancel) or
+            ``math.inf`` (ask and wait for ever).
+        significant: whether its end can shut the supervisor down
+            (auto-shutdown, OTP 1.10). Not allowed with ``Restart.PERMANENT``.
+        backoff: delays before its automatic restarts; None uses the
+            supervisor's.
+
+    Raises:
+        ValueError: if an argument is out of range or a combination is
+            refused (OTP R1.5, R1.6), naming the value.
+        TypeError: if an argument has the wrong type.
+    """
+
+    id: str
+    fn: Callable[..., Awaitable[object]]
+    args: tuple[object, ...] = attrs.field(default=(), converter=_to_tuple)
+    restart: Restart = attrs.field(default=Restart.PERMANENT, kw_only=True)
+    shutdown: float | None = attrs.field(default=None, kw_only=True)
+    significant: bool = attrs.field(default=False, kw_only=True)
+    backoff: Backoff | None = attrs.field(default=None, kw_only=True)
+
+    def __attrs_post_init__(self) -> None:
+        _check_child_spec(self)
+
+
+@final
+@attrs.frozen(kw_only=True)
+class ChildInfo:
+    """A snapshot of one child, as :meth:`Supervisor.which_children` lists it.
+
+    Attributes:
+        id: the child's id.
+        status: where it is in its life.
+        restart: its restart type.
+        significant: whether it is significant for auto-shutdown.
+        restarts: how many times it was started again after its first start
+            (automatic restarts, group restarts and ``restart_child``).
+    """
+
+    id: str
+    status: ChildStatus
+    restart: Restart
+    significant: bool
+    restarts: int
+
+
+@final
+@attrs.frozen(kw_only=True)
+class ChildCounts:
+    """Counts of a supervisor's children (OTP ``count_children/1``).
+
+    Attributes:
+        specs: every child spec, running or not.
+        active: children that are running (a restarting child is not active).
+        supervisors: specs whose child runs a supervisor, running or not.
+        workers: the other specs.
+    """
+
+    specs: int
+    active: int
+    supervisors: int
+    workers: int

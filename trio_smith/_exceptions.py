@@ -1,0 +1,212 @@
+"""Every error trio_smith raises on purpose, in one module.
+
+Each class derives from :class:`TrioSmithError` and also from its builtin kin
+(``LookupError`` for a missing child, ``RuntimeError`` for a call that does not
+fit the current state), so callers can catch either. Each carries its facts as
+attributes and has one exact message; the tests match the messages exactly.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import final
+
+import attrs
+
+__all__ = [
+    "RestartRecord",
+    "TrioSmithError",
+    "IllegalStateTransition",
+    "SupervisorError",
+    "SupervisorGaveUp",
+    "RestartIntensityExceeded",
+    "ChildFailureEscalated",
+    "ChildStartFailed",
+    "ChildNotFound",
+    "ChildRunning",
+    "ChildRestarting",
+    "ChildAlreadyStarted",
+    "ChildAlreadyPresent",
+    "CallNotPermitted",
+]
+
+
+@final
+@attrs.frozen(kw_only=True)
+class RestartRecord:
+    """One entry of a supervisor's restart-intensity history (OTP R5.1).
+
+    It lives here, at the bottom of the layering, because the give-up errors
+    carry it; the intensity window in ``_core`` produces it.
+
+    Attributes:
+        at: when the restart was decided, in ``trio.current_time()`` seconds.
+        child_id: the child being restarted.
+    """
+
+    at: float
+    child_id: str
+
+
+class TrioSmithError(Exception):
+    """Base class of every error trio_smith raises on purpose."""
+
+
+@final
+class IllegalStateTransition(TrioSmithError, RuntimeError):
+    """A state machine was given an input that its transition table does not allow.
+
+    The machine is left exactly as it was. For a supervisor this means the
+    runtime broke the core's protocol (a bug in trio_smith, please report it);
+    for a circuit breaker it is a manual transition resilience4j forbids.
+
+    Attributes:
+        machine: which machine refused, e.g. ``"supervisor"``.
+        state: the state it was in, as text.
+        input: the refused input, as text.
+    """
+
+    def __init__(self, machine: str, state: str, input: str) -> None:
+        super().__init__(f"{machine} in state {state} cannot handle {input}")
+        self.machine = machine
+        self.state = state
+        self.input = input
+
+
+class SupervisorError(TrioSmithError):
+    """Base class of the errors of supervisors and of their child API."""
+
+
+class SupervisorGaveUp(SupervisorError, RuntimeError):
+    """A supervisor stopped all its children and gave up.
+
+    Raised bare (never inside an ExceptionGroup) out of ``async with
+    Supervisor(...)``; the child's own error, if any, is ``__cause__``.
+
+    Attributes:
+        child_id: the child whose exit made the supervisor give up.
+        restarts: the restarts inside the intensity window at that moment,
+            oldest first.
+    """
+
+    def __init__(self, message: str, child_id: str, restarts: Sequence[RestartRecord] = ()) -> None:
+        super().__init__(message)
+        self.child_id = child_id
+        self.restarts: tuple[RestartRecord, ...] = tuple(restarts)
+
+
+@final
+class RestartIntensityExceeded(SupervisorGaveUp):
+    """More than ``max_restarts`` restarts happened within ``within`` seconds (OTP R5.3).
+
+    Attributes:
+        child_id: the child whose restart was one too many.
+        max_restarts: the supervisor's limit.
+        within: the supervisor's window, in seconds.
+        restarts: the restarts in the window, the fatal one included, oldest first.
+    """
+
+    def __init__(
+        self,
+        child_id: str,
+        *,
+        max_restarts: int,
+        within: float,
+        restarts: Sequence[RestartRecord] = (),
+    ) -> None:
+        super().__init__(
+            f"restart intensity exceeded: {len(restarts)} restarts within {within!r} s "
+            f"(max_restarts={max_restarts!r}); the last one was for child {child_id!r}",
+            child_id,
+            restarts,
+        )
+        self.max_restarts = max_restarts
+        self.within = within
+
+
+@final
+class ChildFailureEscalated(SupervisorGaveUp):
+    """A child exited abnormally under ``Strategy.ESCALATE``."""
+
+    def __init__(self, child_id: str, *, restarts: Sequence[RestartRecord] = ()) -> None:
+        super().__init__(
+            f"child {child_id!r} failed and the strategy is ESCALATE", child_id, restarts
+        )
+
+
+@final
+class ChildStartFailed(SupervisorError, RuntimeError):
+    """A child failed before it had started (OTP R2.3, R1.11 ``start_child``).
+
+    The child's own error is ``__cause__``.
+
+    Attributes:
+        child_id: the child that failed to start.
+    """
+
+    def __init__(self, child_id: str) -> None:
+        super().__init__(f"child {child_id!r} failed to start")
+        self.child_id = child_id
+
+
+@final
+class ChildNotFound(SupervisorError, LookupError):
+    """No child with this id (OTP ``{error,not_found}``)."""
+
+    def __init__(self, child_id: str) -> None:
+        super().__init__(f"no child with id {child_id!r}")
+        self.child_id = child_id
+
+
+@final
+class ChildRunning(SupervisorError, RuntimeError):
+    """The child is running, so it cannot be restarted or deleted (OTP ``{error,running}``)."""
+
+    def __init__(self, child_id: str) -> None:
+        super().__init__(f"child {child_id!r} is running")
+        self.child_id = child_id
+
+
+@final
+class ChildRestarting(SupervisorError, RuntimeError):
+    """The child waits for an automatic restart (OTP ``{error,restarting}``)."""
+
+    def __init__(self, child_id: str) -> None:
+        super().__init__(f"child {child_id!r} is restarting")
+        self.child_id = child_id
+
+
+@final
+class ChildAlreadyStarted(SupervisorError, RuntimeError):
+    """A child with this id is running (OTP ``{error,{already_started,Pid}}``)."""
+
+    def __init__(self, child_id: str) -> None:
+        super().__init__(f"child {child_id!r} is already started")
+        self.child_id = child_id
+
+
+@final
+class ChildAlreadyPresent(SupervisorError, RuntimeError):
+    """A child with this id exists but is not running (OTP ``{error,already_present}``)."""
+
+    def __init__(self, child_id: str) -> None:
+        super().__init__(f"child {child_id!r} is already present")
+        self.child_id = child_id
+
+
+@final
+class CallNotPermitted(TrioSmithError, RuntimeError):
+    """A circuit breaker rejected a call (resilience4j ``CallNotPermittedException``).
+
+    Attributes:
+        breaker: the breaker's name.
+        state: the state that rejected the call, e.g. ``"OPEN"``.
+        retry_after: seconds until the breaker will admit a trial call, or None
+            if no time will (forced open, or half-open and full).
+    """
+
+    def __init__(self, breaker: str, state: str, retry_after: float | None = None) -> None:
+        super().__init__(f"circuit breaker {breaker!r} is {state} and does not permit calls")
+        self.breaker = breaker
+        self.state = state
+        self.retry_after = retry_after
