@@ -154,26 +154,32 @@ class Sim:
         self.commands: list[Command] = []
         self.replies: list[Reply] = []
         self.exited: Exit | None = None
+        self._exit_reported = False
 
     # ------------------------------------------------------------ scenario steps
 
     def boot(self) -> None:
         """Start the supervisor (its static children start in order)."""
         self._feed(StartupRequested())
+        self._end_step()
 
     def exit(self, child_id: str, reason: str = "crash", *, settle: bool = True) -> None:
-        """Make a running child end by itself ("normal", "shutdown" or "crash")."""
-        if self.exited:
-            return
-        alive = self._call(lambda: child_id in self.alive)
+        """Make a running child end by itself ("normal", "shutdown" or "crash").
+
+        With ``settle=False`` its exit stays queued and the supervisor does
+        nothing until the next call, stop or settling exit: later exits queue
+        behind it, and a call is served after the first restart attempt and
+        before its retry (the oracle's "pending" mode).
+        """
         if self._dead():
             return
-        if not alive:
+        if child_id not in self.alive:
             self.trace.append(["exit_skipped", child_id])
-            return
-        self.queue_exit(child_id, reason)
+        else:
+            self.queue_exit(child_id, reason)
         if settle:
-            self.settle()
+            self._drain()
+        self._end_step()
 
     def queue_exit(self, child_id: str, reason: str = "crash") -> None:
         """A live child ends now; its exit fact joins the queue, nothing is fed."""
@@ -189,12 +195,23 @@ class Sim:
         """Append outcomes to a child's start script."""
         self.outcomes[child_id].extend(outcomes)
 
-    def api(self, op: str, arg: str | ChildSpec) -> str:
-        """Call an API function through the queue and return the normalised result."""
-        if self.exited:
-            return "dead"
+    def api(self, op: str, arg: str | ChildSpec, *, invalid: str | None = None) -> str:
+        """Call an API function through the queue, settle, and return the normalised result.
+
+        ``invalid`` is the refusal of a request that the caller could not
+        even build (a spec the ChildSpec constructor refused): it still goes
+        through the queue, as the call does in OTP.
+        """
+        if self._dead():
+            return "sup_down"
         child_id = arg.id if isinstance(arg, ChildSpec) else arg
         request: Input
+        if invalid is not None:
+            result: str = self._call(lambda: invalid)
+            self.trace.append(["api", op, child_id, result])
+            self._drain()
+            self._end_step()
+            return result
         if op == "start_child":
             assert isinstance(arg, ChildSpec)
             request = StartChildRequested(spec=arg)
@@ -216,45 +233,58 @@ class Sim:
             assert len(self.replies) == before + 1, "an accepted request gets one Reply"
             return _REPLY[self.replies[-1].outcome]
 
-        result: str = self._call(action)
-        if self._dead() and result == "dead":
-            return result
+        result = self._call(action)
         self.trace.append(["api", op, child_id, result])
+        self._drain()
+        self._end_step()
         return result
 
-    def which(self) -> list[list[str]]:
+    def which(self) -> list[list[str]] | str:
         """Record and return which_children as [[id, state], ...] in start order."""
-        if self.exited:
-            return []
-        rows: list[list[str]] = self._call(
+        if self._dead():
+            return "sup_down"
+        rows: list[list[str]] | str = self._call(
             lambda: [[info.id, _STATE[info.status]] for info in self.machine.which_children()]
         )
-        if self._dead():
-            return []
         self.trace.append(["which", rows])
+        self._drain()
+        self._end_step()
         return rows
 
     def count(self) -> None:
         """Record count_children (every child is a worker here)."""
-        if self.exited:
-            return
-        infos = self._call(self.machine.which_children)
         if self._dead():
             return
-        active = sum(1 for i in infos if i.status is ChildStatus.RUNNING)
-        self.trace.append(["count", len(infos), active, 0, len(infos)])
+        infos = self._call(self.machine.which_children)
+        if infos == "sup_down":
+            self.trace.append(["count", "sup_down"])
+        else:
+            active = sum(1 for i in infos if i.status is ChildStatus.RUNNING)
+            self.trace.append(["count", len(infos), active, 0, len(infos)])
+        self._drain()
+        self._end_step()
 
     def stop(self) -> None:
         """Ask the supervisor to shut down (queued, like the parent's exit signal)."""
-        if self.exited:
+        if self._dead():
             return
         self.queue.append(ShutdownRequested())
-        self.settle()
+        self._drain()
+        self._end_step()
 
     def settle(self) -> None:
         """Feed every queued fact (retries included) until the queue is empty."""
+        self._drain()
+        self._end_step()
+
+    def _drain(self) -> None:
         while self.queue and not self.exited:
             self._feed_next()
+
+    def finish(self) -> None:
+        """End of a scenario: nothing queued is dropped."""
+        self._drain()
+        self._end_step()
 
     def advance(self, seconds: float) -> None:
         """Move the clock forward, firing due timers in order and settling after each."""
@@ -265,8 +295,9 @@ class Sim:
                 continue
             self.now = max(self.now, due)
             self.queue.append(fact)
-            self.settle()
+            self._drain()
         self.now = target
+        self._end_step()
 
     def pending_timers(self) -> list[tuple[float, str]]:
         """The (due time, child id) of every live timer, soonest first."""
@@ -277,6 +308,15 @@ class Sim:
     def _dead(self) -> bool:
         return self.exited is not None
 
+    def _end_step(self) -> None:
+        # The oracle notices the supervisor's death after the step.
+        if self.exited is not None and not self._exit_reported:
+            self._exit_reported = True
+            if self.exited.reason is ExitReason.START_FAILED:
+                self.trace.append(["sup_start_failed", self.exited.child_id])
+            else:
+                self.trace.append(["sup_exit", "shutdown"])
+
     def ended(self) -> Exit | None:
         """The machine's Exit command, if it has exited (a call, so mypy re-reads it)."""
         return self.exited
@@ -285,7 +325,7 @@ class Sim:
         call = _Call(action)
         self.queue.append(call)
         while not call.done:
-            self._feed_next()  # an Exit marks every queued call done ("dead")
+            self._feed_next()  # an Exit marks every queued call done ("sup_down")
         return call.result
 
     def _feed_next(self) -> None:
@@ -324,15 +364,11 @@ class Sim:
         elif isinstance(command, Exit):
             self.exited = command
             assert not self.alive, f"children left running at exit: {self.alive}"
-            if command.reason is ExitReason.START_FAILED:
-                self.trace.append(["sup_start_failed", command.child_id])
-            else:
-                self.trace.append(["sup_exit", "shutdown"])
             # Calls still queued are answered by a dead supervisor.
             for item in self.queue:
                 if isinstance(item, _Call):
                     item.done = True
-                    item.result = "dead"
+                    item.result = "sup_down"
             self.queue.clear()
 
     def _start(self, command: StartChild) -> ChildStarted | StartFailed | StartIgnored:
@@ -410,9 +446,9 @@ def run_scenario(scenario: Mapping[str, Any], factory: MachineFactory = machine)
             try:
                 new = spec(child["id"], child["restart"], significant=child["significant"])
             except ValueError:
-                sim.trace.append(["api", "start_child", child["id"], "bad_combination"])
-                continue
-            sim.api("start_child", new)
+                sim.api("start_child", child["id"], invalid="bad_combination")
+            else:
+                sim.api("start_child", new)
         elif op in ("restart_child", "terminate_child", "delete_child"):
             sim.api(op, step["id"])
         elif op == "which_children":
@@ -423,6 +459,7 @@ def run_scenario(scenario: Mapping[str, Any], factory: MachineFactory = machine)
             sim.stop()
         else:
             raise ValueError(f"unknown step {step!r}")
+    sim.finish()
     return sim.trace
 
 

@@ -33,9 +33,11 @@
 %%
 %% Supervisor mailbox discipline:
 %%
-%%   After every step the runner *settles* the supervisor (waits until its
-%%   mailbox is empty, including the try_again_restart casts it sends to
-%%   itself), except after an "exit" step with settle = false.  Then the
+%%   After every step the runner *settles* the supervisor: it waits until
+%%   the supervisor is idle with an empty mailbox (so it has also handled the
+%%   try_again_restart casts it sends itself after a failed restart) and has
+%%   taken in the exit signals of all dead children; see probe/1.  The one
+%%   exception is an "exit" step with settle = false.  Then the
 %%   supervisor is left suspended (sys:suspend/1) with the child's 'EXIT'
 %%   in its queue ("pending"), and whatever the following steps send it is
 %%   queued *behind* that 'EXIT', before anything the supervisor does in
@@ -50,7 +52,9 @@
 %%                     'EXIT' is queued too.  settle = false: still pending;
 %%                     settle = true: resume, then settle.
 %%     API, which,     the request is queued, then the supervisor is resumed;
-%%     count           after the reply, settle.
+%%     count           after the reply, settle.  Should the supervisor die
+%%                     before replying, the result is "sup_down" (the entry
+%%                     of which/count is then ["which"|"count", "sup_down"]).
 %%     stop            the parent's exit signal is queued (behind the pending
 %%                     'EXIT's) and the supervisor resumed, atomically.
 %%     end of steps    resume, then settle (pending work is never dropped).
@@ -128,7 +132,9 @@ scenario(S) ->
         {ok, Sup} ->
             Mon = monitor(process, Sup),
             Runner = self(),
-            ok = sys:install(Sup, {fun reply_hook/3, {Runner, Rec}}),
+            %% The {FuncId, Func, FuncState} form: with {Func, FuncState},
+            %% sys would mistake a 2-tuple FuncState for {Func, FuncState}.
+            ok = sys:install(Sup, {reply_hook, fun reply_hook/3, {Runner, Rec}}),
             Ctx = #{sup => Sup, mon => Mon, rec => Rec, pending => false},
             case run_steps(maps:get(<<"steps">>, S, []), Ctx) of
                 {ok, _} ->
@@ -258,22 +264,32 @@ after_exit(false, Ctx) -> {ok, Ctx}.
 %% {reply, Reply} | sup_down, to the trace entry.  On a reply, the entry is
 %% recorded by reply_hook/3 inside the supervisor, right after it sent the
 %% reply, so that it lands before anything the supervisor does next.
-api(Entry, Request, #{sup := Sup, rec := Rec} = Ctx) ->
-    ok = rec_call(Rec, {expect_reply, Entry}),
-    ReqId = gen_server:send_request(Sup, Request),
-    Ctx1 = release(Ctx),   % if pending, the request is now queued: go
-    case gen_server:receive_response(ReqId, infinity) of
-        {reply, _} ->
-            Result = settle(Ctx1),
-            %% reply_hook/3 ran in the supervisor before it went on to
-            %% serve settle's sys:get_state, so the entry is in the trace.
-            done = rec_call(Rec, take_expect),
-            Result;
-        {error, _} ->
+api(Entry, Request, Ctx) ->
+    case call_sup(Request, Entry, Ctx) of
+        {{reply, _}, Ctx1} ->
+            settle(Ctx1);
+        {sup_down, Ctx1} ->
             %% The supervisor died before replying.
             record(Ctx1, Entry(sup_down)),
-            _ = rec_call(Rec, take_expect),
             settle(Ctx1)
+    end.
+
+%% Every request of the runner to the supervisor goes through here.  If the
+%% supervisor is pending (suspended), the request is queued before it is
+%% resumed.  Returns {{reply, Reply} | sup_down, Ctx}, once reply_hook/3 has
+%% handed the reply to the recorder (Entry({reply, Reply}) is appended unless
+%% it is skip), so a late hook can never mix up two requests.
+call_sup(Request, Entry, #{sup := Sup, rec := Rec} = Ctx) ->
+    ok = rec_call(Rec, {expect_reply, Entry}),
+    ReqId = gen_server:send_request(Sup, Request),
+    Ctx1 = release(Ctx),
+    case gen_server:receive_response(ReqId, infinity) of
+        {reply, Reply} ->
+            done = rec_call(Rec, await_reply_recorded),
+            {{reply, Reply}, Ctx1};
+        {error, _} ->
+            ok = rec_call(Rec, cancel_expect),
+            {sup_down, Ctx1}
     end.
 
 %% sys debug hook, runs in the supervisor process.  Records the entry of
@@ -309,13 +325,13 @@ child_state(undefined) -> <<"undefined">>.
 %% {ok, Pid} if child Id is running, else none.
 running_pid(Id, #{pending := false} = Ctx) ->
     %% Settled: ask the supervisor the official way.
-    case sup_request(which_children, Ctx) of
-        {reply, Children} ->
+    case call_sup(which_children, fun(_) -> skip end, Ctx) of
+        {{reply, Children}, _} ->
             case lists:keyfind(Id, 1, Children) of
                 {Id, Pid, _, _} when is_pid(Pid) -> alive(Pid);
                 _ -> none
             end;
-        sup_down ->
+        {sup_down, _} ->
             none
     end;
 running_pid(Id, #{pending := true, sup := Sup}) ->
@@ -341,32 +357,44 @@ alive(Pid) ->
         false -> none
     end.
 
-sup_request(Request, #{sup := Sup}) ->
-    case gen_server:receive_response(gen_server:send_request(Sup, Request), infinity) of
-        {reply, R} -> {reply, R};
-        {error, _} -> sup_down
-    end.
-
-%% Make a child exit with Reason; return once the supervisor has received
+%% Make a child exit with Reason; return once the supervisor has taken in
 %% the child's exit signal (it is then an 'EXIT' message in its queue).
-kill_child(Pid, Reason, #{sup := Sup}) ->
+kill_child(Pid, Reason, Ctx) ->
     Mon = monitor(process, Pid),
     Pid ! {die, Reason},
     receive {'DOWN', Mon, process, Pid, _} -> ok end,
-    wait_unlinked(Sup, Pid).
+    wait_no_dead_links(Ctx).
 
-wait_unlinked(Sup, Pid) ->
-    case erlang:process_info(Sup, links) of
-        {links, Links} ->
-            case lists:member(Pid, Links) of
-                true ->
-                    erlang:yield(),
-                    wait_unlinked(Sup, Pid);
-                false ->
-                    ok
-            end;
-        undefined ->
-            ok
+wait_no_dead_links(#{sup := Sup} = Ctx) ->
+    case probe(Sup) of
+        {_QueueLen, []} -> ok;
+        {_QueueLen, _DeadLinks} -> erlang:yield(), wait_no_dead_links(Ctx);
+        dead -> ok
+    end.
+
+%% Look at the supervisor from the inside: returns {QueueLen, DeadLinks},
+%% or dead.  The fun runs in the supervisor process while it serves a system
+%% message (also while it is sys-suspended), so the supervisor is not busy
+%% with anything else: QueueLen = 0 means it is idle with an empty mailbox
+%% (looking at message_queue_len from outside is not enough: it is also 0
+%% while the supervisor is busy with the last message it took, e.g. a
+%% try_again_restart).  DeadLinks are linked processes that are dead but
+%% whose exit signal the supervisor has not taken in yet.
+probe(Sup) ->
+    Self = self(),
+    Ref = make_ref(),
+    Probe = fun(State) ->
+                    {message_queue_len, N} = process_info(self(), message_queue_len),
+                    {links, Links} = process_info(self(), links),
+                    Dead = [P || P <- Links, is_pid(P), not is_process_alive(P)],
+                    Self ! {Ref, N, Dead},
+                    State
+            end,
+    case catch sys:replace_state(Sup, Probe, infinity) of
+        {'EXIT', _} ->
+            dead;
+        _ ->
+            receive {Ref, N, Dead} -> {N, Dead} end
     end.
 
 suspend(#{pending := true} = Ctx) ->
@@ -385,18 +413,14 @@ release_and_settle(Ctx) ->
     settle(release(Ctx)).
 
 %% Wait until the supervisor has handled everything in its mailbox,
-%% including the try_again_restart casts it keeps sending itself.
+%% including the try_again_restart casts it keeps sending itself, and has
+%% taken in the exit signals of all its dead children.
 %% Returns {ok, Ctx} or {dead, Reason}.
 settle(#{sup := Sup} = Ctx) ->
-    case catch sys:get_state(Sup, infinity) of
-        {'EXIT', _} ->
-            {dead, await_down(Ctx)};
-        _State ->
-            case erlang:process_info(Sup, message_queue_len) of
-                {message_queue_len, 0} -> {ok, Ctx};
-                {message_queue_len, _} -> settle(Ctx);
-                undefined -> {dead, await_down(Ctx)}
-            end
+    case probe(Sup) of
+        {0, []} -> {ok, Ctx};
+        {_, _} -> erlang:yield(), settle(Ctx);
+        dead -> {dead, await_down(Ctx)}
     end.
 
 await_down(#{sup := Sup, mon := Mon}) ->
@@ -458,38 +482,52 @@ child_loop(Id, Rec) ->
 %%% Recorder: trace + scripted start outcomes of one scenario
 %%%===================================================================
 
-%% Trace is reversed; Queues: #{Id => [Outcome]}; Expect: the entry fun of
-%% the API call in flight (none, a fun, or done once recorded).
+%% Trace is reversed; Queues: #{Id => [Outcome]}; Expect: what to do with
+%% the reply to the runner's request in flight:
+%%   none                       no request in flight
+%%   {expect, Entry}            waiting for reply_hook/3
+%%   {expect, Entry, Waiter}    ... and the runner waits for it too
+%%   done                       recorded; the runner has not asked yet
 recorder(Trace, Queues, Expect) ->
     receive
         {rec, From, Ref, Req} ->
-            {Reply, Trace1, Queues1, Expect1} = rec_handle(Req, Trace, Queues, Expect),
-            From ! {Ref, Reply},
-            recorder(Trace1, Queues1, Expect1)
+            case rec_handle(Req, {From, Ref}, Trace, Queues, Expect) of
+                {reply, Reply, Trace1, Queues1, Expect1} ->
+                    From ! {Ref, Reply},
+                    recorder(Trace1, Queues1, Expect1);
+                {noreply, Trace1, Queues1, Expect1} ->
+                    recorder(Trace1, Queues1, Expect1)
+            end
     end.
 
-rec_handle({append, Entry}, T, Q, E) ->
-    {ok, [Entry | T], Q, E};
-rec_handle({script, Id, Outcomes}, T, Q, E) ->
-    {ok, T, Q#{Id => maps:get(Id, Q, []) ++ Outcomes}, E};
-rec_handle({pop_outcome, Id}, T, Q, E) ->
+rec_handle({append, Entry}, _From, T, Q, E) ->
+    {reply, ok, [Entry | T], Q, E};
+rec_handle({script, Id, Outcomes}, _From, T, Q, E) ->
+    {reply, ok, T, Q#{Id => maps:get(Id, Q, []) ++ Outcomes}, E};
+rec_handle({pop_outcome, Id}, _From, T, Q, E) ->
     {Outcome, Q1} = case maps:get(Id, Q, []) of
                         [] -> {<<"ok">>, Q};
                         [O | Rest] -> {O, Q#{Id => Rest}}
                     end,
-    {Outcome, [[<<"start">>, Id, Outcome] | T], Q1, E};
-rec_handle({expect_reply, Entry}, T, Q, none) ->
-    {ok, T, Q, Entry};
-rec_handle({reply_sent, Reply}, T, Q, E) when is_function(E, 1) ->
-    {ok, [E({reply, Reply}) | T], Q, done};
-rec_handle({reply_sent, _Reply}, T, Q, E) ->
-    %% A reply the runner did not announce (e.g. the which_children of an
-    %% "exit" step): nothing to record.
-    {ok, T, Q, E};
-rec_handle(take_expect, T, Q, E) ->
-    {E, T, Q, none};
-rec_handle(trace, T, Q, E) ->
-    {lists:reverse(T), T, Q, E}.
+    {reply, Outcome, [[<<"start">>, Id, Outcome] | T], Q1, E};
+rec_handle({expect_reply, Entry}, _From, T, Q, none) ->
+    {reply, ok, T, Q, {expect, Entry}};
+rec_handle({reply_sent, Reply}, _From, T, Q, {expect, Entry}) ->
+    {reply, ok, add_entry(Entry({reply, Reply}), T), Q, done};
+rec_handle({reply_sent, Reply}, _From, T, Q, {expect, Entry, {WPid, WRef}}) ->
+    WPid ! {WRef, done},
+    {reply, ok, add_entry(Entry({reply, Reply}), T), Q, none};
+rec_handle(await_reply_recorded, _From, T, Q, done) ->
+    {reply, done, T, Q, none};
+rec_handle(await_reply_recorded, From, T, Q, {expect, Entry}) ->
+    {noreply, T, Q, {expect, Entry, From}};
+rec_handle(cancel_expect, _From, T, Q, {expect, _}) ->
+    {reply, ok, T, Q, none};
+rec_handle(trace, _From, T, Q, E) ->
+    {reply, lists:reverse(T), T, Q, E}.
+
+add_entry(skip, T) -> T;
+add_entry(Entry, T) -> [Entry | T].
 
 %% Synchronous call to the recorder; tolerates a dead recorder (only
 %% possible after the end of a scenario).

@@ -10,6 +10,30 @@ The whole batch runs in ONE ``erl`` process: the harness reads the scenarios
 (written here as Erlang terms for ``file:consult/1``, strings as binaries) and
 writes one line of JSON per scenario.
 
+Trace entries (strings, ints and lists only)::
+
+    ["start", Id, "ok"|"fail"|"ignore"]      a call of the child start function
+    ["stop", Id]                             the supervisor shut the child down
+    ["exit", Id, Reason] / ["exit_skipped", Id]
+    ["api", Op, Id, Result]                  start/restart/terminate/delete_child
+    ["which", [[Id, "running"|"undefined"|"restarting"], ...]]   in start order
+    ["count", Specs, Active, Supervisors, Workers]
+    ["sup_exit", Reason] / ["sup_start_failed", Id] / ["sup_start_error", Text]
+
+``Result`` is one of "ok", "ok_undefined", "not_found", "running",
+"restarting", "already_present", "already_started", "bad_combination",
+"start_failed", "sup_down" (the supervisor died before replying; which/count
+then give ``["which", "sup_down"]`` / ``["count", "sup_down"]``), or else the
+one-line ``~p`` text of OTP's reply.
+
+After every step the supervisor is settled (idle, mailbox empty), except
+after ``{"op": "exit", ..., "settle": false}``: then what the next steps send
+the supervisor is queued behind the child's 'EXIT' (a call is served after the
+first restart attempt but before its try_again_restart retry).  An ``exit``
+step in that state only finds children that the supervisor still holds a pid
+for (its 'EXIT'-queue not yet handled) and that have not been killed since.
+Pending work is flushed at the end of the scenario.
+
 Example::
 
     traces = run_otp([{
@@ -25,6 +49,7 @@ import atexit
 import functools
 import hashlib
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -41,7 +66,21 @@ HARNESS_SOURCE = Path(__file__).with_name("diff_harness.erl")
 #: Default wall-clock limit for one batch (one ``erl`` run).
 DEFAULT_TIMEOUT = 120.0
 
+_OPS = frozenset(
+    {
+        "exit",
+        "script",
+        "start_child",
+        "restart_child",
+        "terminate_child",
+        "delete_child",
+        "which_children",
+        "count_children",
+        "stop",
+    }
+)
 _OUTCOMES = frozenset({"ok", "fail", "ignore"})
+_ID_OPS = frozenset({"exit", "script", "restart_child", "terminate_child", "delete_child"})
 _PLAIN_STRING = re.compile(r"[A-Za-z0-9_ .:/+-]*")
 
 
@@ -155,17 +194,6 @@ def _erlang_binary(text: str) -> str:
 
 def _check_scenario(index: int, scenario: Mapping[str, Any]) -> None:
     """Reject what the harness would crash on rather than trace."""
-    ops = {
-        "exit",
-        "script",
-        "start_child",
-        "restart_child",
-        "terminate_child",
-        "delete_child",
-        "which_children",
-        "count_children",
-        "stop",
-    }
 
     def check_outcomes(outcomes: Any) -> None:
         if not isinstance(outcomes, list) or not set(outcomes) <= _OUTCOMES:
@@ -181,15 +209,14 @@ def _check_scenario(index: int, scenario: Mapping[str, Any]) -> None:
         check_outcomes(outcomes)
     for step in scenario.get("steps", []):
         op = step.get("op")
-        if op not in ops:
+        if op not in _OPS:
             raise ValueError(f"scenario {index}: unknown step {step!r}")
         if op == "script":
             check_outcomes(step.get("outcomes"))
         if op == "start_child":
             check_child(step.get("child"))
-        if op in {"exit", "script", "restart_child", "terminate_child", "delete_child"}:
-            if not isinstance(step.get("id"), str):
-                raise ValueError(f"scenario {index}: step without id {step!r}")
+        if op in _ID_OPS and not isinstance(step.get("id"), str):
+            raise ValueError(f"scenario {index}: step without id {step!r}")
         if op == "exit" and not isinstance(step.get("reason"), str):
             raise ValueError(f"scenario {index}: exit step without reason {step!r}")
 
@@ -210,6 +237,8 @@ def _compile(source_digest: str) -> Path:
     try:
         proc = subprocess.run(
             ["erlc", "-Wall", "-o", str(ebin), str(HARNESS_SOURCE)],
+            cwd=ebin,
+            env=_erl_env(),
             capture_output=True,
             text=True,
             timeout=DEFAULT_TIMEOUT,
@@ -225,6 +254,11 @@ def _compile(source_digest: str) -> Path:
             f"{_output(proc.stdout, proc.stderr)}"
         )
     return ebin
+
+
+def _erl_env() -> dict[str, str]:
+    """Environment for erl/erlc: no erl_crash.dump files anywhere."""
+    return {**os.environ, "ERL_CRASH_DUMP_SECONDS": "0"}
 
 
 def _output(stdout: str | bytes | None, stderr: str | bytes | None) -> str:

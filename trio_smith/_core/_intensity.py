@@ -31,7 +31,8 @@ class RestartWindow:
     def __init__(self, max_restarts: int, within: float) -> None:
         self.max_restarts = max_restarts
         self.within = within
-        self._records: deque[RestartRecord] = deque()
+        # (time, child id): a RestartRecord is built only when history is read.
+        self._records: deque[tuple[float, str]] = deque()
 
     def add(self, at: float, child_id: str) -> bool:
         """Record a restart of ``child_id`` at time ``at``.
@@ -40,11 +41,15 @@ class RestartWindow:
             True if the restart is one too many: the supervisor must give up.
         """
         records = self._records
-        while records and at - records[0].at > self.within:
+        while records and at - records[0][0] > self.within:
             records.popleft()
-        records.append(RestartRecord(at=at, child_id=child_id))
+        records.append((at, child_id))
         return len(records) > self.max_restarts
 
     def history(self, now: float) -> tuple[RestartRecord, ...]:
         """Return the restarts that count at time ``now``, oldest first."""
-        return tuple(r for r in self._records if now - r.at <= self.within)
+        return tuple(
+            RestartRecord(at=at, child_id=child_id)
+            for at, child_id in self._records
+            if now - at <= self.within
+        )

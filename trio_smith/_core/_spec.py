@@ -25,6 +25,19 @@ __all__ = [
 ]
 
 
+class IdentityHash:
+    """Mixin: hash enum members by identity, as they are compared.
+
+    Python 3.11's ``Enum.__hash__`` is a Python function (it hashes the
+    member's name); the transition tables look up (enum, enum) pairs on every
+    step of a supervisor, and identity hashing halves that cost. Members are
+    singletons compared by identity, so the two agree.
+    """
+
+    __slots__ = ()
+    __hash__ = object.__hash__
+
+
 @final
 class Strategy(enum.Enum):
     """What a supervisor does when a child must be restarted (OTP section 1.4)."""
@@ -69,7 +82,7 @@ class AutoShutdown(enum.Enum):
 
 
 @final
-class ChildStatus(enum.Enum):
+class ChildStatus(IdentityHash, enum.Enum):
     """Where a child is in its life, as :meth:`Supervisor.which_children` reports it."""
 
     #: Its start was issued and has not completed.

@@ -104,6 +104,7 @@ from ._spec import (
     ChildInfo,
     ChildSpec,
     ChildStatus,
+    IdentityHash,
     Restart,
     Strategy,
 )
@@ -112,7 +113,7 @@ __all__ = ["CHILD_TRANSITIONS", "ChildEvent", "Phase", "SupervisorMachine"]
 
 
 @final
-class Phase(enum.Enum):
+class Phase(IdentityHash, enum.Enum):
     """What the machine can take next."""
 
     #: Built; waits for StartupRequested.
@@ -128,7 +129,7 @@ class Phase(enum.Enum):
 
 
 @final
-class ChildEvent(enum.Enum):
+class ChildEvent(IdentityHash, enum.Enum):
     """What happens to a child, as the status table knows it."""
 
     START_ISSUED = "start_issued"
@@ -176,7 +177,7 @@ class _Step(enum.Enum):
 
 
 @final
-class _JobKind(enum.Enum):
+class _JobKind(IdentityHash, enum.Enum):
     INIT = "init"
     RESTART = "restart"
     BACKOFF = "backoff"
@@ -200,7 +201,8 @@ class _Child:
     started_at: float = 0.0
     #: Akka's restartCount: consecutive backoff restarts (B4).
     backoff_count: int = 0
-    #: The pending ScheduleRestart's timer, while RESTARTING and not yet fired.
+    #: The pending ScheduleRestart's timer.
+    #: Invariant: set iff status is RESTARTING (between handle() calls).
     timer: int | None = None
     #: The error of its last exit or failed start, for the give-up errors.
     last_error: object = None
@@ -427,6 +429,7 @@ class SupervisorMachine:
         self._begin(_JobKind.INIT, None, [(_Step.START, cid) for cid in self._children])
 
     def _on_shutdown_requested(self, _: ShutdownRequested) -> None:
+        """A shutdown while a blocking command is out (D5)."""
         job = self._job
         if job is not None and job.kind is _JobKind.SHUTDOWN:
             return  # already stopping: the first reason stands
@@ -440,11 +443,10 @@ class SupervisorMachine:
             self._move(self._children[cid], ChildEvent.STOP_ISSUED)
             self._awaiting = None
             self._shutdown(ExitReason.SHUTDOWN, first_stop=cid)
-        elif self._phase is Phase.AWAITING_STOP:
-            # Keep waiting for the stop under way; the shutdown goes on after it.
-            self._shutdown(ExitReason.SHUTDOWN, first_stop=self._awaiting)
         else:
-            self._shutdown(ExitReason.SHUTDOWN)
+            # AWAITING_STOP: keep waiting for the stop under way; the
+            # shutdown goes on after it.
+            self._shutdown(ExitReason.SHUTDOWN, first_stop=self._awaiting)
 
     def _on_idle_shutdown(self, _: ShutdownRequested) -> None:
         self._shutdown(ExitReason.SHUTDOWN)
@@ -492,7 +494,6 @@ class SupervisorMachine:
         child = self._children.get(fact.child_id)
         if child is None or child.status is not ChildStatus.RESTARTING or child.timer != fact.timer:
             return  # stale: cancelled, or overtaken by a group restart
-        child.timer = None
         self._attempt_restart(child)
 
     def _on_start_child(self, request: StartChildRequested) -> None:
@@ -625,15 +626,13 @@ class SupervisorMachine:
             error=error,
             restarts=self._window.history(self._now),
         )
-        if first_stop is not None and self._phase is Phase.AWAITING_STOP:
-            self._awaiting = first_stop
+        if first_stop is None:
+            self._advance()
             return
-        if first_stop is not None:
-            self._awaiting = first_stop
+        self._awaiting = first_stop
+        if self._phase is not Phase.AWAITING_STOP:  # an interrupted start
             self._phase = Phase.AWAITING_STOP
             self._emit(StopChild(child_id=first_stop))
-            return
-        self._advance()
 
     def _advance(self) -> None:
         """Run the current job's steps until one blocks or the job ends."""
@@ -692,8 +691,10 @@ class SupervisorMachine:
         """OTP ``restart/2``: count the attempt, then restart per the strategy."""
         cid = child.spec.id
         if child.status is ChildStatus.RESTARTING:
-            # OTP ``del_child``/``split_child`` mark it undefined first.
+            # Its timer fired. OTP ``del_child``/``split_child`` mark it
+            # undefined first.
             self._move(child, ChildEvent.RESTART_DROPPED)
+            child.timer = None
         if self._window.add(self._now, cid):
             # R5.6: do not restart it; stop the others in reverse order; exit.
             self._shutdown(ExitReason.INTENSITY, child_id=cid, error=child.last_error)
@@ -725,10 +726,10 @@ class SupervisorMachine:
         self._emit(ScheduleRestart(child_id=child.spec.id, delay=delay, timer=self._timers))
 
     def _drop_restart(self, child: _Child) -> None:
+        assert child.timer is not None  # invariant of RESTARTING
         self._move(child, ChildEvent.RESTART_DROPPED)
-        if child.timer is not None:
-            self._emit(CancelRestart(child_id=child.spec.id, timer=child.timer))
-            child.timer = None
+        self._emit(CancelRestart(child_id=child.spec.id, timer=child.timer))
+        child.timer = None
 
     # ------------------------------------------------------------ helpers
 
