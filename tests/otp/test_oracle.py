@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import random
 from typing import Any
 
 import pytest
 
 from .oracle import otp_available, run_otp, to_erlang_term
+from .scenarios import random_scenarios
 
 pytestmark = [
     pytest.mark.otp,
@@ -343,52 +343,8 @@ def test_to_erlang_term() -> None:
     assert to_erlang_term('"') == "<<34>>"
 
 
-def random_scenario(rng: random.Random) -> Scenario:
-    """A random scenario exercising restarts, failures and unsettled exits."""
-    ids = ["a", "b", "c", "d"]
-    kinds = ["permanent", "transient", "temporary"]
-
-    def child(i: str) -> dict[str, Any]:
-        return {"id": i, "restart": rng.choice(kinds), "significant": False}
-
-    steps: list[dict[str, Any]] = []
-    for _ in range(15):
-        i = rng.choice(ids)
-        op = rng.choice(
-            ["exit"] * 4
-            + [
-                "script",
-                "start_child",
-                "restart_child",
-                "terminate_child",
-                "delete_child",
-                "which_children",
-                "count_children",
-            ]
-        )
-        if op == "exit":
-            reason = rng.choice(["normal", "shutdown", "crash"])
-            steps.append({"op": op, "id": i, "reason": reason, "settle": rng.random() < 0.7})
-        elif op == "script":
-            outcomes = rng.choices(["ok", "fail", "ignore"], weights=[2, 3, 1], k=rng.randint(1, 3))
-            steps.append({"op": op, "id": i, "outcomes": outcomes})
-        elif op == "start_child":
-            steps.append({"op": op, "child": child(i)})
-        elif op in {"which_children", "count_children"}:
-            steps.append({"op": op})
-        else:
-            steps.append({"op": op, "id": i})
-    return scenario(
-        rng.choice(["one_for_one", "one_for_all", "rest_for_one"]),
-        intensity=rng.randint(0, 6),
-        children=[child(i) for i in ids[: rng.randint(0, 3)]],
-        steps=steps,
-    )
-
-
 def test_traces_are_deterministic() -> None:
-    rng = random.Random(20250711)
-    batch = [random_scenario(rng) for _ in range(60)]
+    batch = random_scenarios(20250711, 60)
     first = run_otp(batch)
     assert run_otp(batch) == first
     assert len(first) == len(batch)

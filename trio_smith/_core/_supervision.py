@@ -478,6 +478,7 @@ class SupervisorMachine:
             if backoff is None:
                 self._attempt_restart(child)
             else:
+                # D9: stop the affected siblings now; attempt after the delay.
                 self._begin(
                     _JobKind.BACKOFF,
                     fact.child_id,
