@@ -34,6 +34,7 @@ from trio_smith import (
     ChildSpec,
     ChildStatus,
     Restart,
+    RestartRecord,
     Strategy,
 )
 from trio_smith._core._protocol import (
@@ -72,6 +73,8 @@ class MachineLike(Protocol):
     def handle(self, input: Input, *, now: float) -> list[Command]: ...
 
     def which_children(self) -> list[ChildInfo]: ...
+
+    def restart_history(self, now: float) -> tuple[RestartRecord, ...]: ...
 
 
 async def _child() -> None:
@@ -320,6 +323,19 @@ class Sim:
     def ended(self) -> Exit | None:
         """The machine's Exit command, if it has exited (a call, so mypy re-reads it)."""
         return self.exited
+
+    def exit_command(self) -> Exit:
+        """The machine's Exit command; fails the test if it is still running."""
+        assert self.exited is not None, "the supervisor is still running"
+        return self.exited
+
+    def statuses(self) -> dict[str, str]:
+        """Each child's status value, in start order."""
+        return {i.id: i.status.value for i in self.machine.which_children()}
+
+    def feed_one(self) -> None:
+        """Feed only the oldest queued fact (what follows it stays queued)."""
+        self._feed_next()
 
     def _call(self, action: Callable[[], Any]) -> Any:
         call = _Call(action)

@@ -15,9 +15,11 @@ from hypothesis import strategies as st
 from trio_smith import AutoShutdown, Backoff, Restart, RestartRecord, Strategy
 from trio_smith._core._protocol import (
     CancelRestart,
+    ChildExited,
     ChildStarted,
     ChildStopped,
     Exit,
+    ExitKind,
     ExitReason,
     Reply,
     ReplyOutcome,
@@ -191,12 +193,11 @@ def test_backoff_restarts_count_toward_intensity_when_attempted() -> None:
     # D8: the attempt (when the timer fires) is what OTP's add_restart counts.
     sim = booted([spec("a")], backoff=Backoff(initial=1.0, maximum=1.0), max_restarts=1, within=5)
     sim.exit("a")  # t=0, attempt at t=1
-    assert sim.machine.restart_history(sim.now) == ()  # type: ignore[attr-defined]
+    assert sim.machine.restart_history(sim.now) == ()
     sim.advance(1.0)
     sim.exit("a")  # t=1, attempt at t=2: two attempts within 5 s: give up
     sim.advance(1.0)
-    end = sim.ended()
-    assert end is not None
+    end = sim.exit_command()
     assert end.reason is ExitReason.INTENSITY
     assert end.restarts == (
         RestartRecord(at=1.0, child_id="a"),
@@ -279,8 +280,7 @@ def test_escalate_handles_normal_exits_as_one_for_one() -> None:
     sim.exit("tmp", "normal")
     assert lines(sim.trace) == ["exit p normal", "start p", "exit t normal", "exit tmp normal"]
     sim.exit("p", "normal")  # permanent restarts still count
-    end = sim.ended()
-    assert end is not None
+    end = sim.exit_command()
     assert end.reason is ExitReason.INTENSITY
 
 
@@ -304,8 +304,7 @@ def test_escalate_wins_over_auto_shutdown() -> None:
         auto_shutdown=AutoShutdown.ANY_SIGNIFICANT,
     )
     sim.exit("s", "crash")
-    end = sim.ended()
-    assert end is not None
+    end = sim.exit_command()
     assert end.reason is ExitReason.ESCALATED
 
 
@@ -339,8 +338,6 @@ def test_shutdown_during_a_group_restart_waits_for_the_stop_under_way() -> None:
     m.handle(StartupRequested(), now=0)
     for c in "abc":
         m.handle(ChildStarted(child_id=c), now=0)
-    from trio_smith._core._protocol import ChildExited, ExitKind
-
     assert m.handle(ChildExited(child_id="a", incarnation=1, kind=ExitKind.ABNORMAL), now=0) == [
         StopChild(child_id="c")
     ]
@@ -357,8 +354,6 @@ def test_shutdown_while_already_stopping_keeps_the_first_reason() -> None:
     m.handle(StartupRequested(), now=0)
     m.handle(ChildStarted(child_id="a"), now=0)
     m.handle(ChildStarted(child_id="b"), now=0)
-    from trio_smith._core._protocol import ChildExited, ExitKind
-
     m.handle(ChildExited(child_id="a", incarnation=1, kind=ExitKind.ABNORMAL, error="e"), now=0)
     assert m.stopping
     assert m.handle(ShutdownRequested(), now=0) == []

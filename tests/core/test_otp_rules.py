@@ -15,6 +15,7 @@ import pytest
 
 from trio_smith import (
     AutoShutdown,
+    Backoff,
     ChildAlreadyPresent,
     ChildAlreadyStarted,
     ChildCounts,
@@ -29,9 +30,11 @@ from trio_smith import (
     Strategy,
 )
 from trio_smith._core._protocol import (
+    CancelRestart,
     ChildExited,
     ChildStarted,
     ChildStopped,
+    DeleteChildRequested,
     Exit,
     ExitKind,
     ExitReason,
@@ -40,6 +43,7 @@ from trio_smith._core._protocol import (
     ShutdownRequested,
     StartChild,
     StartChildRequested,
+    StartFailed,
     StartupRequested,
     StopChild,
     TerminateChildRequested,
@@ -50,17 +54,6 @@ from trio_smith._core._supervision import Phase, SupervisorMachine
 from .sim import Sim, booted, lines, machine, spec
 
 P, T, TMP = Restart.PERMANENT, Restart.TRANSIENT, Restart.TEMPORARY
-
-
-def exited(sim: Sim) -> Exit:
-    """The supervisor's Exit; fails the test if it is still running."""
-    end = sim.ended()
-    assert end is not None, "the supervisor is still running"
-    return end
-
-
-def statuses(sim: Sim) -> dict[str, str]:
-    return {i.id: i.status.value for i in sim.machine.which_children()}
 
 
 # ================================================================ 1.1 configuration
@@ -74,7 +67,7 @@ def test_defaults_are_one_for_one_3_restarts_in_5_seconds_never_auto_shutdown() 
     assert sim.ended() is None
     sim.exit("a")
     assert sim.ended() is not None
-    assert exited(sim).reason is ExitReason.INTENSITY
+    assert sim.exit_command().reason is ExitReason.INTENSITY
     default = SupervisorMachine([spec("a")], random=lambda: 0.0)
     assert default.strategy is Strategy.ONE_FOR_ONE
 
@@ -177,7 +170,7 @@ def test_ignored_start_keeps_the_spec_stopped_unless_temporary() -> None:
     sim.script("c", ["ignore"])
     sim.boot()
     assert lines(sim.trace) == ["start a ignore", "start b ignore", "start c ignore", "start d"]
-    assert statuses(sim) == {"a": "stopped", "b": "stopped", "d": "running"}
+    assert sim.statuses() == {"a": "stopped", "b": "stopped", "d": "running"}
     sim.count()
     assert sim.trace[-1] == ["count", 3, 1, 0, 3]
 
@@ -203,7 +196,7 @@ def test_an_empty_supervisor_starts_and_stays_up() -> None:
     # R2.1 with no children; like OTP it keeps running and takes new children.
     sim = booted([])
     assert sim.api("start_child", spec("a")) == "ok"
-    assert statuses(sim) == {"a": "running"}
+    assert sim.statuses() == {"a": "running"}
 
 
 # ================================================================ 1.3 restart types
@@ -228,8 +221,8 @@ def test_restart_decision_table(restart: Restart, reason: str, restarted: bool, 
     sim = booted([spec("a", restart), spec("z")], max_restarts=1, within=10)
     sim.exit("a", reason)
     assert lines(sim.trace) == [f"exit a {reason}"] + (["start a"] if restarted else [])
-    assert ("a" in statuses(sim)) is kept
-    counted = sim.machine.restart_history(sim.now)  # type: ignore[attr-defined]
+    assert ("a" in sim.statuses()) is kept
+    counted = sim.machine.restart_history(sim.now)
     assert counted == ((RestartRecord(at=0.0, child_id="a"),) if restarted else ())
 
 
@@ -239,7 +232,7 @@ def test_temporary_bystanders_are_removed_not_restarted(strategy: Strategy) -> N
     sim = booted([spec("a"), spec("b", TMP), spec("c", TMP)], strategy=strategy)
     sim.exit("a")
     assert lines(sim.trace) == ["exit a crash", "stop c", "stop b", "start a"]
-    assert statuses(sim) == {"a": "running"}
+    assert sim.statuses() == {"a": "running"}
 
 
 def test_exits_that_need_no_restart_never_trigger_a_group_restart() -> None:
@@ -248,7 +241,7 @@ def test_exits_that_need_no_restart_never_trigger_a_group_restart() -> None:
     sim.exit("a", "normal")
     sim.exit("b", "crash")
     assert lines(sim.trace) == ["exit a normal", "exit b crash"]
-    assert statuses(sim) == {"a": "stopped", "c": "running"}
+    assert sim.statuses() == {"a": "stopped", "c": "running"}
 
 
 def test_a_stop_the_supervisor_caused_is_never_a_failure() -> None:
@@ -273,7 +266,7 @@ def test_one_for_one_restarts_only_the_failed_child_in_place() -> None:
     sim = booted([spec("a"), spec("b"), spec("c")])
     sim.exit("b")
     assert lines(sim.trace) == ["exit b crash", "start b"]
-    assert list(statuses(sim)) == ["a", "b", "c"]
+    assert list(sim.statuses()) == ["a", "b", "c"]
 
 
 def test_one_for_all_stops_the_others_in_reverse_then_starts_all_in_order() -> None:
@@ -322,7 +315,7 @@ def test_group_restarts_bring_back_children_that_were_not_running(strategy: Stra
         "start c",
         "start d",
     ]
-    assert statuses(sim) == dict.fromkeys("abcd", "running")
+    assert sim.statuses() == dict.fromkeys("abcd", "running")
 
 
 def test_ignore_during_a_group_restart_leaves_that_child_stopped_and_goes_on() -> None:
@@ -331,7 +324,7 @@ def test_ignore_during_a_group_restart_leaves_that_child_stopped_and_goes_on() -
     sim.script("b", ["ignore"])
     sim.exit("a")
     assert lines(sim.trace)[-3:] == ["start a", "start b ignore", "start c"]
-    assert statuses(sim) == {"a": "running", "b": "stopped", "c": "running"}
+    assert sim.statuses() == {"a": "running", "b": "stopped", "c": "running"}
 
 
 def test_a_group_restart_counts_once() -> None:
@@ -339,7 +332,7 @@ def test_a_group_restart_counts_once() -> None:
     sim = booted([spec(c) for c in "abcde"], strategy=Strategy.ONE_FOR_ALL, max_restarts=1)
     sim.exit("c")
     assert sim.ended() is None
-    assert sim.machine.restart_history(0) == (RestartRecord(at=0.0, child_id="c"),)  # type: ignore[attr-defined]
+    assert sim.machine.restart_history(0) == (RestartRecord(at=0.0, child_id="c"),)
 
 
 def test_dynamic_children_go_last_and_restart_child_keeps_the_place() -> None:
@@ -350,7 +343,7 @@ def test_dynamic_children_go_last_and_restart_child_keeps_the_place() -> None:
     assert sim.api("start_child", spec("t", TMP)) == "ok"  # re-added: at the end
     sim.api("terminate_child", "a")
     assert sim.api("restart_child", "a") == "ok"  # keeps its place
-    assert list(statuses(sim)) == ["a", "b", "d", "t"]
+    assert list(sim.statuses()) == ["a", "b", "d", "t"]
     sim.trace.clear()
     sim.exit("b")  # rest_for_one: d and the re-added t are "after" b
     assert lines(sim.trace) == ["exit b crash", "stop t", "stop d", "start b", "start d"]
@@ -368,7 +361,7 @@ def test_api_calls_and_exits_needing_no_restart_do_not_count() -> None:
     sim.exit("b", "normal")
     sim.exit("c", "crash")
     assert sim.ended() is None
-    assert sim.machine.restart_history(0) == ()  # type: ignore[attr-defined]
+    assert sim.machine.restart_history(0) == ()
 
 
 def test_one_restart_history_for_all_children() -> None:
@@ -379,8 +372,8 @@ def test_one_restart_history_for_all_children() -> None:
     assert sim.ended() is None
     sim.exit("c")
     assert sim.ended() is not None
-    assert exited(sim).reason is ExitReason.INTENSITY
-    assert exited(sim).restarts == tuple(RestartRecord(at=0.0, child_id=c) for c in "abc")
+    assert sim.exit_command().reason is ExitReason.INTENSITY
+    assert sim.exit_command().restarts == tuple(RestartRecord(at=0.0, child_id=c) for c in "abc")
 
 
 def test_max_restarts_in_the_window_are_tolerated_and_the_next_one_is_fatal() -> None:
@@ -393,7 +386,7 @@ def test_max_restarts_in_the_window_are_tolerated_and_the_next_one_is_fatal() ->
     assert sim.ended() is None
     sim.exit("a")
     assert sim.ended() is not None
-    assert [r.at for r in exited(sim).restarts] == [0.0, 4.0, 8.0]
+    assert [r.at for r in sim.exit_command().restarts] == [0.0, 4.0, 8.0]
 
 
 def test_the_window_is_inclusive_in_continuous_time() -> None:
@@ -403,14 +396,14 @@ def test_the_window_is_inclusive_in_continuous_time() -> None:
     sim.advance(2.0)
     sim.exit("a")  # t = 2: 2 - 0 <= 2, so two restarts count: one too many
     assert sim.ended() is not None
-    assert exited(sim).reason is ExitReason.INTENSITY
+    assert sim.exit_command().reason is ExitReason.INTENSITY
 
     sim = booted([spec("a")], max_restarts=1, within=2.0)
     sim.exit("a")
     sim.advance(2.0 + 1e-9)
     sim.exit("a")  # the first one left the window
     assert sim.ended() is None
-    assert [r.at for r in sim.machine.restart_history(sim.now)] == [2.0 + 1e-9]  # type: ignore[attr-defined]
+    assert [r.at for r in sim.machine.restart_history(sim.now)] == [2.0 + 1e-9]
 
 
 def test_max_restarts_zero_gives_up_at_the_first_restart_only() -> None:
@@ -442,7 +435,7 @@ def test_giving_up_stops_every_child_in_reverse_order_without_restarting_the_fai
         error="b crashed",
         restarts=(RestartRecord(at=0.0, child_id="c"), RestartRecord(at=1.0, child_id="b")),
     )
-    assert statuses(sim) == dict.fromkeys("abcd", "stopped")
+    assert sim.statuses() == dict.fromkeys("abcd", "stopped")
 
 
 def test_a_new_machine_starts_with_an_empty_history() -> None:
@@ -451,7 +444,7 @@ def test_a_new_machine_starts_with_an_empty_history() -> None:
     sim = booted([spec("a")], max_restarts=1)
     sim.exit("a")
     fresh = booted([spec("a")], max_restarts=1)
-    assert fresh.machine.restart_history(0) == ()  # type: ignore[attr-defined]
+    assert fresh.machine.restart_history(0) == ()
 
 
 # ================================================================ 1.6 failed restarts
@@ -464,8 +457,6 @@ def test_a_failed_restart_marks_the_child_restarting_and_queues_a_retry() -> Non
     m.handle(ChildStarted(child_id="a"), now=0)
     crash = ChildExited(child_id="a", incarnation=1, kind=ExitKind.ABNORMAL, error="boom")
     assert m.handle(crash, now=0) == [StartChild(child_id="a", incarnation=2)]
-    from trio_smith._core._protocol import StartFailed
-
     assert m.handle(StartFailed(child_id="a", error="e"), now=0) == [
         ScheduleRestart(child_id="a", delay=0.0, timer=1)
     ]
@@ -494,14 +485,10 @@ def test_a_start_failure_in_a_group_restart_leaves_a_partial_group() -> None:
     sim = booted([spec(c) for c in "abcd"], strategy=Strategy.ONE_FOR_ALL, max_restarts=5)
     sim.script("c", ["fail"])
     sim.exit("b", settle=False)
-    sim.queue.popleft()  # feed only the exit: the retry stays queued
-    m = sim.machine
-    m_commands = sim.commands
-    sim._feed(ChildExited(child_id="b", incarnation=2, kind=ExitKind.ABNORMAL, error="b crashed"))
-    assert isinstance(m_commands[-1], ScheduleRestart)
-    assert statuses(sim) == {"a": "running", "b": "running", "c": "restarting", "d": "stopped"}
+    sim.feed_one()  # only the exit: the retry stays queued
+    assert isinstance(sim.commands[-1], ScheduleRestart)
+    assert sim.statuses() == {"a": "running", "b": "running", "c": "restarting", "d": "stopped"}
     assert lines(sim.trace)[-3:] == ["start a", "start b", "start c fail"]
-    del m
 
 
 def test_one_for_all_retry_restarts_everything_again() -> None:
@@ -544,15 +531,13 @@ def test_the_api_view_of_a_restarting_child() -> None:
     sim = booted([spec("a"), spec("b")], max_restarts=100)
     sim.script("a", ["fail"] * 1000)
     sim.exit("a", settle=False)
-    sim._feed_next()  # the exit: first attempt fails, the retry is queued
+    sim.feed_one()  # the exit: first attempt fails, the retry is queued
     m = sim.machine
     assert isinstance(m, SupervisorMachine)
-    assert statuses(sim)["a"] == "restarting"
+    assert sim.statuses()["a"] == "restarting"
     assert m.count_children() == ChildCounts(specs=2, active=1, supervisors=0, workers=2)
     with pytest.raises(ChildRestarting, match=r"^child 'a' is restarting$"):
         m.handle(RestartChildRequested(child_id="a"), now=0)
-    from trio_smith._core._protocol import DeleteChildRequested
-
     with pytest.raises(ChildRestarting, match=r"^child 'a' is restarting$"):
         m.handle(DeleteChildRequested(child_id="a"), now=0)
     with pytest.raises(ChildAlreadyPresent, match=r"^child 'a' is already present$"):
@@ -562,7 +547,7 @@ def test_the_api_view_of_a_restarting_child() -> None:
     attempts = lines(sim.trace).count("start a fail")
     sim.settle()
     assert lines(sim.trace).count("start a fail") == attempts
-    assert statuses(sim) == {"a": "stopped", "b": "running"}
+    assert sim.statuses() == {"a": "stopped", "b": "running"}
     assert sim.ended() is None
 
 
@@ -573,7 +558,7 @@ def test_rest_for_one_children_after_a_terminated_restarting_child_stay_stopped(
     sim.exit("b", settle=False)
     assert sim.api("terminate_child", "b") == "ok"
     sim.settle()
-    assert statuses(sim) == {"a": "running", "b": "stopped", "c": "stopped"}
+    assert sim.statuses() == {"a": "running", "b": "stopped", "c": "stopped"}
 
 
 def test_a_supervisor_in_a_restart_loop_can_still_be_shut_down() -> None:
@@ -586,7 +571,7 @@ def test_a_supervisor_in_a_restart_loop_can_still_be_shut_down() -> None:
     assert lines(sim.trace)[-3:] == ["start a fail", "stop b", "sup_exit shutdown"]
     assert lines(sim.trace).count("start a fail") == 1
     assert sim.ended() is not None
-    assert exited(sim).reason is ExitReason.SHUTDOWN
+    assert sim.exit_command().reason is ExitReason.SHUTDOWN
 
 
 # ================================================================ 1.7 overlapping failures
@@ -608,7 +593,7 @@ def test_a_sibling_that_died_before_the_group_restart_reached_it_is_absorbed() -
         "start c",
     ]
     assert sim.ended() is None
-    assert len(sim.machine.restart_history(0)) == 1  # type: ignore[attr-defined]
+    assert len(sim.machine.restart_history(0)) == 1
 
 
 def test_a_child_failing_after_its_group_restart_started_it_is_a_fresh_failure() -> None:
@@ -655,7 +640,7 @@ def test_exits_during_shutdown_cause_no_restart() -> None:
     sim.queue_exit("a")  # a dies while the shutdown waits in the queue
     sim.settle()
     assert lines(sim.trace) == ["exit a crash", "stop b", "sup_exit shutdown"]
-    assert sim.machine.restart_history(0) == ()  # type: ignore[attr-defined]
+    assert sim.machine.restart_history(0) == ()
 
 
 # ================================================================ 1.8 shutdown
@@ -681,9 +666,6 @@ def test_shutdown_stops_children_one_at_a_time_in_reverse_start_order() -> None:
 
 def test_shutdown_skips_stopped_children_and_cancels_pending_restarts() -> None:
     # R8.1 with R6.6: a restarting child has no process; its retry is dropped.
-    from trio_smith import Backoff
-    from trio_smith._core._protocol import CancelRestart
-
     sim = booted([spec("a", backoff=Backoff(initial=1.0)), spec("b"), spec("c")])
     sim.api("terminate_child", "b")
     sim.exit("a")
@@ -706,7 +688,7 @@ def test_supervisor_exit_reasons(setup: str, reason: ExitReason) -> None:
     else:
         sim.exit("a")
     assert sim.ended() is not None
-    assert exited(sim).reason is reason
+    assert sim.exit_command().reason is reason
 
 
 # ================================================================ 1.9 escalation
@@ -746,8 +728,8 @@ def test_any_significant_shuts_down_when_a_significant_child_ends_for_good(
     if shuts_down:
         assert lines(sim.trace) == [f"exit s {reason}", "stop c", "stop a", "sup_exit shutdown"]
         assert sim.ended() is not None
-        assert exited(sim).reason is ExitReason.AUTO_SHUTDOWN
-        assert exited(sim).child_id == "s"
+        assert sim.exit_command().reason is ExitReason.AUTO_SHUTDOWN
+        assert sim.exit_command().child_id == "s"
     else:
         assert lines(sim.trace) == [f"exit s {reason}", "start s"]
         assert sim.ended() is None
@@ -761,7 +743,7 @@ def test_terminations_by_the_supervisor_never_trigger_auto_shutdown() -> None:
         auto_shutdown=AutoShutdown.ANY_SIGNIFICANT,
     )
     sim.exit("a")  # s (temporary) is a bystander: removed, no auto-shutdown
-    assert "s" not in statuses(sim)
+    assert "s" not in sim.statuses()
     assert sim.api("terminate_child", "t") == "ok"
     assert sim.ended() is None
 
@@ -785,14 +767,14 @@ def test_all_significant_waits_for_the_last_alive_significant_child() -> None:
     # s2 is restarting: still alive.
     sim.script("s2", ["fail"])
     sim.exit("s2", "crash", settle=False)
-    sim._feed_next()
-    assert statuses(sim)["s2"] == "restarting"
+    sim.feed_one()
+    assert sim.statuses()["s2"] == "restarting"
     sim.settle()
     assert sim.ended() is None
     sim.exit("s2", "normal")
     assert lines(sim.trace)[-3:] == ["exit s2 normal", "stop w", "sup_exit shutdown"]
     assert sim.ended() is not None
-    assert exited(sim).reason is ExitReason.AUTO_SHUTDOWN
+    assert sim.exit_command().reason is ExitReason.AUTO_SHUTDOWN
 
 
 def test_non_significant_children_never_trigger_auto_shutdown() -> None:
@@ -820,8 +802,8 @@ def test_start_child_outcomes() -> None:
     assert sim.api("start_child", spec("i")) == "ok_undefined"
     assert sim.api("start_child", spec("ti", TMP)) == "ok_undefined"
     assert sim.api("start_child", spec("n")) == "ok"
-    assert statuses(sim) == {"a": "stopped", "i": "stopped", "n": "running"}
-    assert sim.machine.restart_history(0) == ()  # type: ignore[attr-defined]
+    assert sim.statuses() == {"a": "stopped", "i": "stopped", "n": "running"}
+    assert sim.machine.restart_history(0) == ()
     assert sim.replies[-4].error == "f failed to start"
 
 
@@ -846,10 +828,10 @@ def test_restart_child_outcomes() -> None:
     sim.api("terminate_child", "a")
     sim.script("a", ["fail", "ignore"])
     assert sim.api("restart_child", "a") == "start_failed"
-    assert statuses(sim) == {"a": "stopped"}
+    assert sim.statuses() == {"a": "stopped"}
     assert sim.api("restart_child", "a") == "ok_undefined"
     assert sim.api("restart_child", "a") == "ok"
-    assert statuses(sim) == {"a": "running"}
+    assert sim.statuses() == {"a": "running"}
     assert sim.ended() is None
 
 
@@ -869,7 +851,7 @@ def test_terminate_child_outcomes() -> None:
         "api terminate_child t ok",
         "api terminate_child nobody not_found",
     ]
-    assert statuses(sim) == {"a": "stopped"}
+    assert sim.statuses() == {"a": "stopped"}
 
 
 def test_delete_child_outcomes() -> None:
@@ -880,7 +862,7 @@ def test_delete_child_outcomes() -> None:
     sim.api("terminate_child", "a")
     assert sim.api("delete_child", "a") == "ok"
     assert sim.api("restart_child", "a") == "not_found"
-    assert statuses(sim) == {"b": "running"}
+    assert sim.statuses() == {"b": "running"}
 
 
 def test_api_errors_have_exact_messages() -> None:

@@ -19,6 +19,8 @@ from typing import Any
 
 import pytest
 
+from trio_smith import AutoShutdown, Strategy
+
 from ..core.reference_model import ReferenceSupervisor
 from ..core.sim import Trace, machine, run_scenario
 from .oracle import otp_available, run_otp
@@ -31,8 +33,6 @@ LIVE_SEED, LIVE_COUNT = 20261123, 500
 
 
 def _reference(*args: Any, **kwargs: Any) -> ReferenceSupervisor:
-    from trio_smith import AutoShutdown, Strategy
-
     kwargs["strategy"] = Strategy(kwargs["strategy"])
     kwargs["auto_shutdown"] = AutoShutdown(kwargs["auto_shutdown"])
     return ReferenceSupervisor(*args, backoff=None, random=lambda: 0.0, **kwargs)
