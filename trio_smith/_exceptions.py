@@ -27,6 +27,9 @@ __all__ = [
     "ChildRestarting",
     "ChildAlreadyStarted",
     "ChildAlreadyPresent",
+    "ChildLimitReached",
+    "SupervisorNotRunning",
+    "NoCurrentChild",
     "CallNotPermitted",
 ]
 
@@ -192,6 +195,39 @@ class ChildAlreadyPresent(SupervisorError, RuntimeError):
     def __init__(self, child_id: str) -> None:
         super().__init__(f"child {child_id!r} is already present")
         self.child_id = child_id
+
+
+@final
+class ChildLimitReached(SupervisorError, RuntimeError):
+    """A dynamic supervisor already runs ``max_children`` children (Elixir ``:max_children``)."""
+
+    def __init__(self, supervisor: str, max_children: int) -> None:
+        super().__init__(
+            f"supervisor {supervisor!r} already has max_children={max_children!r} children"
+        )
+        self.supervisor = supervisor
+        self.max_children = max_children
+
+
+@final
+class SupervisorNotRunning(SupervisorError, RuntimeError):
+    """The supervisor has not been entered yet, or is stopping, or has stopped.
+
+    Raised by the child API (``start_child`` and the like) instead of waiting
+    for ever, also when a shutdown interrupts a request that was under way.
+    """
+
+    def __init__(self, supervisor: str) -> None:
+        super().__init__(f"supervisor {supervisor!r} is not running")
+        self.supervisor = supervisor
+
+
+@final
+class NoCurrentChild(TrioSmithError, LookupError):
+    """``current_child()`` was called outside a supervised child."""
+
+    def __init__(self) -> None:
+        super().__init__("current_child() was called outside a child of a trio_smith supervisor")
 
 
 @final

@@ -340,6 +340,16 @@ class SupervisorMachine:
         """Whether the machine is stopping all its children to exit."""
         return self._job is not None and self._job.kind is _JobKind.SHUTDOWN
 
+    @property
+    def size(self) -> int:
+        """How many child specs the machine holds, running or not."""
+        return len(self._children)
+
+    def child_status(self, child_id: str) -> ChildStatus | None:
+        """Return a child's status, or None if the machine holds no such child."""
+        child = self._children.get(child_id)
+        return None if child is None else child.status
+
     def spec(self, child_id: str) -> ChildSpec:
         """Return the spec of a child.
 
@@ -422,6 +432,57 @@ class SupervisorMachine:
         self._out = out
         handler(self, input)
         return out
+
+    def handle_exit_fast(
+        self, child_id: str, incarnation: int, kind: ExitKind, error: object, *, now: float
+    ) -> int | list[Command]:
+        """``handle(ChildExited(...))``, fused with an immediate restart of that child.
+
+        The runtime's hot path (a crash loop under one_for_one). It may be
+        used only for a child that counts as started as soon as it is
+        spawned (its ``fn`` takes no ``task_status``).
+
+        Returns:
+            The new incarnation, when ``handle`` would have answered exactly
+            ``[StartChild(child_id, incarnation)]`` and the next input would
+            have been ``ChildStarted(child_id)``: both are applied and the
+            child is RUNNING again. Otherwise the commands that
+            ``handle(ChildExited(...))`` returns, with the same effects.
+        """
+        child = self._children.get(child_id)
+        if (
+            child is None
+            or self._phase is not Phase.IDLE
+            or self._strategy is not Strategy.ONE_FOR_ONE
+            or child.status is not ChildStatus.RUNNING
+            or child.incarnation != incarnation
+            or now < self._now
+            or child.spec.backoff is not None
+            or self._backoff is not None
+            or not (
+                child.spec.restart is Restart.PERMANENT
+                or (child.spec.restart is Restart.TRANSIENT and kind is ExitKind.ABNORMAL)
+            )
+        ):
+            fact = ChildExited(child_id=child_id, incarnation=incarnation, kind=kind, error=error)
+            return self.handle(fact, now=now)
+        # The steps of _on_child_exited -> _attempt_restart -> _advance ->
+        # _on_child_started, for affected == [child_id] (R3.2, R4.1, R5.1).
+        self._now = now
+        self._move(child, ChildEvent.EXITED)
+        child.last_error = error
+        if self._window.add(now, child_id):
+            out: list[Command] = []
+            self._out = out
+            self._shutdown(ExitReason.INTENSITY, child_id=child_id, error=error)  # R5.6
+            return out
+        self._move(child, ChildEvent.START_ISSUED)
+        self._incarnations += 1
+        child.incarnation = self._incarnations
+        self._move(child, ChildEvent.STARTED)
+        child.starts += 1
+        child.started_at = now
+        return self._incarnations
 
     # ------------------------------------------------------------ handlers
 

@@ -1,0 +1,860 @@
+"""The supervision runtime: carries out the pure core's commands with trio.
+
+Theory of operation
+===================
+
+One ``_Runtime`` per supervisor owns a ``SupervisorMachine`` (the decisions)
+and a nursery (the tasks). The nursery holds one *control loop* task and one
+task per running child.
+
+* **Facts in.** Child tasks, API callers and timers turn what happens into
+  the core's facts. A fact goes into ``_queue``; the control loop feeds the
+  queue to the machine, one fact at a time (OTP R12.1).
+* **Commands out.** ``_apply`` runs ``machine.handle`` and carries out the
+  commands at once: replies, timers, and the *issue* of a start or stop
+  (spawn the child's task; ask it to stop or cancel its scope). A blocking
+  command whose result is already known (a child without ``task_status`` is
+  started as soon as it is spawned; a child that already ended is stopped)
+  has its result fed straight back. Otherwise ``_blocking`` holds it and the
+  control loop waits for its result before it takes the next fact.
+* **The fast path.** When the control loop is idle (nothing blocking, nothing
+  queued), a child task that ends applies its own exit fact. This is the
+  same serial order the loop would give (trio runs one task at a time and
+  ``_apply`` never awaits), without two task switches per restart. When the
+  core answers with a restart of that very child, the same task runs the new
+  incarnation in a fresh cancel scope instead of spawning a task.
+* **The child boundary** (``_child_main``): ``return`` is a normal exit,
+  ``except Exception`` / ``except* Exception`` an abnormal one, and an end
+  after the supervisor asked the child to stop is a stop, never a failure
+  (OTP R3.5). ``trio.Cancelled`` and other BaseExceptions propagate.
+* **Ordered shutdown by construction.** Every child's cancel scope is
+  shielded, so cancellation from outside reaches only the control loop; its
+  ``finally`` then feeds ``ShutdownRequested`` and runs the machine to its
+  ``Exit`` inside a shielded scope, which stops the children one at a time in
+  reverse start order (OTP R8.1), and lets the cancellation go on.
+
+Invariants (between two awaits of the control loop):
+
+* every child the machine holds as STARTING, RUNNING or STOPPING has its
+  current incarnation in ``_runs``, with exactly one cancel scope;
+* ``_blocking`` is set iff the machine waits for a start or stop result;
+* facts are fed in the order they were queued; the fast path runs only when
+  the queue is empty.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import heapq
+import inspect
+import logging
+import math
+import random
+from collections import deque
+from collections.abc import Callable
+from contextlib import AbstractAsyncContextManager
+from typing import Any, Final, final
+
+import trio
+from trio.lowlevel import Abort, Task, current_task, reschedule, wait_task_rescheduled
+
+from ._core._protocol import (
+    CancelRestart,
+    ChildExited,
+    ChildStarted,
+    ChildStopped,
+    Command,
+    DeleteChildRequested,
+    Exit,
+    ExitKind,
+    ExitReason,
+    Input,
+    Reply,
+    ReplyOutcome,
+    ScheduleRestart,
+    ShutdownRequested,
+    StartChild,
+    StartFailed,
+    StartIgnored,
+    StartupRequested,
+    StopChild,
+    TimerFired,
+)
+from ._core._spec import AutoShutdown, Backoff, ChildSpec, ChildStatus, Strategy
+from ._core._supervision import Phase, SupervisorMachine
+from ._exceptions import (
+    ChildFailureEscalated,
+    ChildStartFailed,
+    NoCurrentChild,
+    RestartIntensityExceeded,
+    SupervisorError,
+    SupervisorNotRunning,
+)
+
+__all__ = ["ChildContext", "current_child"]
+
+log: Final = logging.getLogger("trio_smith.supervisor")
+
+_CURRENT: Final[contextvars.ContextVar[ChildContext]] = contextvars.ContextVar(
+    "trio_smith.current_child"
+)
+
+
+def current_child() -> ChildContext:
+    """Return the context of the supervised child this code runs in.
+
+    Tasks that a child starts in its own nurseries see the child's context
+    too.
+
+    Returns:
+        The child's :class:`ChildContext`.
+
+    Raises:
+        NoCurrentChild: not called from inside a child of a supervisor.
+    """
+    ctx = _CURRENT.get(None)
+    if ctx is None:
+        raise NoCurrentChild
+    return ctx
+
+
+@final
+class ChildContext:
+    """What a running child knows about itself (one per incarnation).
+
+    Get it with :func:`current_child`. Attributes:
+
+    * ``id``: the child's id in its supervisor.
+    * ``supervisor``: the supervisor's name.
+    * ``incarnation``: which start of the child this is, unique in its supervisor.
+    * ``stop_requested``: a :class:`trio.Event` set when the supervisor asks
+      the child to stop (``ChildSpec.shutdown`` of ``T > 0`` or ``math.inf``,
+      or a child that runs a supervisor).
+    """
+
+    __slots__ = (
+        "_after_supervisors",
+        "_ended",
+        "_error",
+        "_event",
+        "_heartbeats",
+        "_kill_at",
+        "_killed",
+        "_last_heartbeat",
+        "_normal",
+        "_owner",
+        "_scope",
+        "_started",
+        "_stop_asked",
+        "_supervisors",
+        "id",
+        "incarnation",
+    )
+
+    def __init__(self, owner: _Runtime, child_id: str, incarnation: int) -> None:
+        self._owner = owner
+        self.id = child_id
+        self.incarnation = incarnation
+        # Invariant: the child's one cancel scope; shielded so that only its
+        # own supervisor can cancel it (ordered shutdown, DESIGN.md section 2).
+        self._scope = trio.CancelScope(shield=True)
+        self._started = False
+        self._ended = False
+        self._normal = False
+        self._error: BaseException | None = None
+        self._stop_asked = False
+        self._killed = False
+        self._kill_at = math.inf
+        #: Shutdown None of a child that runs a supervisor: cancel it once its
+        #: supervisors have stopped (OTP ``infinity`` for supervisors, R8.4).
+        self._after_supervisors = False
+        self._event: trio.Event | None = None
+        #: Supervisors this child runs (they register when entered).
+        self._supervisors: list[_Runtime] = []
+        self._heartbeats = 0
+        self._last_heartbeat: float | None = None
+
+    @property
+    def supervisor(self) -> str:
+        """The name of the supervisor that runs this child."""
+        return self._owner.name
+
+    @property
+    def stop_requested(self) -> trio.Event:
+        """Set when the supervisor asks this child to stop; return soon after."""
+        event = self._event
+        if event is None:
+            # Made on first use: most children never look at it.
+            event = self._event = trio.Event()
+            if self._stop_asked:
+                event.set()
+        return event
+
+    def heartbeat(self) -> None:
+        """Tell the supervisor that this child is alive and making progress.
+
+        Cheap (no checkpoint). The time and count are kept for hung-child
+        detection; see ``last_heartbeat`` and ``heartbeats``.
+        """
+        self._last_heartbeat = trio.current_time()
+        self._heartbeats += 1
+
+    @property
+    def last_heartbeat(self) -> float | None:
+        """``trio.current_time()`` of the last :meth:`heartbeat`, or None."""
+        return self._last_heartbeat
+
+    @property
+    def heartbeats(self) -> int:
+        """How many times :meth:`heartbeat` was called in this incarnation."""
+        return self._heartbeats
+
+    def __repr__(self) -> str:
+        return (
+            f"<ChildContext id={self.id!r} supervisor={self._owner.name!r} "
+            f"incarnation={self.incarnation}>"
+        )
+
+
+@final
+class _TaskStatus:
+    """The ``task_status`` a child gets: ``started()`` ends its start (trio's protocol)."""
+
+    __slots__ = ("_ctx",)
+
+    def __init__(self, ctx: ChildContext) -> None:
+        self._ctx = ctx
+
+    def started(self, value: object = None) -> None:
+        ctx = self._ctx
+        if ctx._started:
+            raise RuntimeError("called 'started' twice on the same task status")
+        ctx._started = True
+        ctx._owner._poke()
+
+
+@final
+class _Call:
+    """An API request waiting in the queue, and its answer."""
+
+    __slots__ = ("abandoned", "check", "done", "error", "input", "reply", "taken")
+
+    def __init__(self, input: Input, check: Callable[[], None] | None) -> None:
+        self.input = input
+        #: Runs when the request's turn comes; what it raises is the answer.
+        self.check = check
+        self.done = trio.Event()
+        self.reply: Reply | None = None
+        self.error: BaseException | None = None
+        self.taken = False
+        self.abandoned = False
+
+    def answer(self, reply: Reply | None = None, error: BaseException | None = None) -> None:
+        self.reply = reply
+        self.error = error
+        self.done.set()
+
+
+#: Queued by ``shutdown()``: a ShutdownRequested that waits its turn (D5).
+_SHUTDOWN_REQUEST: Final = ShutdownRequested()
+_RESULTS: Final = frozenset({ChildStarted, StartFailed, StartIgnored, ChildStopped})
+_CHILD_FACTS: Final = (ChildExited, ChildStopped, StartFailed, StartIgnored)
+_FAILURES: Final = frozenset({ExitReason.INTENSITY, ExitReason.ESCALATED, ExitReason.START_FAILED})
+
+_Item = Input | _Call
+
+
+def _abort_park(_: object) -> Abort:
+    return Abort.SUCCEEDED
+
+
+def _takes_task_status(fn: Callable[..., object]) -> bool:
+    try:
+        parameters = inspect.signature(fn).parameters
+    except (TypeError, ValueError):  # a builtin or a C callable: no task_status
+        return False
+    return "task_status" in parameters
+
+
+@final
+class _Runtime:
+    """Runs one supervisor: see the module docstring."""
+
+    def __init__(
+        self,
+        children: tuple[ChildSpec, ...],
+        *,
+        strategy: Strategy,
+        max_restarts: int,
+        within: float,
+        backoff: Backoff | None,
+        auto_shutdown: AutoShutdown,
+        name: str | None,
+        kind: str,
+        max_children: int | None = None,
+        parallel_shutdown: bool = False,
+    ) -> None:
+        given: object = name
+        if given is not None and (not isinstance(given, str) or not given):
+            raise ValueError(f"name must be a non-empty str or None, got {name!r}")
+        self.machine = SupervisorMachine(
+            children,
+            strategy=strategy,
+            max_restarts=max_restarts,
+            within=within,
+            backoff=backoff,
+            auto_shutdown=auto_shutdown,
+            random=random.random,
+        )
+        self._given_name = name
+        self.name = name or kind
+        self.kind = kind
+        self.max_restarts = max_restarts
+        self.within = within
+        self.max_children = max_children
+        #: A dynamic pool: children stop in parallel, and a child that is
+        #: stopped for good is removed (OTP simple_one_for_one, R4.7, R4.8).
+        self.pool = parallel_shutdown
+        self.nursery: trio.Nursery | None = None
+        self.nursery_cm: AbstractAsyncContextManager[trio.Nursery] | None = None
+        self.parent: ChildContext | None = None
+        self.entered = False
+        self.body_running = False
+        self.ready = False
+        self._ready_event = trio.Event()
+        self.done = trio.Event()
+        self.exit: Exit | None = None
+        self.failure: SupervisorError | None = None
+        #: Queue of facts and API calls, fed to the machine in order.
+        self._queue: deque[_Item] = deque()
+        #: The current incarnation of every child that has one.
+        self._runs: dict[str, ChildContext] = {}
+        self._takes_status: dict[str, tuple[ChildSpec, bool]] = {}
+        self._blocking: StartChild | StopChild | None = None
+        #: Delayed restarts: [deadline, timer id, child id, live].
+        self._timers: list[list[Any]] = []
+        self._timer_entries: dict[int, list[Any]] = {}
+        #: Stop now, whatever is under way (outer cancellation, an error in
+        #: the body, the parent stopping this supervisor; D5).
+        self._interrupt = False
+        self._shutdown_queued = False
+        self._waiter: Task | None = None
+        self._call: _Call | None = None
+        #: Fast path: the ending child task that may run its own restart.
+        self._reuse: ChildContext | None = None
+        self._reused: ChildContext | None = None
+        self._killed_all = False
+        self.restarts = 0
+        #: Ids of children seen running a supervisor (count_children, D11).
+        self.supervisor_ids: set[str] = set()
+
+    # ------------------------------------------------------------ queries
+
+    @property
+    def stopping(self) -> bool:
+        return self.machine.stopping or self._interrupt or self._shutdown_queued
+
+    def nested(self, child_id: str) -> list[_Runtime]:
+        """The live supervisors run by a child."""
+        ctx = self._runs.get(child_id)
+        if ctx is None or ctx._ended:
+            return []
+        return list(ctx._supervisors)
+
+    # ------------------------------------------------------------ lifecycle
+
+    def attach(self, nursery: trio.Nursery) -> None:
+        """Register with the child this supervisor runs in, if any (tree, D11)."""
+        self.nursery = nursery
+        parent = _CURRENT.get(None)
+        if parent is not None and not parent._ended:
+            self.parent = parent
+            if self._given_name is None:
+                self.name = parent.id
+            parent._supervisors.append(self)
+            parent._owner.supervisor_ids.add(parent.id)
+            if parent._stop_asked:
+                self._interrupt = True
+
+    def detach(self) -> None:
+        parent = self.parent
+        if parent is not None:
+            if self in parent._supervisors:
+                parent._supervisors.remove(self)
+            parent._owner._poke()
+
+    async def wait_ready(self) -> None:
+        await self._ready_event.wait()
+
+    def interrupt(self) -> None:
+        """Shut down now, interrupting any operation under way (D5)."""
+        if self.exit is None and not self._interrupt:
+            self._interrupt = True
+            self._poke()
+
+    def request_shutdown(self) -> None:
+        """Queue a shutdown behind the requests already queued (OTP R12.1)."""
+        if self.exit is None and not self._shutdown_queued:
+            self._shutdown_queued = True
+            self._queue.append(_SHUTDOWN_REQUEST)
+            self._poke()
+
+    async def call(self, request: Input, check: Callable[[], None] | None = None) -> Reply:
+        """Queue an API request and wait for its answer.
+
+        ``check`` runs when the request's turn comes, before the machine sees
+        it; what it raises is the caller's error.
+        """
+        if not self.entered or self.exit is not None or self.stopping:
+            await trio.lowlevel.checkpoint()
+            raise SupervisorNotRunning(self.name)
+        call = _Call(request, check)
+        self._queue.append(call)
+        self._poke()
+        try:
+            await call.done.wait()
+        except BaseException:
+            # A cancelled caller withdraws a request that has not begun; one
+            # under way completes, as an OTP call that timed out does.
+            if not call.taken:
+                call.abandoned = True
+            raise
+        if call.error is not None:
+            raise call.error
+        assert call.reply is not None
+        return call.reply
+
+    # ------------------------------------------------------------ control loop
+
+    async def run(self) -> None:
+        """The control loop: a task in the supervisor's nursery."""
+        try:
+            self._apply(StartupRequested())
+            await self._loop()
+        finally:
+            if self.exit is None:
+                # Cancelled from outside (or KeyboardInterrupt): stop every
+                # child in order anyway, shielded, then let it propagate.
+                self._interrupt = True
+                with trio.CancelScope(shield=True):
+                    await self._loop()
+
+    async def _loop(self) -> None:
+        while self.exit is None:
+            if self._timers:
+                self._fire_due_timers()
+            fact = self._next_fact()
+            if fact is not None:
+                self._apply(fact)
+                continue
+            deadline = self._timers[0][0] if self._timers else math.inf
+            blocking = self._blocking
+            if type(blocking) is StopChild:
+                ctx = self._runs[blocking.child_id]
+                if not ctx._killed:
+                    deadline = min(deadline, ctx._kill_at)
+            if deadline == math.inf:
+                await self._park()
+            else:
+                with trio.move_on_at(deadline):
+                    await self._park()
+
+    async def _park(self) -> None:
+        self._waiter = current_task()
+        try:
+            await wait_task_rescheduled(_abort_park)
+        finally:
+            self._waiter = None
+
+    def _poke(self) -> None:
+        task = self._waiter
+        if task is not None:
+            self._waiter = None
+            reschedule(task)
+
+    def _next_fact(self) -> Input | None:
+        machine = self.machine
+        blocking = self._blocking
+        if blocking is not None:
+            result = self._result_of(blocking)
+            if result is not None:
+                return result
+            if self._interrupt and not machine.stopping:
+                return ShutdownRequested()
+            return None
+        if self._interrupt and not machine.stopping:
+            return ShutdownRequested()
+        queue = self._queue
+        while queue:
+            item = queue.popleft()
+            if type(item) is not _Call:
+                return item
+            if item.abandoned:
+                continue
+            item.taken = True
+            if item.check is not None:
+                try:
+                    item.check()
+                except SupervisorError as exc:
+                    item.answer(error=exc)
+                    continue
+            self._call = item
+            return item.input
+        return None
+
+    def _result_of(self, blocking: StartChild | StopChild) -> Input | None:
+        cid = blocking.child_id
+        ctx = self._runs[cid]
+        if type(blocking) is StartChild:
+            if ctx._started:
+                return ChildStarted(child_id=cid)
+            if not ctx._ended:
+                return None
+            if ctx._normal:
+                return StartIgnored(child_id=cid)
+            return StartFailed(child_id=cid, error=ctx._error)
+        if ctx._ended:
+            return ChildStopped(child_id=cid)
+        self._enforce_stop(ctx)
+        return None
+
+    def _fire_due_timers(self) -> None:
+        now = trio.current_time()
+        timers = self._timers
+        while timers and timers[0][0] <= now:
+            _, timer, cid, live = heapq.heappop(timers)
+            self._timer_entries.pop(timer, None)
+            if live:
+                self._queue.append(TimerFired(child_id=cid, timer=timer))
+
+    # ------------------------------------------------------------ commands
+
+    def _apply(
+        self, fact: Input | None, commands: list[Command] | None = None, about: str | None = None
+    ) -> None:
+        """Feed a fact (or take the commands it gave), carry them out, feed back known results.
+
+        ``about`` names the child whose fact gave ``commands``, to tidy after.
+        """
+        machine = self.machine
+        while True:
+            if commands is None:
+                if fact is None:
+                    break
+                if type(fact) in _RESULTS:
+                    self._blocking = None
+                call = self._call
+                try:
+                    commands = machine.handle(fact, now=trio.current_time())
+                except (SupervisorError, ValueError, TypeError) as exc:
+                    if call is None or fact is not call.input:
+                        raise
+                    # Refused at once, nothing changed (OTP R1.11, D12).
+                    self._call = None
+                    call.answer(error=exc)
+                    return
+                about = fact.child_id if isinstance(fact, _CHILD_FACTS) else None
+            fact = None
+            for command in commands:
+                if type(command) is StartChild:
+                    fact = self._issue_start(command)
+                elif type(command) is StopChild:
+                    fact = self._issue_stop(command)
+                elif type(command) is Reply:
+                    self._reply(command)
+                elif type(command) is ScheduleRestart:
+                    self._schedule(command)
+                elif type(command) is Exit:
+                    self._on_exit(command)
+                    return
+                elif type(command) is CancelRestart:
+                    entry = self._timer_entries.pop(command.timer, None)
+                    if entry is not None:
+                        entry[3] = False
+            if about is not None:
+                self._tidy(about)
+            commands = None
+            about = None
+        if not self.ready and machine.phase is Phase.IDLE:
+            self.ready = True
+            self._ready_event.set()
+
+    def _issue_start(self, command: StartChild) -> Input | None:
+        cid = command.child_id
+        spec = self.machine.spec(cid)
+        if cid in self._runs:
+            self.restarts += 1
+            log.info("restarting child %r of supervisor %r", cid, self.name)
+        ctx = ChildContext(self, cid, command.incarnation)
+        self._runs[cid] = ctx
+        cached = self._takes_status.get(cid)
+        if cached is None or cached[0] is not spec:
+            cached = self._takes_status[cid] = (spec, _takes_task_status(spec.fn))
+        if cached[1]:
+            assert self.nursery is not None
+            self.nursery.start_soon(self._child_main, ctx, True, name=f"trio_smith child {cid}")
+            self._blocking = command
+            return None
+        reuse = self._reuse
+        if reuse is not None and reuse.id == cid:
+            self._reused = ctx  # the ending task runs the new incarnation itself
+        else:
+            assert self.nursery is not None
+            self.nursery.start_soon(self._child_main, ctx, False, name=f"trio_smith child {cid}")
+        ctx._started = True
+        return ChildStarted(child_id=cid)
+
+    def _issue_stop(self, command: StopChild) -> Input | None:
+        cid = command.child_id
+        ctx = self._runs.get(cid)
+        if ctx is None or ctx._ended:
+            return ChildStopped(child_id=cid)
+        if self.pool and self.machine.stopping and not self._killed_all:
+            # OTP R4.7: a pool's children all get the stop request at once and
+            # share one deadline; the core then collects them one by one.
+            for other in self._runs.values():
+                if not other._ended:
+                    self._ask_stop(other)
+        self._ask_stop(ctx)
+        self._blocking = command
+        return None
+
+    def _ask_stop(self, ctx: ChildContext) -> None:
+        """Start stopping a child as its ``ChildSpec.shutdown`` says (R8.2-R8.4, D17)."""
+        if ctx._stop_asked:
+            return
+        ctx._stop_asked = True
+        if ctx._event is not None:
+            ctx._event.set()
+        shutdown = self.machine.spec(ctx.id).shutdown
+        if shutdown == 0 or (shutdown is None and not ctx._supervisors):
+            ctx._kill_at = -math.inf  # cancel at once
+        else:
+            for nested in ctx._supervisors:
+                nested.interrupt()
+            if shutdown is None:
+                ctx._after_supervisors = True
+            else:
+                ctx._kill_at = trio.current_time() + shutdown
+        self._enforce_stop(ctx)
+
+    def _enforce_stop(self, ctx: ChildContext) -> None:
+        if ctx._killed:
+            return
+        if ctx._kill_at <= trio.current_time() or (ctx._after_supervisors and not ctx._supervisors):
+            ctx._killed = True
+            ctx._scope.cancel(reason=f"stopped by supervisor {self.name!r}")
+            if self.pool and self.machine.stopping:
+                self._killed_all = True
+                for other in self._runs.values():
+                    if other._stop_asked and not other._killed:
+                        other._killed = True
+                        other._scope.cancel(reason=f"stopped by supervisor {self.name!r}")
+
+    def _reply(self, reply: Reply) -> None:
+        call = self._call
+        if call is None:
+            return
+        self._call = None
+        outcome = reply.outcome
+        if outcome is ReplyOutcome.START_FAILED:
+            error = ChildStartFailed(reply.child_id)
+            error.__cause__ = reply.error if isinstance(reply.error, BaseException) else None
+            call.answer(error=error)
+        elif outcome is ReplyOutcome.ABORTED:
+            call.answer(error=SupervisorNotRunning(self.name))
+        else:
+            call.answer(reply)
+
+    def _schedule(self, command: ScheduleRestart) -> None:
+        if command.delay <= 0:
+            # OTP's try_again_restart: behind the facts already queued (R6.1).
+            self._queue.append(TimerFired(child_id=command.child_id, timer=command.timer))
+        else:
+            entry = [trio.current_time() + command.delay, command.timer, command.child_id, True]
+            self._timer_entries[command.timer] = entry
+            heapq.heappush(self._timers, entry)
+            log.info(
+                "child %r of supervisor %r restarts in %.3g s",
+                command.child_id,
+                self.name,
+                command.delay,
+            )
+        self._poke()
+
+    def _tidy(self, cid: str) -> None:
+        """Forget a child the core no longer holds; a pool drops stopped children."""
+        status = self.machine.child_status(cid)
+        if status is None:
+            self._runs.pop(cid, None)
+            self._takes_status.pop(cid, None)
+        elif self.pool and status is ChildStatus.STOPPED and self.machine.phase is Phase.IDLE:
+            # OTP R4.7/R4.8: a pool keeps no stopped children.
+            self.machine.handle(DeleteChildRequested(child_id=cid), now=trio.current_time())
+            self._runs.pop(cid, None)
+            self._takes_status.pop(cid, None)
+
+    def _on_exit(self, command: Exit) -> None:
+        self.exit = command
+        self._blocking = None
+        reason = command.reason
+        cause = command.error if isinstance(command.error, BaseException) else None
+        failure: SupervisorError | None = None
+        if reason is ExitReason.INTENSITY:
+            assert command.child_id is not None
+            failure = RestartIntensityExceeded(
+                command.child_id,
+                max_restarts=self.max_restarts,
+                within=self.within,
+                restarts=command.restarts,
+            )
+        elif reason is ExitReason.ESCALATED:
+            assert command.child_id is not None
+            failure = ChildFailureEscalated(command.child_id, restarts=command.restarts)
+        elif reason is ExitReason.START_FAILED:
+            assert command.child_id is not None
+            failure = ChildStartFailed(command.child_id)
+        if failure is not None:
+            failure.__cause__ = cause
+            self.failure = failure
+            log.error("supervisor %r gave up: %s", self.name, failure)
+        elif reason is ExitReason.AUTO_SHUTDOWN:
+            log.info(
+                "supervisor %r shuts down: significant child %r ended",
+                self.name,
+                command.child_id,
+            )
+        call = self._call
+        if call is not None:
+            self._call = None
+            call.answer(error=SupervisorNotRunning(self.name))
+        for item in self._queue:
+            if type(item) is _Call and not item.abandoned:
+                item.answer(error=SupervisorNotRunning(self.name))
+        self._queue.clear()
+        self._timers.clear()
+        self._timer_entries.clear()
+        self._runs.clear()
+        self.ready = True
+        self._ready_event.set()
+        self.done.set()
+        if failure is not None and reason is not ExitReason.START_FAILED and self.body_running:
+            # Like a nursery whose child failed: the body is cancelled, and
+            # the failure is raised bare out of ``async with``.
+            assert self.nursery is not None
+            self.nursery.cancel_scope.cancel(reason=f"supervisor {self.name!r} gave up")
+        self._poke()
+
+    # ------------------------------------------------------------ children
+
+    async def _child_main(self, ctx: ChildContext, takes_status: bool) -> None:
+        """One child's task: the child boundary, run once per incarnation."""
+        spec = self.machine.spec(ctx.id)
+        while True:
+            _CURRENT.set(ctx)
+            normal = False
+            error: BaseException | None = None
+            finished = False
+            try:
+                with ctx._scope:
+                    try:
+                        try:
+                            if takes_status:
+                                await spec.fn(*spec.args, task_status=_TaskStatus(ctx))
+                            else:
+                                await spec.fn(*spec.args)
+                            normal = True
+                        except Exception as exc:
+                            error = exc
+                    except* Exception as group:
+                        # A group mixing errors with Cancelled or
+                        # KeyboardInterrupt (trio-notes 4): the errors are the
+                        # failure, the rest keeps propagating.
+                        error = group
+                finished = True
+            finally:
+                if not finished:  # a BaseException escapes: report the end anyway
+                    self._child_ended(ctx, False, None)
+            again = self._child_ended(ctx, normal, error)
+            if again is None:
+                return
+            ctx = again
+            spec = self.machine.spec(ctx.id)
+            takes_status = False
+
+    def _child_ended(
+        self, ctx: ChildContext, normal: bool, error: BaseException | None
+    ) -> ChildContext | None:
+        """Turn a child's end into a fact; return a new incarnation to run in this task."""
+        ctx._ended = True
+        if self.exit is not None:
+            return None
+        if not ctx._started or ctx._stop_asked:
+            # A start result or the end of a stop: the control loop waits for it.
+            ctx._normal = normal
+            ctx._error = error
+            if error is not None:
+                if ctx._stop_asked:
+                    # OTP's shutdown_error report (D16).
+                    log.error(
+                        "child %r of supervisor %r raised while being stopped",
+                        ctx.id,
+                        self.name,
+                        exc_info=error,
+                    )
+                else:
+                    log.error(
+                        "child %r of supervisor %r failed to start",
+                        ctx.id,
+                        self.name,
+                        exc_info=error,
+                    )
+            self._poke()
+            return None
+        if not normal:
+            log.error(
+                "child %r of supervisor %r failed",
+                ctx.id,
+                self.name,
+                exc_info=error,
+            )
+        kind = ExitKind.NORMAL if normal else ExitKind.ABNORMAL
+        if self._blocking is not None or self._queue or self._interrupt or not self.ready:
+            self._queue.append(
+                ChildExited(child_id=ctx.id, incarnation=ctx.incarnation, kind=kind, error=error)
+            )
+            self._poke()
+            return None
+        # The fast path: the control loop is idle, so this task may feed the
+        # fact itself (the module docstring explains why that is the same).
+        cid = ctx.id
+        if not self._takes_status[cid][1]:
+            outcome = self.machine.handle_exit_fast(
+                cid, ctx.incarnation, kind, error, now=trio.current_time()
+            )
+            if isinstance(outcome, int):
+                # Restarted at once: run the new incarnation in this task.
+                self.restarts += 1
+                log.info("restarting child %r of supervisor %r", cid, self.name)
+                new = ChildContext(self, cid, outcome)
+                new._started = True
+                self._runs[cid] = new
+                return new
+            commands: list[Command] | None = outcome
+            fact: Input | None = None
+        else:
+            commands = None
+            fact = ChildExited(child_id=cid, incarnation=ctx.incarnation, kind=kind, error=error)
+        self._reuse = ctx
+        try:
+            self._apply(fact, commands, cid)
+        finally:
+            self._reuse = None
+        reused = self._reused
+        self._reused = None
+        if self._loop_has_work():
+            self._poke()
+        return reused
+
+    def _loop_has_work(self) -> bool:
+        return self._blocking is not None or self.exit is not None

@@ -1,0 +1,584 @@
+"""The public supervisors: ``Supervisor`` and ``DynamicSupervisor``.
+
+Both are thin faces over ``_runtime._Runtime``: they validate arguments when
+built, turn API calls into the core's requests, and implement ``async with``:
+entering starts the children (OTP R2.1), leaving waits until the supervisor
+has stopped, and every way of leaving stops the children in reverse start
+order before anything propagates.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import enum
+import itertools
+from collections.abc import Iterable
+from types import TracebackType
+from typing import Literal, final
+
+import attrs
+import trio
+
+from ._core._protocol import (
+    DeleteChildRequested,
+    Input,
+    RestartChildRequested,
+    StartChildRequested,
+    TerminateChildRequested,
+)
+from ._core._spec import (
+    AutoShutdown,
+    Backoff,
+    ChildCounts,
+    ChildInfo,
+    ChildSpec,
+    ChildStatus,
+    Strategy,
+)
+from ._exceptions import (
+    ChildLimitReached,
+    ChildNotFound,
+    RestartRecord,
+    SupervisorNotRunning,
+)
+from ._runtime import _Runtime
+
+__all__ = [
+    "ChildHandle",
+    "DynamicSupervisor",
+    "Supervisor",
+    "SupervisorState",
+    "SupervisorStatistics",
+    "TreeNode",
+]
+
+
+@final
+class SupervisorState(enum.Enum):
+    """Where a supervisor is in its life."""
+
+    #: Built, not entered yet.
+    NEW = "new"
+    #: Starting its children (inside ``async with``'s entry).
+    STARTING = "starting"
+    #: Supervising.
+    RUNNING = "running"
+    #: Stopping its children to exit.
+    STOPPING = "stopping"
+    #: Exited; every child is stopped.
+    STOPPED = "stopped"
+
+
+@final
+@attrs.frozen(kw_only=True)
+class SupervisorStatistics:
+    """A snapshot of a supervisor (``Supervisor.statistics()``).
+
+    Attributes:
+        name: the supervisor's name.
+        state: where it is in its life.
+        strategy: its restart strategy (``ONE_FOR_ONE`` for a dynamic one).
+        children: child specs held, running or not.
+        active: children running.
+        restarts: children started again after their first start, since the
+            supervisor was entered (automatic, group and API restarts).
+        recent_restarts: the restart-intensity window now, oldest first.
+        max_restarts: the intensity limit.
+        within: the intensity window, seconds.
+    """
+
+    name: str
+    state: SupervisorState
+    strategy: Strategy
+    children: int
+    active: int
+    restarts: int
+    recent_restarts: tuple[RestartRecord, ...]
+    max_restarts: int
+    within: float
+
+
+@final
+@attrs.frozen(kw_only=True)
+class TreeNode:
+    """One node of a supervision tree snapshot (``Supervisor.tree()``).
+
+    Attributes:
+        id: the supervisor's name (root) or the child's id.
+        kind: ``"supervisor"`` for a supervisor or a child that runs one,
+            else ``"worker"``.
+        status: a ``SupervisorState`` value for the root, a ``ChildStatus``
+            value for a child.
+        restarts: how many times this child was restarted (0 for the root).
+        children: the nodes below, in start order.
+    """
+
+    id: str
+    kind: Literal["supervisor", "worker"]
+    status: str
+    restarts: int = 0
+    children: tuple[TreeNode, ...] = ()
+
+    def render(self) -> str:
+        """Return the tree as text, one node per line, drawn with box characters."""
+        lines = [self._label()]
+        self._render_children(lines, "")
+        return "\n".join(lines)
+
+    def _label(self) -> str:
+        label = f"{self.id} [{self.status}] {self.kind}"
+        if self.restarts:
+            label += f", restarts={self.restarts}"
+        return label
+
+    def _render_children(self, lines: list[str], prefix: str) -> None:
+        for index, child in enumerate(self.children):
+            last = index == len(self.children) - 1
+            lines.append(f"{prefix}{'└── ' if last else '├── '}{child._label()}")
+            child._render_children(lines, prefix + ("    " if last else "│   "))
+
+
+def _state(rt: _Runtime) -> SupervisorState:
+    if not rt.entered:
+        return SupervisorState.NEW
+    if rt.exit is not None:
+        return SupervisorState.STOPPED
+    if rt.stopping:
+        return SupervisorState.STOPPING
+    if not rt.ready:
+        return SupervisorState.STARTING
+    return SupervisorState.RUNNING
+
+
+def _child_nodes(rt: _Runtime) -> tuple[TreeNode, ...]:
+    nodes = []
+    for info in rt.machine.which_children():
+        nested = rt.nested(info.id)
+        below: tuple[TreeNode, ...] = ()
+        if len(nested) == 1:
+            below = _child_nodes(nested[0])
+        elif nested:
+            below = tuple(_tree(n) for n in nested)
+        nodes.append(
+            TreeNode(
+                id=info.id,
+                kind="supervisor" if nested or info.id in rt.supervisor_ids else "worker",
+                status=info.status.value,
+                restarts=info.restarts,
+                children=below,
+            )
+        )
+    return tuple(nodes)
+
+
+def _tree(rt: _Runtime) -> TreeNode:
+    return TreeNode(
+        id=rt.name, kind="supervisor", status=_state(rt).value, children=_child_nodes(rt)
+    )
+
+
+def _only_cancelled(exc: BaseException) -> bool:
+    if isinstance(exc, trio.Cancelled):
+        return True
+    if isinstance(exc, BaseExceptionGroup):
+        return all(_only_cancelled(leaf) for leaf in exc.exceptions)
+    return False
+
+
+class _Base:
+    """What both supervisors share: ``async with``, introspection, shutdown."""
+
+    __slots__ = ("_rt",)
+
+    _rt: _Runtime
+
+    @property
+    def name(self) -> str:
+        """The supervisor's name (default: the id of the child it runs in)."""
+        return self._rt.name
+
+    async def __aenter__(self) -> _Base:
+        rt = self._rt
+        if rt.entered:
+            raise RuntimeError(f"supervisor {rt.name!r} was already entered; build a new one")
+        rt.entered = True
+        cm = trio.open_nursery()
+        rt.nursery_cm = cm
+        nursery = await cm.__aenter__()
+        rt.attach(nursery)
+        nursery.start_soon(rt.run, name=f"trio_smith supervisor {rt.name}")
+        try:
+            await rt.wait_ready()
+        except BaseException as exc:
+            await self._leave(exc)
+            raise
+        if rt.failure is not None:  # a child failed to start (OTP R2.3)
+            await self._leave(None)
+        rt.body_running = True
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> bool:
+        await self._leave(exc)
+        return False
+
+    async def _leave(self, exc: BaseException | None) -> None:
+        """Stop (if not stopped), close the nursery, and raise what must be raised."""
+        rt = self._rt
+        rt.body_running = False
+        if exc is not None and not isinstance(exc, trio.Cancelled):
+            rt.interrupt()  # an error in the body: ordered shutdown at once
+        cm = rt.nursery_cm
+        assert cm is not None
+        try:
+            await cm.__aexit__(None, None, None)
+        except BaseException as nursery_exc:
+            rt.detach()
+            failure = rt.failure
+            if failure is not None and _only_cancelled(nursery_exc):
+                raise failure from failure.__cause__
+            raise
+        rt.detach()
+        failure = rt.failure
+        if failure is None:
+            return
+        if exc is None or isinstance(exc, trio.Cancelled):
+            # Bare, not in an ExceptionGroup: the contract of API.md.
+            raise failure from failure.__cause__
+        raise BaseExceptionGroup(
+            f"supervisor {rt.name!r} gave up while the body of its 'async with' raised",
+            [exc, failure],
+        )
+
+    async def shutdown(self) -> None:
+        """Stop every child in reverse start order and wait until the supervisor has stopped.
+
+        The request waits its turn behind the requests already queued (OTP
+        R12.1). ``async with`` then exits normally. Calling it again, or after
+        the supervisor stopped, just waits.
+
+        Raises:
+            SupervisorNotRunning: the supervisor was never entered.
+        """
+        rt = self._rt
+        if not rt.entered:
+            await trio.lowlevel.checkpoint()
+            raise SupervisorNotRunning(rt.name)
+        rt.request_shutdown()
+        await rt.done.wait()
+
+    def which_children(self) -> list[ChildInfo]:
+        """Return a snapshot of every child, in start order (D4). Never blocks."""
+        return self._rt.machine.which_children()
+
+    def count_children(self) -> ChildCounts:
+        """Count the children as OTP's ``count_children/1`` does. Never blocks.
+
+        A child counts as a supervisor once it has been seen running one (D11).
+        """
+        rt = self._rt
+        return rt.machine.count_children(is_supervisor=rt.supervisor_ids.__contains__)
+
+    def statistics(self) -> SupervisorStatistics:
+        """Return a frozen snapshot of the supervisor. Never blocks."""
+        rt = self._rt
+        machine = rt.machine
+        children = machine.which_children()
+        return SupervisorStatistics(
+            name=rt.name,
+            state=_state(rt),
+            strategy=machine.strategy,
+            children=len(children),
+            active=sum(1 for info in children if info.status is ChildStatus.RUNNING),
+            restarts=rt.restarts,
+            recent_restarts=machine.restart_history(trio.current_time()),
+            max_restarts=rt.max_restarts,
+            within=rt.within,
+        )
+
+    def tree(self) -> TreeNode:
+        """Return a snapshot of the live tree below this supervisor.
+
+        Children that run supervisors (nested ``async with Supervisor``) show
+        their own children, recursively.
+        """
+        return _tree(self._rt)
+
+    def render(self) -> str:
+        """Return the live tree below this supervisor as text (``tree().render()``)."""
+        return self.tree().render()
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self._rt.name!r} {_state(self._rt).value}>"
+
+
+@final
+class Supervisor(_Base):
+    """An Erlang/OTP supervisor run by trio: ``async with Supervisor(...) as sup:``.
+
+    Entering starts the children one at a time in list order, each started
+    before the next (a child whose ``fn`` takes ``task_status`` counts as
+    started when it calls ``task_status.started()``). The block then behaves
+    as a nursery: leaving it waits until the supervisor stops, which happens
+    only on :meth:`shutdown`, giving up, auto-shutdown, an error in the block,
+    or cancellation from outside. Whatever the trigger, the children stop one
+    at a time in reverse start order before anything propagates.
+
+    Args:
+        children: the child specs, in start order.
+        strategy: what a restart touches (OTP section 1.4; ``ESCALATE`` gives
+            up at the first abnormal exit).
+        max_restarts: restarts tolerated within ``within`` seconds; one more
+            makes the supervisor give up (OTP intensity, R5.3).
+        within: the restart-intensity window in seconds, finite and > 0.
+        backoff: delays before automatic restarts; None restarts at once as
+            OTP does. A child's own ``ChildSpec.backoff`` wins.
+        auto_shutdown: when significant children shut the supervisor down.
+        name: for logs, errors and the tree; default: the id of the child it
+            runs in, or ``"supervisor"``.
+
+    Raises:
+        ValueError: an argument out of range, a duplicate child id, or a
+            significant child under ``AutoShutdown.NEVER``.
+        TypeError: an argument of the wrong type.
+
+    ``async with`` raises:
+        ChildStartFailed: a child failed before it had started, on entry;
+            the children already started were stopped in reverse order.
+        RestartIntensityExceeded: too many restarts (bare, ``__cause__`` is
+            the child's error, ``.restarts`` the window).
+        ChildFailureEscalated: an abnormal exit under ``Strategy.ESCALATE``.
+        The body's own exception, after the ordered shutdown.
+    """
+
+    __slots__ = ()
+
+    def __init__(
+        self,
+        children: Iterable[ChildSpec] = (),
+        *,
+        strategy: Strategy = Strategy.ONE_FOR_ONE,
+        max_restarts: int = 3,
+        within: float = 5.0,
+        backoff: Backoff | None = None,
+        auto_shutdown: AutoShutdown = AutoShutdown.NEVER,
+        name: str | None = None,
+    ) -> None:
+        self._rt = _Runtime(
+            tuple(children),
+            strategy=strategy,
+            max_restarts=max_restarts,
+            within=within,
+            backoff=backoff,
+            auto_shutdown=auto_shutdown,
+            name=name,
+            kind="supervisor",
+        )
+
+    async def __aenter__(self) -> Supervisor:
+        await super().__aenter__()
+        return self
+
+    async def _request(self, request: Input) -> None:
+        await self._rt.call(request)
+
+    async def start_child(self, spec: ChildSpec) -> None:
+        """Add a child at the end of the start order and start it.
+
+        Waits until it has started (``task_status.started()``); a child that
+        returns before that is kept stopped (OTP ``ignore``) unless temporary.
+
+        Raises:
+            TypeError: ``spec`` is not a ChildSpec.
+            ValueError: ``spec`` is significant under ``AutoShutdown.NEVER``.
+            ChildAlreadyStarted: a child with that id is running.
+            ChildAlreadyPresent: a child with that id exists, not running.
+            ChildStartFailed: it failed before it had started (its error is
+                ``__cause__``); the spec is discarded (OTP R1.11).
+            SupervisorNotRunning: the supervisor is not running.
+        """
+        if not isinstance(spec, ChildSpec):
+            raise TypeError(f"spec must be a ChildSpec, got {spec!r}")
+        await self._request(StartChildRequested(spec=spec))
+
+    async def terminate_child(self, child_id: str) -> None:
+        """Stop a child as its ``shutdown`` says; idempotent.
+
+        It is not restarted and its end never triggers auto-shutdown; a
+        temporary child's spec is removed. Stopping a restarting child ends
+        its retries.
+
+        Raises:
+            ChildNotFound: no child with that id.
+            SupervisorNotRunning: the supervisor is not running.
+        """
+        await self._request(TerminateChildRequested(child_id=child_id))
+
+    async def restart_child(self, child_id: str) -> None:
+        """Start a stopped child again, in its place in the start order.
+
+        This never counts toward restart intensity.
+
+        Raises:
+            ChildNotFound: no child with that id.
+            ChildRunning: it is running.
+            ChildRestarting: it waits for an automatic restart.
+            ChildStartFailed: it failed before it had started; it stays stopped.
+            SupervisorNotRunning: the supervisor is not running.
+        """
+        await self._request(RestartChildRequested(child_id=child_id))
+
+    async def delete_child(self, child_id: str) -> None:
+        """Remove a stopped child's spec.
+
+        Raises:
+            ChildNotFound: no child with that id.
+            ChildRunning: it is running.
+            ChildRestarting: it waits for an automatic restart.
+            SupervisorNotRunning: the supervisor is not running.
+        """
+        await self._request(DeleteChildRequested(child_id=child_id))
+
+
+@final
+@attrs.frozen(kw_only=True)
+class ChildHandle:
+    """A child of a :class:`DynamicSupervisor`, as ``start_child`` returns it.
+
+    Attributes:
+        id: the child's id in its supervisor: ``"<template id>-<n>"``.
+        args: the arguments it was started with (after the template's).
+    """
+
+    id: str
+    args: tuple[object, ...]
+    owner: object = attrs.field(eq=False, repr=False, alias="owner")
+
+
+@final
+class DynamicSupervisor(_Base):
+    """Many children of one template, started on demand (OTP simple_one_for_one).
+
+    Each child runs ``template.fn(*template.args, *args)`` with the
+    template's restart type, shutdown and backoff, and is restarted with the
+    same arguments as ``Strategy.ONE_FOR_ONE`` says. A child that ends for
+    good is removed (OTP R4.7, R4.8). On shutdown every child is asked to stop
+    at once and they share one deadline (OTP: in parallel). It starts empty.
+
+    Args:
+        template: the spec every child is made from; its id prefixes the
+            children's ids. It may not be significant (OTP R1.3).
+        max_children: how many children may exist at once; None for no limit
+            (Elixir ``DynamicSupervisor``'s ``max_children``).
+        max_restarts: as for :class:`Supervisor`.
+        within: as for :class:`Supervisor`.
+        backoff: as for :class:`Supervisor` (the template's own wins).
+        name: as for :class:`Supervisor`.
+
+    Raises:
+        ValueError: an argument out of range, or a significant template.
+        TypeError: an argument of the wrong type.
+    """
+
+    __slots__ = ("_counter", "_template")
+
+    def __init__(
+        self,
+        template: ChildSpec,
+        *,
+        max_children: int | None = None,
+        max_restarts: int = 3,
+        within: float = 5.0,
+        backoff: Backoff | None = None,
+        name: str | None = None,
+    ) -> None:
+        if not isinstance(template, ChildSpec):
+            raise TypeError(f"template must be a ChildSpec, got {template!r}")
+        if template.significant:
+            raise ValueError(
+                f"template {template.id!r} is significant, but a DynamicSupervisor "
+                "never shuts down by itself (OTP R1.3)"
+            )
+        limit: object = max_children
+        if limit is not None and (
+            not isinstance(limit, int) or isinstance(limit, bool) or limit < 1
+        ):
+            raise ValueError(f"max_children must be an int >= 1 or None, got {max_children!r}")
+        self._template = template
+        self._counter = itertools.count(1)
+        self._rt = _Runtime(
+            (),
+            strategy=Strategy.ONE_FOR_ONE,
+            max_restarts=max_restarts,
+            within=within,
+            backoff=backoff,
+            auto_shutdown=AutoShutdown.NEVER,
+            name=name,
+            kind="dynamic supervisor",
+            max_children=max_children,
+            parallel_shutdown=True,
+        )
+
+    @property
+    def template(self) -> ChildSpec:
+        """The spec every child is made from."""
+        return self._template
+
+    async def __aenter__(self) -> DynamicSupervisor:
+        await super().__aenter__()
+        return self
+
+    async def start_child(self, *args: object) -> ChildHandle:
+        """Start a child running ``template.fn(*template.args, *args)``.
+
+        Waits until it has started. A child that returns before calling
+        ``task_status.started()`` is not kept (OTP R4.8); its handle then
+        names no child.
+
+        Returns:
+            The child's handle, for :meth:`terminate_child`.
+
+        Raises:
+            ChildLimitReached: ``max_children`` children exist already.
+            ChildStartFailed: it failed before it had started (its error is
+                ``__cause__``).
+            SupervisorNotRunning: the supervisor is not running.
+        """
+        rt = self._rt
+        template = self._template
+        spec = ChildSpec(
+            f"{template.id}-{next(self._counter)}",
+            template.fn,
+            template.args + args,
+            restart=template.restart,
+            shutdown=template.shutdown,
+            backoff=template.backoff,
+        )
+        limit = rt.max_children
+
+        def check() -> None:
+            if limit is not None and rt.machine.size >= limit:
+                raise ChildLimitReached(rt.name, limit)
+
+        await rt.call(StartChildRequested(spec=spec), check)
+        return ChildHandle(id=spec.id, args=args, owner=rt)
+
+    async def terminate_child(self, handle: ChildHandle) -> None:
+        """Stop the child of a handle and remove it; a child that is gone already is fine.
+
+        Raises:
+            ChildNotFound: the handle is not from this supervisor.
+            SupervisorNotRunning: the supervisor is not running.
+        """
+        if not isinstance(handle, ChildHandle):
+            raise TypeError(f"handle must be a ChildHandle, got {handle!r}")
+        if handle.owner is not self._rt:
+            await trio.lowlevel.checkpoint()
+            raise ChildNotFound(handle.id)
+        # OTP: terminating a child that is already dead is ok.
+        with contextlib.suppress(ChildNotFound):
+            await self._rt.call(TerminateChildRequested(child_id=handle.id))
