@@ -264,10 +264,6 @@ _FAILURES: Final = frozenset({ExitReason.INTENSITY, ExitReason.ESCALATED, ExitRe
 _Item = Input | _Call
 
 
-def _abort_park(_: object) -> Abort:
-    return Abort.SUCCEEDED
-
-
 def _takes_task_status(fn: Callable[..., object]) -> bool:
     try:
         parameters = inspect.signature(fn).parameters
@@ -461,10 +457,13 @@ class _Runtime:
 
     async def _park(self) -> None:
         self._waiter = current_task()
-        try:
-            await wait_task_rescheduled(_abort_park)
-        finally:
-            self._waiter = None
+        await wait_task_rescheduled(self._abort_park)
+
+    def _abort_park(self, _: object) -> Abort:
+        # Cancelled while parked: trio reschedules the task itself, so a poke
+        # from now on must not (a task is rescheduled at most once).
+        self._waiter = None
+        return Abort.SUCCEEDED
 
     def _poke(self) -> None:
         task = self._waiter

@@ -1,0 +1,128 @@
+"""The fused transition ``handle_exit_fast`` decides exactly what ``handle`` decides.
+
+The runtime's hot path (a crashing child restarted at once in its own task)
+replaces ``handle(ChildExited)`` -> ``[StartChild]`` -> ``handle(ChildStarted)``
+with one call. These tests run the same scenarios through both and require
+identical traces, so the shortcut can never change a decision.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from trio_smith import ChildInfo, ChildStatus, RestartRecord
+from trio_smith._core._protocol import (
+    ChildExited,
+    ChildStarted,
+    ChildStopped,
+    Command,
+    Exit,
+    ExitKind,
+    ExitReason,
+    Input,
+    StartChild,
+    StartupRequested,
+    StopChild,
+)
+from trio_smith._core._supervision import SupervisorMachine
+
+from ..otp.scenarios import Scenario, random_scenarios
+from .sim import machine, run_scenario, spec
+
+
+class FastPath:
+    """Takes every ChildExited through ``handle_exit_fast``, as the runtime does."""
+
+    def __init__(self, inner: SupervisorMachine) -> None:
+        self.inner = inner
+        self.pending_start: str | None = None
+        self.fused = 0
+
+    def handle(self, input: Input, *, now: float) -> list[Command]:
+        if self.pending_start is not None:
+            # The fused call already applied this start's result.
+            assert input == ChildStarted(child_id=self.pending_start)
+            self.pending_start = None
+            return []
+        if isinstance(input, ChildExited):
+            out = self.inner.handle_exit_fast(
+                input.child_id, input.incarnation, input.kind, input.error, now=now
+            )
+            if isinstance(out, int):
+                self.fused += 1
+                self.pending_start = input.child_id
+                return [StartChild(child_id=input.child_id, incarnation=out)]
+            return out
+        return self.inner.handle(input, now=now)
+
+    def which_children(self) -> list[ChildInfo]:
+        return self.inner.which_children()
+
+    def restart_history(self, now: float) -> tuple[RestartRecord, ...]:
+        return self.inner.restart_history(now)
+
+
+def _starting_at_once(scenario: Scenario) -> Scenario:
+    """The fast path is only for children that start at once: drop scripted start outcomes."""
+    steps = [step for step in scenario["steps"] if step["op"] != "script"]
+    return {**scenario, "starts": {}, "steps": steps}
+
+
+SCENARIOS = [_starting_at_once(s) for s in random_scenarios(20261124, 1500)]
+
+
+def _fast(*args: Any, **kwargs: Any) -> FastPath:
+    return FastPath(machine(*args, **kwargs))
+
+
+def test_fast_path_gives_the_same_traces_as_handle() -> None:
+    wrappers: list[FastPath] = []
+
+    def factory(*args: Any, **kwargs: Any) -> FastPath:
+        wrappers.append(_fast(*args, **kwargs))
+        return wrappers[-1]
+
+    for index, scenario in enumerate(SCENARIOS):
+        assert run_scenario(scenario, factory) == run_scenario(scenario, machine), index
+    fused = sum(w.fused for w in wrappers)
+    # The sample must really exercise the shortcut.
+    assert len(SCENARIOS) >= 200
+    assert fused >= 200
+
+
+def _booted(max_restarts: int) -> SupervisorMachine:
+    m = machine([spec("a"), spec("b")], max_restarts=max_restarts, within=10.0)
+    assert m.handle(StartupRequested(), now=0.0) == [StartChild(child_id="a", incarnation=1)]
+    m.handle(ChildStarted(child_id="a"), now=0.0)
+    m.handle(ChildStarted(child_id="b"), now=0.0)
+    return m
+
+
+def test_fast_path_restarts_in_place_and_counts_the_restart() -> None:
+    m = _booted(max_restarts=5)
+    assert m.handle_exit_fast("a", 1, ExitKind.ABNORMAL, ValueError("x"), now=1.0) == 3
+    info = m.which_children()[0]
+    assert (info.status, info.restarts) == (ChildStatus.RUNNING, 1)
+    assert m.restart_history(1.0) == (RestartRecord(at=1.0, child_id="a"),)
+
+
+def test_fast_path_gives_up_as_handle_does() -> None:
+    m = _booted(max_restarts=0)
+    error = ValueError("x")
+    assert m.handle_exit_fast("a", 1, ExitKind.ABNORMAL, error, now=1.0) == [
+        StopChild(child_id="b")
+    ]
+    assert m.handle(ChildStopped(child_id="b"), now=1.0) == [
+        Exit(
+            reason=ExitReason.INTENSITY,
+            child_id="a",
+            error=error,
+            restarts=(RestartRecord(at=1.0, child_id="a"),),
+        )
+    ]
+
+
+def test_fast_path_falls_back_for_a_stale_exit() -> None:
+    m = _booted(max_restarts=5)
+    assert m.handle_exit_fast("a", 7, ExitKind.ABNORMAL, None, now=1.0) == []
+    assert m.restart_history(1.0) == ()
