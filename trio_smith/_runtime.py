@@ -772,8 +772,10 @@ class _Runtime:
                         error = group
                 finished = True
             finally:
-                if not finished:  # a BaseException escapes: report the end anyway
-                    self._child_ended(ctx, False, None)
+                if not finished:
+                    # A BaseException (KeyboardInterrupt...) escapes: report
+                    # the end through the queue, never restart in this task.
+                    self._child_ended(ctx, False, None, escaping=True)
             again = self._child_ended(ctx, normal, error)
             if again is None:
                 return
@@ -782,7 +784,12 @@ class _Runtime:
             takes_status = False
 
     def _child_ended(
-        self, ctx: ChildContext, normal: bool, error: BaseException | None
+        self,
+        ctx: ChildContext,
+        normal: bool,
+        error: BaseException | None,
+        *,
+        escaping: bool = False,
     ) -> ChildContext | None:
         """Turn a child's end into a fact; return a new incarnation to run in this task."""
         ctx._ended = True
@@ -818,7 +825,13 @@ class _Runtime:
                 exc_info=error,
             )
         kind = ExitKind.NORMAL if normal else ExitKind.ABNORMAL
-        if self._blocking is not None or self._queue or self._interrupt or not self.ready:
+        if (
+            escaping
+            or self._blocking is not None
+            or self._queue
+            or self._interrupt
+            or not self.ready
+        ):
             self._queue.append(
                 ChildExited(child_id=ctx.id, incarnation=ctx.incarnation, kind=kind, error=error)
             )

@@ -68,10 +68,16 @@ async def test_a_child_without_task_status_counts_as_started_at_once(
     autojump_clock: trio.testing.MockClock,
 ) -> None:
     log = Log()
-    async with Supervisor(specs(log, "ab")) as sup:
-        await settle()
-        assert log.events == [("start", "a"), ("start", "b")]
+
+    async def plain() -> None:
+        log.add("start", current_child().id)
+        await trio.sleep_forever()
+
+    async with Supervisor([ChildSpec("a", plain), ChildSpec("b", plain)]) as sup:
+        # Started as soon as spawned (their code may not have run yet).
         assert [i.status for i in sup.which_children()] == [ChildStatus.RUNNING] * 2
+        await settle()
+        assert sorted(log.of("start")) == ["a", "b"]
         await sup.shutdown()
 
 
@@ -317,7 +323,8 @@ async def test_outer_cancellation_waits_for_graceful_children_shielded(
     with trio.move_on_after(1):
         async with Supervisor(children):
             await trio.sleep_forever()
-    assert log.events == [("start", "a"), ("start", "b"), ("stop", "b"), ("stop", "a")]
+    # They began in either order (no task_status); they stop in reverse order.
+    assert log.events[2:] == [("stop", "b"), ("stop", "a")]
     assert log.times[2:] == [3.0, 5.0]
 
 
@@ -392,32 +399,101 @@ async def test_a_child_raising_while_stopped_is_logged_not_restarted(
     assert record.getMessage() == "child 'm' of supervisor 'supervisor' raised while being stopped"
 
 
-async def test_a_child_failure_mixed_with_cancellation_is_caught_at_the_boundary(
-    autojump_clock: trio.testing.MockClock,
+async def test_a_failure_mixed_with_the_stops_cancellation_is_caught_at_the_boundary(
+    autojump_clock: trio.testing.MockClock, caplog: pytest.LogCaptureFixture
 ) -> None:
-    # trio-notes 4: BaseExceptionGroup([Boom, Cancelled]) must not escape the child.
+    # trio-notes 4: stopping a child whose grandchild fails in cleanup gives
+    # BaseExceptionGroup([Boom, Cancelled]); it must not escape the child.
     log = Log()
 
-    async def nested_failure() -> None:
-        log.add("start", "n")
+    async def fail_in_cleanup() -> None:
+        try:
+            await trio.sleep_forever()
+        finally:
+            raise Boom("grandchild cleanup")
 
-        async def fail_in_cleanup() -> None:
-            try:
-                await trio.sleep_forever()
-            finally:
-                raise Boom("grandchild cleanup")
-
+    async def parent_of_a_messy_task() -> None:
         async with trio.open_nursery() as nursery:
             nursery.start_soon(fail_in_cleanup)
-            await trio.sleep(1)
-            nursery.cancel_scope.cancel()
             await trio.sleep_forever()
 
-    with pytest.raises(RestartIntensityExceeded) as info:
-        async with Supervisor([ChildSpec("n", nested_failure)], max_restarts=1):
+    children = [*specs(log, "a"), ChildSpec("n", parent_of_a_messy_task), *specs(log, "b")]
+    async with Supervisor(children) as sup:
+        await settle()
+        await sup.shutdown()
+    assert log.of("stop") == ["b", "a"]
+    [record] = [r for r in caplog.records if r.levelno == logging.ERROR]
+    assert record.getMessage() == "child 'n' of supervisor 'supervisor' raised while being stopped"
+    assert record.exc_info is not None
+    assert isinstance(record.exc_info[1], ExceptionGroup)
+
+
+async def test_keyboard_interrupt_in_a_child_stops_the_others_in_order_then_propagates(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    log = Log()
+
+    async def interrupted() -> None:
+        await trio.sleep(1)
+        raise KeyboardInterrupt
+
+    children = [*specs(log, "ab"), ChildSpec("k", interrupted), *specs(log, "c")]
+    with pytest.RaisesGroup(KeyboardInterrupt, flatten_subgroups=True):
+        async with Supervisor(children):
             await trio.sleep_forever()
-    assert isinstance(info.value.__cause__, BaseExceptionGroup)
-    assert log.events == [("start", "n"), ("start", "n")]
+    assert log.of("stop") == ["c", "b", "a"]
+
+
+async def test_outer_cancellation_during_start_up_aborts_the_start(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    log = Log()
+
+    async def hangs(task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        log.add("start", "h")
+        try:
+            await trio.sleep_forever()
+        finally:
+            log.add("stop", "h")
+
+    with trio.move_on_after(3) as scope:
+        async with Supervisor([*specs(log, "ab"), ChildSpec("h", hangs), *specs(log, "c")]):
+            pytest.fail("never entered")  # pragma: no cover
+    assert scope.cancelled_caught
+    assert log.events == [
+        ("start", "a"),
+        ("start", "b"),
+        ("start", "h"),
+        ("stop", "h"),
+        ("stop", "b"),
+        ("stop", "a"),
+    ]
+
+
+async def test_a_body_error_while_giving_up_raises_both_in_a_group(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    log, control = Log(), Control()
+    with pytest.RaisesGroup(Boom, RestartIntensityExceeded):
+        async with Supervisor(specs(log, "a", control), max_restarts=0):
+            try:
+                control.order("a", "crash")
+                await trio.sleep_forever()
+            finally:
+                raise Boom("body cleanup")
+
+
+async def test_rest_for_one_restarts_the_last_child_in_its_own_task(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    log, control = Log(), Control()
+    async with Supervisor(specs(log, "ab", control), strategy=Strategy.REST_FOR_ONE) as sup:
+        for _ in range(3):
+            control.order("b", "crash")
+            await settle()
+        assert log.events[2:] == [("stop", "b"), ("start", "b")] * 3
+        assert sup.which_children()[1].restarts == 3
+        await sup.shutdown()
 
 
 # ---------------------------------------------------------------- nesting
