@@ -373,10 +373,10 @@ class _Runtime:
                 self._interrupt = True
 
     def detach(self) -> None:
+        """Leave the child this supervisor runs in (idempotent)."""
         parent = self.parent
-        if parent is not None:
-            if self in parent._supervisors:
-                parent._supervisors.remove(self)
+        if parent is not None and self in parent._supervisors:
+            parent._supervisors.remove(self)
             parent._owner._poke()
 
     async def wait_ready(self) -> None:
@@ -737,6 +737,9 @@ class _Runtime:
         self.ready = True
         self._ready_event.set()
         self.done.set()
+        # The parent may be waiting for this supervisor to stop (D19), even
+        # if the body of its ``async with`` goes on.
+        self.detach()
         if failure is not None and reason is not ExitReason.START_FAILED and self.body_running:
             # Like a nursery whose child failed: the body is cancelled, and
             # the failure is raised bare out of ``async with``.

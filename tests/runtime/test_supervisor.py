@@ -522,6 +522,22 @@ async def test_a_child_supervisor_stops_its_children_in_order_when_its_parent_st
     ]
 
 
+async def test_a_child_supervisor_whose_body_sleeps_is_stopped_in_order(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    log = Log()
+
+    async def subtree() -> None:
+        async with Supervisor(specs(log, "xy")):
+            await trio.sleep_forever()  # the body goes on; D19 cancels it
+
+    async with Supervisor([*specs(log, "a"), ChildSpec("sub", subtree)]) as sup:
+        await settle()
+        log.clear()
+        await sup.shutdown()
+    assert log.events == [("stop", "y"), ("stop", "x"), ("stop", "a")]
+
+
 async def test_a_child_supervisor_that_gives_up_is_restarted_by_its_parent(
     autojump_clock: trio.testing.MockClock,
 ) -> None:
