@@ -845,20 +845,9 @@ def test_a_crash_loop_gives_up_with_the_same_history_under_every_strategy(
     strategy: Strategy,
 ) -> None:
     """A fixed case of the harness: three crashes with one restart allowed."""
-    crasher = Kid(id="c0", restart=Restart.PERMANENT, shutdown=None, status=False, script=())
-    other = Kid(id="c1", restart=Restart.TRANSIENT, shutdown=GRACE, status=True, script=())
-    plan = Plan(
-        strategy=strategy,
-        max_restarts=1,
-        within=5.0,
-        backoff=None,
-        kids=(crasher, other),
-        extra=(),
-        tree=None,
-        steps=(End(((0, True),)), End(((0, True),)), End(((0, True),))),
-        cancel=False,
-    )
-    r = run(plan)
+    graceful = Kid("c1", Restart.TRANSIENT, GRACE, True, ())
+    crash = End(((0, True),))
+    r = run(_plan(strategy, (_kid("c0"), graceful), crash, crash, crash, max_restarts=1))
     r.check_traces("end")
     r.check_outcome()
     r.check_nothing_left()
