@@ -21,8 +21,9 @@ task per running child.
   queued), a child task that ends applies its own exit fact. This is the
   same serial order the loop would give (trio runs one task at a time and
   ``_apply`` never awaits), without two task switches per restart. When the
-  core answers with a restart of that very child, the same task runs the new
-  incarnation in a fresh cancel scope instead of spawning a task.
+  core's fused transition (``handle_exit_fast``) restarts that very child at
+  once, the same task runs the new incarnation in a fresh cancel scope
+  instead of spawning a task; any other restart spawns one.
 * **The child boundary** (``_child_main``): ``return`` is a normal exit,
   ``except Exception`` / ``except* Exception`` an abnormal one, and an end
   after the supervisor asked the child to stop is a stop, never a failure
@@ -74,6 +75,7 @@ from ._core._protocol import (
     ScheduleRestart,
     ShutdownRequested,
     StartChild,
+    StartChildRequested,
     StartFailed,
     StartIgnored,
     StartupRequested,
@@ -84,6 +86,7 @@ from ._core._spec import AutoShutdown, Backoff, ChildSpec, ChildStatus, Strategy
 from ._core._supervision import Phase, SupervisorMachine
 from ._exceptions import (
     ChildFailureEscalated,
+    ChildLimitReached,
     ChildStartFailed,
     NoCurrentChild,
     RestartIntensityExceeded,
@@ -237,12 +240,10 @@ class _TaskStatus:
 class _Call:
     """An API request waiting in the queue, and its answer."""
 
-    __slots__ = ("abandoned", "check", "done", "error", "input", "reply", "taken")
+    __slots__ = ("abandoned", "done", "error", "input", "reply", "taken")
 
-    def __init__(self, input: Input, check: Callable[[], None] | None) -> None:
+    def __init__(self, input: Input) -> None:
         self.input = input
-        #: Runs when the request's turn comes; what it raises is the answer.
-        self.check = check
         self.done = trio.Event()
         self.reply: Reply | None = None
         self.error: BaseException | None = None
@@ -336,9 +337,6 @@ class _Runtime:
         self._shutdown_queued = False
         self._waiter: Task | None = None
         self._call: _Call | None = None
-        #: Fast path: the ending child task that may run its own restart.
-        self._reuse: ChildContext | None = None
-        self._reused: ChildContext | None = None
         self._killed_all = False
         self.restarts = 0
         #: Ids of children seen running a supervisor (count_children, D11).
@@ -395,16 +393,12 @@ class _Runtime:
             self._queue.append(_SHUTDOWN_REQUEST)
             self._poke()
 
-    async def call(self, request: Input, check: Callable[[], None] | None = None) -> Reply:
-        """Queue an API request and wait for its answer.
-
-        ``check`` runs when the request's turn comes, before the machine sees
-        it; what it raises is the caller's error.
-        """
+    async def call(self, request: Input) -> Reply:
+        """Queue an API request and wait for its answer."""
         if not self.entered or self.exit is not None or self.stopping:
             await trio.lowlevel.checkpoint()
             raise SupervisorNotRunning(self.name)
-        call = _Call(request, check)
+        call = _Call(request)
         self._queue.append(call)
         self._poke()
         try:
@@ -491,12 +485,6 @@ class _Runtime:
             if item.abandoned:
                 continue
             item.taken = True
-            if item.check is not None:
-                try:
-                    item.check()
-                except SupervisorError as exc:
-                    item.answer(error=exc)
-                    continue
             self._call = item
             return item.input
         return None
@@ -544,6 +532,12 @@ class _Runtime:
                     self._blocking = None
                 call = self._call
                 try:
+                    if (
+                        self.max_children is not None
+                        and type(fact) is StartChildRequested
+                        and machine.size >= self.max_children
+                    ):
+                        raise ChildLimitReached(self.name, self.max_children)
                     commands = machine.handle(fact, now=trio.current_time())
                 except (SupervisorError, ValueError, TypeError) as exc:
                     if call is None or fact is not call.input:
@@ -578,28 +572,29 @@ class _Runtime:
             self.ready = True
             self._ready_event.set()
 
-    def _issue_start(self, command: StartChild) -> Input | None:
-        cid = command.child_id
-        spec = self.machine.spec(cid)
+    def _incarnation(self, cid: str, incarnation: int) -> ChildContext:
+        """Make and register a child's next incarnation."""
         if cid in self._runs:
             self.restarts += 1
             log.info("restarting child %r of supervisor %r", cid, self.name)
-        ctx = ChildContext(self, cid, command.incarnation)
-        self._runs[cid] = ctx
+        ctx = self._runs[cid] = ChildContext(self, cid, incarnation)
+        return ctx
+
+    def _issue_start(self, command: StartChild) -> Input | None:
+        cid = command.child_id
+        spec = self.machine.spec(cid)
+        ctx = self._incarnation(cid, command.incarnation)
         cached = self._takes_status.get(cid)
         if cached is None or cached[0] is not spec:
             cached = self._takes_status[cid] = (spec, _takes_task_status(spec.fn))
-        if cached[1]:
-            assert self.nursery is not None
-            self.nursery.start_soon(self._child_main, ctx, True, name=f"trio_smith child {cid}")
+        takes_status = cached[1]
+        assert self.nursery is not None
+        self.nursery.start_soon(
+            self._child_main, ctx, spec, takes_status, name=f"trio_smith child {cid}"
+        )
+        if takes_status:
             self._blocking = command
             return None
-        reuse = self._reuse
-        if reuse is not None and reuse.id == cid:
-            self._reused = ctx  # the ending task runs the new incarnation itself
-        else:
-            assert self.nursery is not None
-            self.nursery.start_soon(self._child_main, ctx, False, name=f"trio_smith child {cid}")
         ctx._started = True
         return ChildStarted(child_id=cid)
 
@@ -749,9 +744,12 @@ class _Runtime:
 
     # ------------------------------------------------------------ children
 
-    async def _child_main(self, ctx: ChildContext, takes_status: bool) -> None:
-        """One child's task: the child boundary, run once per incarnation."""
-        spec = self.machine.spec(ctx.id)
+    async def _child_main(self, ctx: ChildContext, spec: ChildSpec, takes_status: bool) -> None:
+        """One child's task: the child boundary, run once per incarnation.
+
+        It runs again (same spec, no ``task_status``) only when the fused
+        fast path restarted the child in this task.
+        """
         while True:
             _CURRENT.set(ctx)
             normal = False
@@ -778,13 +776,11 @@ class _Runtime:
                 if not finished:
                     # A BaseException (KeyboardInterrupt...) escapes: report
                     # the end through the queue, never restart in this task.
-                    self._child_ended(ctx, False, None, escaping=True)
-            again = self._child_ended(ctx, normal, error)
+                    self._child_ended(ctx, False, None, restartable=False)
+            again = self._child_ended(ctx, normal, error, restartable=not takes_status)
             if again is None:
                 return
             ctx = again
-            spec = self.machine.spec(ctx.id)
-            takes_status = False
 
     def _child_ended(
         self,
@@ -792,9 +788,13 @@ class _Runtime:
         normal: bool,
         error: BaseException | None,
         *,
-        escaping: bool = False,
+        restartable: bool,
     ) -> ChildContext | None:
-        """Turn a child's end into a fact; return a new incarnation to run in this task."""
+        """Turn a child's end into a fact; return a new incarnation to run in this task.
+
+        ``restartable``: this task may run the next incarnation (the child
+        takes no ``task_status`` and its task is not unwinding).
+        """
         ctx._ended = True
         if self.exit is not None:
             return None
@@ -828,13 +828,7 @@ class _Runtime:
                 exc_info=error,
             )
         kind = ExitKind.NORMAL if normal else ExitKind.ABNORMAL
-        if (
-            escaping
-            or self._blocking is not None
-            or self._queue
-            or self._interrupt
-            or not self.ready
-        ):
+        if self._blocking is not None or self._queue or self._interrupt or not self.ready:
             self._queue.append(
                 ChildExited(child_id=ctx.id, incarnation=ctx.incarnation, kind=kind, error=error)
             )
@@ -843,33 +837,23 @@ class _Runtime:
         # The fast path: the control loop is idle, so this task may feed the
         # fact itself (the module docstring explains why that is the same).
         cid = ctx.id
-        if not self._takes_status[cid][1]:
+        if restartable:
             outcome = self.machine.handle_exit_fast(
                 cid, ctx.incarnation, kind, error, now=trio.current_time()
             )
             if isinstance(outcome, int):
                 # Restarted at once: run the new incarnation in this task.
-                self.restarts += 1
-                log.info("restarting child %r of supervisor %r", cid, self.name)
-                new = ChildContext(self, cid, outcome)
+                new = self._incarnation(cid, outcome)
                 new._started = True
-                self._runs[cid] = new
                 return new
-            commands: list[Command] | None = outcome
-            fact: Input | None = None
+            self._apply(None, outcome, cid)
         else:
-            commands = None
-            fact = ChildExited(child_id=cid, incarnation=ctx.incarnation, kind=kind, error=error)
-        self._reuse = ctx
-        try:
-            self._apply(fact, commands, cid)
-        finally:
-            self._reuse = None
-        reused = self._reused
-        self._reused = None
+            self._apply(
+                ChildExited(child_id=cid, incarnation=ctx.incarnation, kind=kind, error=error)
+            )
         if self._loop_has_work():
             self._poke()
-        return reused
+        return None
 
     def _loop_has_work(self) -> bool:
         return self._blocking is not None or self.exit is not None

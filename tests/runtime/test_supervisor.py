@@ -483,7 +483,7 @@ async def test_a_body_error_while_giving_up_raises_both_in_a_group(
                 raise Boom("body cleanup")
 
 
-async def test_rest_for_one_restarts_the_last_child_in_its_own_task(
+async def test_rest_for_one_restarts_the_last_child_alone(
     autojump_clock: trio.testing.MockClock,
 ) -> None:
     log, control = Log(), Control()
