@@ -14,7 +14,7 @@ import enum
 import itertools
 from collections.abc import Iterable
 from types import TracebackType
-from typing import Literal, final
+from typing import Literal, Self, final
 
 import attrs
 import trio
@@ -32,11 +32,9 @@ from ._core._spec import (
     ChildCounts,
     ChildInfo,
     ChildSpec,
-    ChildStatus,
     Strategy,
 )
 from ._exceptions import (
-    ChildLimitReached,
     ChildNotFound,
     RestartRecord,
     SupervisorNotRunning,
@@ -197,7 +195,7 @@ class _Base:
         """The supervisor's name (default: the id of the child it runs in)."""
         return self._rt.name
 
-    async def __aenter__(self) -> _Base:
+    async def __aenter__(self) -> Self:
         rt = self._rt
         if rt.entered:
             raise RuntimeError(f"supervisor {rt.name!r} was already entered; build a new one")
@@ -287,13 +285,13 @@ class _Base:
         """Return a frozen snapshot of the supervisor. Never blocks."""
         rt = self._rt
         machine = rt.machine
-        children = machine.which_children()
+        counts = machine.count_children()
         return SupervisorStatistics(
             name=rt.name,
             state=_state(rt),
             strategy=machine.strategy,
-            children=len(children),
-            active=sum(1 for info in children if info.status is ChildStatus.RUNNING),
+            children=counts.specs,
+            active=counts.active,
             restarts=rt.restarts,
             recent_restarts=machine.restart_history(trio.current_time()),
             max_restarts=rt.max_restarts,
@@ -379,10 +377,6 @@ class Supervisor(_Base):
             kind="supervisor",
         )
 
-    async def __aenter__(self) -> Supervisor:
-        await super().__aenter__()
-        return self
-
     async def _request(self, request: Input) -> None:
         await self._rt.call(request)
 
@@ -456,7 +450,7 @@ class ChildHandle:
 
     id: str
     args: tuple[object, ...]
-    owner: object = attrs.field(eq=False, repr=False, alias="owner")
+    owner: object = attrs.field(eq=False, repr=False)
 
 
 @final
@@ -528,10 +522,6 @@ class DynamicSupervisor(_Base):
         """The spec every child is made from."""
         return self._template
 
-    async def __aenter__(self) -> DynamicSupervisor:
-        await super().__aenter__()
-        return self
-
     async def start_child(self, *args: object) -> ChildHandle:
         """Start a child running ``template.fn(*template.args, *args)``.
 
@@ -550,21 +540,10 @@ class DynamicSupervisor(_Base):
         """
         rt = self._rt
         template = self._template
-        spec = ChildSpec(
-            f"{template.id}-{next(self._counter)}",
-            template.fn,
-            template.args + args,
-            restart=template.restart,
-            shutdown=template.shutdown,
-            backoff=template.backoff,
+        spec = attrs.evolve(
+            template, id=f"{template.id}-{next(self._counter)}", args=template.args + args
         )
-        limit = rt.max_children
-
-        def check() -> None:
-            if limit is not None and rt.machine.size >= limit:
-                raise ChildLimitReached(rt.name, limit)
-
-        await rt.call(StartChildRequested(spec=spec), check)
+        await rt.call(StartChildRequested(spec=spec))
         return ChildHandle(id=spec.id, args=args, owner=rt)
 
     async def terminate_child(self, handle: ChildHandle) -> None:
