@@ -8,7 +8,7 @@ import types
 import pytest
 
 #: The public modules; each name in their __all__ is public API.
-PUBLIC_MODULES = ["trio_smith", "trio_smith.resilience"]
+PUBLIC_MODULES = ["trio_smith", "trio_smith.events", "trio_smith.resilience"]
 
 
 def _public(module_name: str) -> dict[str, object]:
@@ -49,18 +49,32 @@ def test_public_classes_are_defined_in_private_modules(module_name: str) -> None
 
 
 def test_every_error_is_a_trio_smith_error_with_builtin_kin() -> None:
+    import trio
+
     import trio_smith
+    import trio_smith.events
     import trio_smith.resilience
 
     errors = [
         value
-        for module in (trio_smith, trio_smith.resilience)
+        for module in (trio_smith, trio_smith.events, trio_smith.resilience)
         for value in vars(module).values()
         if isinstance(value, type) and issubclass(value, BaseException)
     ]
     assert len(errors) >= 12
     for error in errors:
         assert issubclass(error, trio_smith.TrioSmithError)
-        if error not in (trio_smith.TrioSmithError, trio_smith.SupervisorError):
-            kin = [b for b in error.__mro__ if b.__module__ == "builtins"]
+        bases = (
+            trio_smith.TrioSmithError,
+            trio_smith.SupervisorError,
+            trio_smith.events.EventsError,
+        )
+        if error not in bases:
+            # Builtin kin, or trio's own kin (ClosedResourceError for a
+            # closed bus or store, as trio's channels raise).
+            kin = [
+                b
+                for b in error.__mro__
+                if b.__module__ == "builtins" or b is trio.ClosedResourceError
+            ]
             assert kin[0] is not Exception, f"{error.__name__} has no builtin kin"

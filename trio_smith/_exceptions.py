@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from typing import final
 
 import attrs
+import trio
 
 __all__ = [
     "RestartRecord",
@@ -31,6 +32,11 @@ __all__ = [
     "SupervisorNotRunning",
     "NoCurrentChild",
     "CallNotPermitted",
+    "EventsError",
+    "BusClosed",
+    "StoreClosed",
+    "NoEventStore",
+    "SubscriberOverflowed",
 ]
 
 
@@ -246,3 +252,59 @@ class CallNotPermitted(TrioSmithError, RuntimeError):
         self.breaker = breaker
         self.state = state
         self.retry_after = retry_after
+
+
+class EventsError(TrioSmithError):
+    """Base class of the errors of the event bus and the event stores."""
+
+
+@final
+class BusClosed(EventsError, trio.ClosedResourceError):
+    """The event bus is not open: it was never entered, or it has closed."""
+
+    def __init__(self, bus: str) -> None:
+        super().__init__(f"event bus {bus!r} is not open")
+        self.bus = bus
+
+
+@final
+class StoreClosed(EventsError, trio.ClosedResourceError):
+    """The event store has been closed."""
+
+    def __init__(self, store: str) -> None:
+        super().__init__(f"event store {store!r} is closed")
+        self.store = store
+
+
+@final
+class NoEventStore(EventsError, RuntimeError):
+    """An operation needs the bus's store, and the bus has none."""
+
+    def __init__(self, bus: str, operation: str) -> None:
+        super().__init__(f"event bus {bus!r} has no store, which {operation} needs")
+        self.bus = bus
+        self.operation = operation
+
+
+@final
+class SubscriberOverflowed(EventsError, BufferError):
+    """A subscription with ``Overflow.ERROR`` fell behind its publishers.
+
+    Raised by the subscription after it has delivered every event it had
+    buffered, so ``last_position`` is exactly where the gap begins
+    (EventStoreDB's "Consumer too slow").
+
+    Attributes:
+        subscription: the subscription's name.
+        buffer: its buffer size.
+        last_position: the position of the last event it delivered, or None.
+    """
+
+    def __init__(self, subscription: str, buffer: int, last_position: int | None) -> None:
+        super().__init__(
+            f"subscription {subscription!r} fell behind: its buffer of {buffer} events "
+            f"was full (last delivered position {last_position!r})"
+        )
+        self.subscription = subscription
+        self.buffer = buffer
+        self.last_position = last_position

@@ -1,0 +1,482 @@
+"""The event model: ``Event``, event types, UUIDv7 ids and the causal context.
+
+It sits below the supervision shell (DESIGN.md section 1): supervisors build
+their lifecycle events here and hand them to anything with ``publish_nowait``
+(``EventPublisher``), so the shell never imports the bus.
+
+Theory of operation
+===================
+
+* **Ids** are UUIDv7 (RFC 9562 section 5.7): 48 bits of Unix milliseconds,
+  then 74 random bits. Ids made by one process are strictly increasing: when
+  the clock has not moved (or went back), the previous id's random bits are
+  incremented (RFC 9562 section 6.2, method 2), so ids sort in creation
+  order, which keeps the store's unique index append-mostly
+  (reference/events.md 4.1: +52% batched appends over uuid4).
+* **Types** are ``EventType(category, name)`` with the wire name
+  ``"category.name"``. The four reserved categories (``system``, ``agent``,
+  ``tool``, ``supervision``) accept only their listed names, so a typo fails
+  loudly; any other category is a custom one.
+* **Causality** flows through a context variable: ``Event.new`` reads the
+  event being handled (set by subscriptions around each delivered event, by
+  handlers, or by ``caused_by``) and copies its ``correlation_id``, with
+  ``causation_id = cause.id``. A root event is its own correlation, so one
+  correlation id finds a whole causal chain, root included. Explicit
+  arguments always win.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import math
+import os
+import random
+import time
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from typing import Any, ClassVar, Final, Protocol, final
+from uuid import UUID
+
+import attrs
+
+from ._check import non_empty_str
+
+__all__ = [
+    "AgentEvent",
+    "CATEGORIES",
+    "Event",
+    "EventPublisher",
+    "EventType",
+    "SupervisionEvent",
+    "SystemEvent",
+    "ToolEvent",
+    "caused_by",
+    "current_cause",
+    "uuid7",
+]
+
+# ---------------------------------------------------------------- UUIDv7
+
+_RAND_BITS: Final = 74
+_RAND_MASK: Final = (1 << _RAND_BITS) - 1
+# A private generator: ids need uniqueness and speed, not secrecy.
+_rng = random.Random(os.urandom(32))
+_last_ms = 0
+_last_rand = 0
+
+
+def uuid7() -> UUID:
+    """Return a new UUIDv7: time-ordered, and strictly increasing within this process.
+
+    Returns:
+        A version 7, RFC 9562 variant ``uuid.UUID``. Ids made later in the
+        same process always compare greater, even within one millisecond or
+        if the wall clock steps back.
+    """
+    global _last_ms, _last_rand
+    ms = time.time_ns() // 1_000_000
+    if ms > _last_ms:
+        rand = _rng.getrandbits(_RAND_BITS)
+    else:
+        # Same millisecond, or the clock went back: count up from the last id
+        # (RFC 9562 6.2 method 2); a carry moves into the next millisecond.
+        ms = _last_ms
+        rand = _last_rand + 1
+        if rand > _RAND_MASK:
+            ms += 1
+            rand = _rng.getrandbits(_RAND_BITS - 1)
+    _last_ms, _last_rand = ms, rand
+    # Layout: unix_ts_ms(48) | ver(4)=7 | rand_a(12) | var(2)=0b10 | rand_b(62).
+    value = (
+        (ms & 0xFFFF_FFFF_FFFF) << 80
+        | 0x7 << 76
+        | (rand >> 62) << 64
+        | 0b10 << 62
+        | (rand & ((1 << 62) - 1))
+    )
+    return UUID(int=value)
+
+
+# ---------------------------------------------------------------- types
+
+#: The reserved categories and the only names each accepts (DESIGN.md section 3).
+CATEGORIES: Final[Mapping[str, frozenset[str]]] = {
+    "system": frozenset(
+        {
+            "started",
+            "stopping",
+            "stopped",
+            "health_check_passed",
+            "health_check_failed",
+            "configuration_changed",
+            "resource_pool_exhausted",
+            "circuit_breaker_open",
+            "circuit_breaker_closed",
+        }
+    ),
+    "agent": frozenset(
+        {
+            "created",
+            "started",
+            "stopped",
+            "failed",
+            "message_received",
+            "message_processed",
+            "state_changed",
+        }
+    ),
+    "tool": frozenset(
+        {
+            "registered",
+            "unregistered",
+            "execution_started",
+            "execution_completed",
+            "execution_failed",
+            "permission_denied",
+        }
+    ),
+    "supervision": frozenset(
+        {
+            "supervisor_started",
+            "supervisor_stopped",
+            "supervisor_gave_up",
+            "child_started",
+            "child_stopped",
+            "child_failed",
+            "child_restarted",
+        }
+    ),
+}
+
+
+def _check_category(category: str) -> None:
+    non_empty_str("event category", category)
+    if "." in category or any(c.isspace() for c in category):
+        raise ValueError(f"event category may not contain dots or spaces, got {category!r}")
+
+
+def _check_name(name: str) -> None:
+    non_empty_str("event name", name)
+    if any(c.isspace() for c in name) or name.startswith(".") or name.endswith("."):
+        raise ValueError(
+            f"event name may not contain spaces or start or end with a dot, got {name!r}"
+        )
+
+
+@final
+@attrs.frozen(slots=True, repr=False)
+class EventType:
+    """The type of an event: a category and a name, on the wire ``"category.name"``.
+
+    The reserved categories ``system``, ``agent``, ``tool`` and
+    ``supervision`` accept only the names listed on :class:`SystemEvent`,
+    :class:`AgentEvent`, :class:`ToolEvent` and :class:`SupervisionEvent`;
+    any other category is a custom one (``EventType("billing", "paid")``).
+
+    Args:
+        category: no dots and no spaces.
+        name: no spaces; may contain dots after the first character
+            (``"call.finished"``).
+
+    Raises:
+        ValueError: a malformed category or name, or a name not listed for a
+            reserved category.
+    """
+
+    category: str
+    name: str
+
+    def __attrs_post_init__(self) -> None:
+        _check_category(self.category)
+        _check_name(self.name)
+        known = CATEGORIES.get(self.category)
+        if known is not None and self.name not in known:
+            raise ValueError(
+                f"unknown {self.category} event type {self.wire!r}; "
+                f"custom types need a category of their own"
+            )
+
+    @property
+    def wire(self) -> str:
+        """The wire name, ``"category.name"``."""
+        return f"{self.category}.{self.name}"
+
+    @classmethod
+    def parse(cls, wire: str) -> EventType:
+        """Build a type from its wire name ``"category.name"``.
+
+        Raises:
+            ValueError: no dot, or an invalid category or name.
+        """
+        if not isinstance(wire, str):
+            raise TypeError(f"event type must be an EventType or a str, got {wire!r}")
+        category, dot, name = wire.partition(".")
+        if not dot:
+            raise ValueError(f"event type must look like 'category.name', got {wire!r}")
+        return cls(category, name)
+
+    def __str__(self) -> str:
+        return self.wire
+
+    def __repr__(self) -> str:
+        return f"EventType({self.category!r}, {self.name!r})"
+
+
+@final
+class SystemEvent:
+    """The ``system`` event types (DESIGN.md section 3)."""
+
+    STARTED: ClassVar[EventType]
+    STOPPING: ClassVar[EventType]
+    STOPPED: ClassVar[EventType]
+    HEALTH_CHECK_PASSED: ClassVar[EventType]
+    HEALTH_CHECK_FAILED: ClassVar[EventType]
+    CONFIGURATION_CHANGED: ClassVar[EventType]
+    RESOURCE_POOL_EXHAUSTED: ClassVar[EventType]
+    CIRCUIT_BREAKER_OPEN: ClassVar[EventType]
+    CIRCUIT_BREAKER_CLOSED: ClassVar[EventType]
+
+
+@final
+class AgentEvent:
+    """The ``agent`` event types."""
+
+    CREATED: ClassVar[EventType]
+    STARTED: ClassVar[EventType]
+    STOPPED: ClassVar[EventType]
+    FAILED: ClassVar[EventType]
+    MESSAGE_RECEIVED: ClassVar[EventType]
+    MESSAGE_PROCESSED: ClassVar[EventType]
+    STATE_CHANGED: ClassVar[EventType]
+
+
+@final
+class ToolEvent:
+    """The ``tool`` event types."""
+
+    REGISTERED: ClassVar[EventType]
+    UNREGISTERED: ClassVar[EventType]
+    EXECUTION_STARTED: ClassVar[EventType]
+    EXECUTION_COMPLETED: ClassVar[EventType]
+    EXECUTION_FAILED: ClassVar[EventType]
+    PERMISSION_DENIED: ClassVar[EventType]
+
+
+@final
+class SupervisionEvent:
+    """The ``supervision`` event types: trio_smith's own lifecycle events.
+
+    Supervisors given ``events=`` publish them with the supervisor's path
+    (``"root/child/..."``) as source; the payload always has ``"supervisor"``
+    (the path) and, for child events, ``"child_id"``.
+
+    * ``SUPERVISOR_STARTED``: every child in the start list has started.
+    * ``CHILD_STARTED``: ``{"child_id", "incarnation"}``.
+    * ``CHILD_STOPPED``: ``{"child_id", "reason"}``, reason ``"normal"``
+      (it returned) or ``"shutdown"`` (its supervisor stopped it).
+    * ``CHILD_FAILED``: ``{"child_id", "error_type", "error"}`` (the
+      exception's qualified type name and ``str()``); also a start failure,
+      with ``"during": "start"``.
+    * ``CHILD_RESTARTED``: ``{"child_id", "restarts"}``, caused by the failure.
+    * ``SUPERVISOR_GAVE_UP``: ``{"reason", "child_id", "error_type", "error"}``.
+    * ``SUPERVISOR_STOPPED``: ``{"reason"}``.
+    """
+
+    SUPERVISOR_STARTED: ClassVar[EventType]
+    SUPERVISOR_STOPPED: ClassVar[EventType]
+    SUPERVISOR_GAVE_UP: ClassVar[EventType]
+    CHILD_STARTED: ClassVar[EventType]
+    CHILD_STOPPED: ClassVar[EventType]
+    CHILD_FAILED: ClassVar[EventType]
+    CHILD_RESTARTED: ClassVar[EventType]
+
+
+for _cls, _category in (
+    (SystemEvent, "system"),
+    (AgentEvent, "agent"),
+    (ToolEvent, "tool"),
+    (SupervisionEvent, "supervision"),
+):
+    for _name in sorted(CATEGORIES[_category]):
+        setattr(_cls, _name.upper(), EventType(_category, _name))
+
+
+# ---------------------------------------------------------------- payloads
+
+
+def _json_copy(value: object, path: str) -> Any:
+    """A copy of ``value`` with tuples made lists; raise on anything JSON cannot hold."""
+    if value is None or isinstance(value, bool | int | str):
+        return value
+    if isinstance(value, float):
+        if math.isfinite(value):
+            return value
+        raise ValueError(f"payload{path} is not JSON-compatible: {value!r} is not finite")
+    if isinstance(value, Mapping):
+        copy: dict[str, Any] = {}
+        for key, item in value.items():
+            if not isinstance(key, str):
+                raise TypeError(f"payload{path} has a key that is not a str: {key!r}")
+            copy[key] = _json_copy(item, f"{path}[{key!r}]")
+        return copy
+    if isinstance(value, list | tuple):
+        return [_json_copy(item, f"{path}[{i}]") for i, item in enumerate(value)]
+    raise TypeError(f"payload{path} is not JSON-compatible: {value!r} ({type(value).__qualname__})")
+
+
+# ---------------------------------------------------------------- events
+
+_CAUSE: Final[contextvars.ContextVar[Event | None]] = contextvars.ContextVar(
+    "trio_smith.event_cause", default=None
+)
+
+
+@final
+@attrs.frozen(kw_only=True, slots=True)
+class Event:
+    """Something that happened, as the bus carries it and a store keeps it.
+
+    Build events with :meth:`new`, which validates; the constructor trusts its
+    arguments (the codec uses it). Treat ``payload`` as read-only: every
+    subscriber gets the same object.
+
+    Attributes:
+        id: a UUIDv7, time-ordered; a store refuses a second event with an id
+            it holds (an append of it again returns the original).
+        timestamp: when it happened, an aware UTC datetime.
+        source: the component it comes from, e.g. ``"agents/researcher-1"``.
+        type: its :class:`EventType`.
+        payload: a JSON object (str keys; values None, bool, int, finite
+            float, str, lists and objects of those).
+        correlation_id: the id of the root of its causal chain (its own id
+            for a root event).
+        causation_id: the id of the event that caused it, or None.
+        position: its place in the store's log, from 1; None until a store
+            has assigned it, and for events published without a store.
+    """
+
+    id: UUID
+    timestamp: datetime
+    source: str
+    type: EventType
+    payload: dict[str, Any] = attrs.field(factory=dict, hash=False)
+    correlation_id: UUID | None = None
+    causation_id: UUID | None = None
+    position: int | None = None
+
+    @classmethod
+    def new(
+        cls,
+        type: EventType | str,
+        *,
+        source: str,
+        payload: Mapping[str, object] | None = None,
+        cause: Event | None = None,
+        correlation_id: UUID | None = None,
+        causation_id: UUID | None = None,
+        id: UUID | None = None,
+        timestamp: datetime | None = None,
+    ) -> Event:
+        """Build a validated event, filling its id, time and causal links.
+
+        Args:
+            type: an :class:`EventType` or its wire name ``"category.name"``.
+            source: the component it comes from; a non-empty str.
+            payload: a JSON object; it is copied (tuples become lists).
+            cause: the event that caused this one; default: the event being
+                handled in this context (see :func:`current_cause`).
+            correlation_id: default: the cause's correlation, else the new
+                event's own id.
+            causation_id: default: the cause's id, else None.
+            id: default: a new :func:`uuid7`. Give one to make a retried
+                publish idempotent.
+            timestamp: default: now. An aware datetime, stored as UTC (for
+                imports and tests).
+
+        Returns:
+            The event, without a position.
+
+        Raises:
+            TypeError: ``payload`` holds something JSON cannot (the message
+                names its path, e.g. ``payload['items'][2]``), or an argument
+                has the wrong type.
+            ValueError: a malformed type, an empty source, a non-finite float,
+                or a naive timestamp.
+        """
+        kind = type if isinstance(type, EventType) else EventType.parse(type)
+        non_empty_str("source", source)
+        data: dict[str, Any] = {} if payload is None else _json_copy(payload, "")
+        if not isinstance(data, dict):
+            raise TypeError(f"payload must be a mapping, got {payload!r}")
+        if timestamp is None:
+            timestamp = datetime.now(UTC)
+        elif not isinstance(timestamp, datetime):
+            raise TypeError(f"timestamp must be a datetime, got {timestamp!r}")
+        elif timestamp.tzinfo is None or timestamp.utcoffset() is None:
+            raise ValueError(f"timestamp must be timezone-aware, got {timestamp!r}")
+        else:
+            timestamp = timestamp.astimezone(UTC)
+        for label, value in (("id", id), ("correlation_id", correlation_id)):
+            if value is not None and not isinstance(value, UUID):
+                raise TypeError(f"{label} must be a UUID or None, got {value!r}")
+        if causation_id is not None and not isinstance(causation_id, UUID):
+            raise TypeError(f"causation_id must be a UUID or None, got {causation_id!r}")
+        event_id = uuid7() if id is None else id
+        if cause is None:
+            cause = _CAUSE.get()
+        elif not isinstance(cause, Event):
+            raise TypeError(f"cause must be an Event or None, got {cause!r}")
+        if cause is not None:
+            if correlation_id is None:
+                correlation_id = cause.correlation_id or cause.id
+            if causation_id is None:
+                causation_id = cause.id
+        elif correlation_id is None:
+            correlation_id = event_id
+        return cls(
+            id=event_id,
+            timestamp=timestamp,
+            source=source,
+            type=kind,
+            payload=data,
+            correlation_id=correlation_id,
+            causation_id=causation_id,
+        )
+
+
+def current_cause() -> Event | None:
+    """The event being handled in this context, if any.
+
+    Subscriptions set it to each event they deliver (in the receiving task),
+    handlers run with it, and :func:`caused_by` sets it explicitly.
+    :meth:`Event.new` uses it as the default cause.
+    """
+    return _CAUSE.get()
+
+
+@contextmanager
+def caused_by(event: Event | None) -> Iterator[None]:
+    """Within the block, events built with :meth:`Event.new` are caused by ``event``.
+
+    Args:
+        event: the cause, or None to start new causal chains.
+    """
+    token = _CAUSE.set(event)
+    try:
+        yield
+    finally:
+        _CAUSE.reset(token)
+
+
+def set_cause(event: Event | None) -> None:
+    """Make ``event`` the current cause in this context (subscriptions use it)."""
+    _CAUSE.set(event)
+
+
+class EventPublisher(Protocol):
+    """Anything a supervisor can publish to: an ``EventBus``, or your own."""
+
+    def publish_nowait(self, event: Event) -> object:
+        """Publish without blocking; raise ``trio.WouldBlock`` when it cannot."""
+        ...

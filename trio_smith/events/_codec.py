@@ -1,0 +1,125 @@
+"""The events codec: the one place events become JSON and back (STYLE.md 6).
+
+One private ``cattrs`` converter knows how to (un)structure an ``Event``:
+ids as canonical UUID strings, timestamps as ISO 8601 with ``+00:00``, the
+type as its wire name. Stores use the field-level helpers (``dump_payload``
+and friends) for their columns; the CLI and tests use ``dumps``/``loads``.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from typing import Any, Final
+from uuid import UUID
+
+import cattrs
+
+from .._event import Event, EventType
+
+__all__ = ["dump_payload", "dumps", "from_dict", "load_payload", "loads", "to_dict"]
+
+
+def _structure_uuid(value: Any, _: type) -> UUID:
+    if isinstance(value, UUID):
+        return value
+    if not isinstance(value, str):
+        raise TypeError(f"expected a UUID string, got {value!r}")
+    return UUID(value)
+
+
+def _structure_datetime(value: Any, _: type) -> datetime:
+    if not isinstance(value, str):
+        raise TypeError(f"expected an ISO 8601 string, got {value!r}")
+    moment = datetime.fromisoformat(value)
+    if moment.tzinfo is None:
+        raise ValueError(f"expected a timezone-aware timestamp, got {value!r}")
+    return moment.astimezone(UTC)
+
+
+def _structure_type(value: Any, _: type) -> EventType:
+    if isinstance(value, EventType):
+        return value
+    return EventType.parse(value)
+
+
+def _structure_payload(value: Any, _: type) -> dict[str, Any]:
+    if not isinstance(value, dict):
+        raise TypeError(f"expected a JSON object, got {value!r}")
+    return value
+
+
+def _is_payload(kind: Any) -> bool:
+    return bool(kind == dict[str, Any])
+
+
+def _unstructure_payload(payload: dict[str, Any]) -> dict[str, Any]:
+    return payload
+
+
+def _make_converter() -> cattrs.Converter:
+    converter = cattrs.Converter(forbid_extra_keys=True)
+    converter.register_unstructure_hook(UUID, str)
+    converter.register_structure_hook(UUID, _structure_uuid)
+    converter.register_unstructure_hook(datetime, datetime.isoformat)
+    converter.register_structure_hook(datetime, _structure_datetime)
+    converter.register_unstructure_hook(EventType, str)
+    converter.register_structure_hook(EventType, _structure_type)
+    # The payload was validated as JSON when the event was built: pass it on.
+    converter.register_unstructure_hook_func(_is_payload, _unstructure_payload)
+    converter.register_structure_hook_func(_is_payload, _structure_payload)
+    return converter
+
+
+_converter: Final = _make_converter()
+
+
+def to_dict(event: Event) -> dict[str, Any]:
+    """The event as a JSON-ready dict (every field, ``position`` included)."""
+    result: dict[str, Any] = _converter.unstructure(event)
+    return result
+
+
+def from_dict(data: Any) -> Event:
+    """The event a dict from :func:`to_dict` describes.
+
+    Raises:
+        ValueError: ``data`` does not describe an event; the message says why.
+    """
+    try:
+        return _converter.structure(data, Event)
+    except Exception as exc:
+        detail = (
+            "; ".join(cattrs.transform_error(exc))
+            if isinstance(exc, cattrs.BaseValidationError)
+            else str(exc)
+        )
+        raise ValueError(f"not a trio_smith event: {detail}") from exc
+
+
+def dumps(event: Event) -> str:
+    """The event as one line of JSON."""
+    return json.dumps(to_dict(event), separators=(",", ":"), ensure_ascii=False)
+
+
+def loads(text: str | bytes) -> Event:
+    """The event a line of :func:`dumps` describes.
+
+    Raises:
+        ValueError: not JSON, or not an event.
+    """
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"not a trio_smith event: invalid JSON ({exc})") from exc
+    return from_dict(data)
+
+
+def dump_payload(payload: dict[str, Any]) -> str:
+    """A payload as compact JSON text (a store column)."""
+    return json.dumps(payload, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+
+
+def load_payload(text: str | bytes) -> dict[str, Any]:
+    """A payload column back as a dict."""
+    return _structure_payload(json.loads(text), dict)

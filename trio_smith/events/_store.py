@@ -1,0 +1,219 @@
+"""The event store interface every backend implements, and what they share.
+
+A store is an append-only log. Positions are dense from 1 and follow commit
+order, so a reader that has seen position ``p`` has seen every committed
+event up to ``p`` (reference/events.md 4.1: no gaps that fill in later).
+
+The bus needs one thing beyond appends and reads: *commit listeners*. A store
+calls each listener synchronously, on the trio thread, with every batch it
+has just committed, in position order and exactly once per event (a
+duplicate id is not a new event). The bus fans events out from there, which
+is what makes live delivery follow store order even when appends commit in
+batches (group commit) or their callers are cancelled mid-way.
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Callable, Sequence
+from typing import Final, Self, final
+from uuid import UUID
+
+import trio
+
+from .._check import is_int
+from .._event import Event
+from ._filter import EventFilter
+
+__all__ = ["EventStore", "Listener", "StoreScan", "check_read_args"]
+
+#: Called with each committed batch (non-empty, in position order).
+Listener = Callable[[Sequence[Event]], None]
+
+#: Events per page when a scan reads the store.
+DEFAULT_PAGE: Final = 1000
+
+
+def check_read_args(
+    filter: EventFilter | None, after: int, limit: int | None
+) -> EventFilter | None:
+    """Validate the arguments of :meth:`EventStore.read` (every backend calls it)."""
+    if filter is not None and not isinstance(filter, EventFilter):
+        raise TypeError(f"filter must be an EventFilter or None, got {filter!r}")
+    if not is_int(after) or after < 0:
+        raise ValueError(f"after must be an int >= 0, got {after!r}")
+    if limit is not None and (not is_int(limit) or limit < 0):
+        raise ValueError(f"limit must be an int >= 0 or None, got {limit!r}")
+    return filter
+
+
+class EventStore(abc.ABC):
+    """An append-only event log: the interface of every backend.
+
+    Use it as an async context manager (``async with store:``) or call
+    :meth:`aclose`. Every async method is a checkpoint.
+    """
+
+    __slots__ = ("__weakref__",)
+
+    @property
+    @abc.abstractmethod
+    def name(self) -> str:
+        """A name for errors and logs (the file, for a file store)."""
+
+    @abc.abstractmethod
+    async def append(self, event: Event) -> Event:
+        """Append one event; return it with its position once it is committed.
+
+        Idempotent: if the store already holds an event with that id, nothing
+        is written and the stored event (with its original position) is
+        returned. The position of ``event`` itself is ignored.
+
+        Raises:
+            TypeError: ``event`` is not an Event.
+            StoreClosed: the store is closed.
+        """
+
+    @abc.abstractmethod
+    async def append_many(self, events: Sequence[Event]) -> list[Event]:
+        """Append events atomically, in order; return them with their positions.
+
+        The new ones get consecutive positions; ids already stored (or
+        repeated within ``events``) return the first stored event, as
+        :meth:`append` does.
+
+        Raises:
+            TypeError: an item is not an Event (nothing is appended).
+            StoreClosed: the store is closed.
+        """
+
+    @abc.abstractmethod
+    def append_nowait(self, event: Event) -> None:
+        """Queue one event for appending without blocking.
+
+        It is committed (and listeners told) as soon as the store can; an
+        in-memory store does it at once.
+
+        Raises:
+            trio.WouldBlock: the store cannot take it now (nothing queued).
+            TypeError: ``event`` is not an Event.
+            StoreClosed: the store is closed.
+        """
+
+    @abc.abstractmethod
+    async def read(
+        self, filter: EventFilter | None = None, *, after: int = 0, limit: int | None = None
+    ) -> list[Event]:
+        """The events after position ``after`` that ``filter`` takes, in position order.
+
+        This is the one query: a filter can name types, categories, sources
+        (exact or prefix), correlation ids, a time range and a position
+        range. Page with ``after=last_page[-1].position``.
+
+        Args:
+            filter: which events; None for all.
+            after: only positions greater than this.
+            limit: at most this many; None for all.
+
+        Raises:
+            TypeError, ValueError: a bad argument.
+            StoreClosed: the store is closed.
+        """
+
+    @abc.abstractmethod
+    async def get(self, event_id: UUID) -> Event | None:
+        """The event with this id, or None.
+
+        Raises:
+            TypeError: ``event_id`` is not a UUID.
+            StoreClosed: the store is closed.
+        """
+
+    @abc.abstractmethod
+    async def count(self, filter: EventFilter | None = None) -> int:
+        """How many stored events ``filter`` takes (all, if None).
+
+        Raises:
+            StoreClosed: the store is closed.
+        """
+
+    @abc.abstractmethod
+    async def head(self) -> int:
+        """The position of the last committed event; 0 when empty.
+
+        Raises:
+            StoreClosed: the store is closed.
+        """
+
+    @abc.abstractmethod
+    def add_listener(self, listener: Listener) -> Callable[[], None]:
+        """Call ``listener`` with each batch of newly committed events.
+
+        See the module docstring for the guarantees. A listener must not
+        raise or block.
+
+        Returns:
+            A function that removes the listener (idempotent).
+        """
+
+    @abc.abstractmethod
+    async def aclose(self) -> None:
+        """Close the store, after committing every queued append; idempotent."""
+
+    def scan(self, filter: EventFilter | None = None, *, after: int = 0) -> StoreScan:
+        """Iterate over the events :meth:`read` would return, a page at a time.
+
+        ``async for event in store.scan(filter):`` reads pages of
+        1000 events, so a long history never sits in memory at once.
+        """
+        check_read_args(filter, after, None)
+        return StoreScan(self, filter, after)
+
+    async def get_by_correlation(
+        self, correlation_id: UUID, *, after: int = 0, limit: int | None = None
+    ) -> list[Event]:
+        """The events of one correlation (a causal chain), in position order."""
+        if not isinstance(correlation_id, UUID):
+            raise TypeError(f"correlation_id must be a UUID, got {correlation_id!r}")
+        return await self.read(
+            EventFilter(correlation_ids={correlation_id}), after=after, limit=limit
+        )
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
+
+
+@final
+class StoreScan:
+    """An async iterator over a store's events, read a page at a time."""
+
+    __slots__ = ("_after", "_done", "_filter", "_page", "_store")
+
+    def __init__(self, store: EventStore, filter: EventFilter | None, after: int) -> None:
+        self._store = store
+        self._filter = filter
+        self._after = after
+        self._page: list[Event] = []
+        self._done = False
+
+    def __aiter__(self) -> Self:
+        return self
+
+    async def __anext__(self) -> Event:
+        if not self._page:
+            if self._done:
+                await trio.lowlevel.checkpoint()
+                raise StopAsyncIteration
+            page = await self._store.read(self._filter, after=self._after, limit=DEFAULT_PAGE)
+            self._done = len(page) < DEFAULT_PAGE
+            if not page:
+                raise StopAsyncIteration
+            page.reverse()
+            self._page = page
+        event = self._page.pop()
+        assert event.position is not None
+        self._after = event.position
+        return event
