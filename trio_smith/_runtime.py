@@ -84,6 +84,7 @@ from ._core._protocol import (
 )
 from ._core._spec import AutoShutdown, Backoff, ChildSpec, ChildStatus, Strategy
 from ._core._supervision import Phase, SupervisorMachine
+from ._event import Event, EventPublisher, EventType, SupervisionEvent, caused_by
 from ._exceptions import (
     ChildFailureEscalated,
     ChildLimitReached,
@@ -137,6 +138,7 @@ class ChildContext:
 
     __slots__ = (
         "_after_supervisors",
+        "_cause",
         "_ended",
         "_error",
         "_event",
@@ -176,6 +178,8 @@ class ChildContext:
         self._supervisors: list[_Runtime] = []
         self._heartbeats = 0
         self._last_heartbeat: float | None = None
+        #: The supervision event that brought this incarnation about (a restart).
+        self._cause: Event | None = None
 
     @property
     def supervisor(self) -> str:
@@ -232,7 +236,7 @@ class _TaskStatus:
         ctx = self._ctx
         if ctx._started:
             raise RuntimeError("called 'started' twice on the same task status")
-        ctx._started = True
+        ctx._owner._mark_started(ctx)
         ctx._owner._poke()
 
 
@@ -265,6 +269,19 @@ _FAILURES: Final = frozenset({ExitReason.INTENSITY, ExitReason.ESCALATED, ExitRe
 _Item = Input | _Call
 
 
+def _describe(error: BaseException | None) -> dict[str, object]:
+    """An error as event payload: its type's qualified name and its message."""
+    if error is None:
+        return {"error_type": None, "error": None}
+    kind = type(error)
+    name = (
+        kind.__qualname__
+        if kind.__module__ == "builtins"
+        else f"{kind.__module__}.{kind.__qualname__}"
+    )
+    return {"error_type": name, "error": str(error)}
+
+
 def _takes_task_status(fn: Callable[..., object]) -> bool:
     try:
         parameters = inspect.signature(fn).parameters
@@ -290,6 +307,7 @@ class _Runtime:
         kind: str,
         max_children: int | None = None,
         parallel_shutdown: bool = False,
+        events: EventPublisher | None = None,
     ) -> None:
         given: object = name
         if given is not None and (not isinstance(given, str) or not given):
@@ -303,8 +321,18 @@ class _Runtime:
             auto_shutdown=auto_shutdown,
             random=random.random,
         )
+        if events is not None and not callable(getattr(events, "publish_nowait", None)):
+            raise TypeError(f"events must have a publish_nowait method, got {events!r}")
         self._given_name = name
         self.name = name or kind
+        #: Names from the root supervisor down to this one, "/"-separated:
+        #: the source of its supervision events.
+        self.path = self.name
+        #: Where supervision events go (inherited from the parent when None).
+        self.events = events
+        self.events_dropped = 0
+        #: The last failure event: the cause of the restarts it brings about.
+        self._last_failure: Event | None = None
         self.kind = kind
         self.max_restarts = max_restarts
         self.within = within
@@ -365,6 +393,9 @@ class _Runtime:
             self.parent = parent
             if self._given_name is None:
                 self.name = parent.id
+            self.path = f"{parent._owner.path}/{self.name}"
+            if self.events is None:
+                self.events = parent._owner.events
             parent._supervisors.append(self)
             parent._owner.supervisor_ids.add(parent.id)
             if parent._stop_asked:
@@ -571,14 +602,72 @@ class _Runtime:
         if not self.ready and machine.phase is Phase.IDLE:
             self.ready = True
             self._ready_event.set()
+            self._publish(SupervisionEvent.SUPERVISOR_STARTED, {})
 
     def _incarnation(self, cid: str, incarnation: int) -> ChildContext:
         """Make and register a child's next incarnation."""
+        cause = None
         if cid in self._runs:
             self.restarts += 1
             log.info("restarting child %r of supervisor %r", cid, self.name)
+            if self.events is not None:
+                cause = self._publish(
+                    SupervisionEvent.CHILD_RESTARTED,
+                    {"child_id": cid, "incarnation": incarnation},
+                    self._last_failure,
+                )
         ctx = self._runs[cid] = ChildContext(self, cid, incarnation)
+        ctx._cause = cause
         return ctx
+
+    def _mark_started(self, ctx: ChildContext) -> None:
+        """The child counts as started (spawned, or ``task_status.started()``)."""
+        ctx._started = True
+        if self.events is not None:
+            self._publish(
+                SupervisionEvent.CHILD_STARTED,
+                {"child_id": ctx.id, "incarnation": ctx.incarnation},
+                ctx._cause,
+            )
+
+    def _publish(
+        self, kind: EventType, payload: dict[str, object], cause: Event | None = None
+    ) -> Event | None:
+        """Publish a supervision event; a full or closed bus drops it (counted).
+
+        Supervision never waits for subscribers: a supervisor that blocked on
+        a slow bus could not restart its children (design rule 19).
+        """
+        events = self.events
+        if events is None:
+            return None
+        # The causal chain is the supervisor's, not that of whatever event
+        # the task running this code happens to be handling.
+        with caused_by(cause):
+            event = Event.new(kind, source=self.path, payload={"supervisor": self.path, **payload})
+        try:
+            events.publish_nowait(event)
+        except (trio.WouldBlock, Exception) as exc:
+            self.events_dropped += 1
+            log.debug("supervisor %r dropped %s: %r", self.name, kind, exc)
+        return event
+
+    def _publish_end(self, ctx: ChildContext, normal: bool, error: BaseException | None) -> None:
+        """Publish how a child ended: stopped (normal, ignored, shutdown) or failed."""
+        payload: dict[str, object] = {"child_id": ctx.id, "incarnation": ctx.incarnation}
+        if ctx._stop_asked and ctx._started:
+            payload["reason"] = "shutdown"
+            if error is not None:
+                payload.update(_describe(error))
+            self._publish(SupervisionEvent.CHILD_STOPPED, payload)
+        elif normal:
+            payload["reason"] = "normal" if ctx._started else "ignored"
+            self._publish(SupervisionEvent.CHILD_STOPPED, payload)
+        else:
+            payload.update(_describe(error))
+            if not ctx._started:
+                payload["during"] = "start"
+            self._last_failure = self._publish(SupervisionEvent.CHILD_FAILED, payload)
 
     def _issue_start(self, command: StartChild) -> Input | None:
         cid = command.child_id
@@ -595,7 +684,7 @@ class _Runtime:
         if takes_status:
             self._blocking = command
             return None
-        ctx._started = True
+        self._mark_started(ctx)
         return ChildStarted(child_id=cid)
 
     def _issue_stop(self, command: StopChild) -> Input | None:
@@ -712,6 +801,12 @@ class _Runtime:
             failure.__cause__ = cause
             self.failure = failure
             log.error("supervisor %r gave up: %s", self.name, failure)
+            if self.events is not None:
+                self._publish(
+                    SupervisionEvent.SUPERVISOR_GAVE_UP,
+                    {"reason": reason.value, "child_id": command.child_id, **_describe(cause)},
+                    self._last_failure,
+                )
         elif reason is ExitReason.AUTO_SHUTDOWN:
             log.info(
                 "supervisor %r shuts down: significant child %r ended",
@@ -731,6 +826,8 @@ class _Runtime:
         self._runs.clear()
         self.ready = True
         self._ready_event.set()
+        if self.events is not None:
+            self._publish(SupervisionEvent.SUPERVISOR_STOPPED, {"reason": reason.value})
         self.done.set()
         # The parent may be waiting for this supervisor to stop (D19), even
         # if the body of its ``async with`` goes on.
@@ -798,6 +895,8 @@ class _Runtime:
         ctx._ended = True
         if self.exit is not None:
             return None
+        if self.events is not None:
+            self._publish_end(ctx, normal, error)
         if not ctx._started or ctx._stop_asked:
             # A start result or the end of a stop: the control loop waits for it.
             ctx._normal = normal
@@ -844,7 +943,7 @@ class _Runtime:
             if isinstance(outcome, int):
                 # Restarted at once: run the new incarnation in this task.
                 new = self._incarnation(cid, outcome)
-                new._started = True
+                self._mark_started(new)
                 return new
             self._apply(None, outcome, cid)
         else:

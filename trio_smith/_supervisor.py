@@ -34,6 +34,7 @@ from ._core._spec import (
     ChildSpec,
     Strategy,
 )
+from ._event import EventPublisher
 from ._exceptions import (
     ChildNotFound,
     RestartRecord,
@@ -83,6 +84,9 @@ class SupervisorStatistics:
         recent_restarts: the restart-intensity window now, oldest first.
         max_restarts: the intensity limit.
         within: the intensity window, seconds.
+        path: its place in the tree, ``"root/child/..."``: the source of its
+            supervision events.
+        events_dropped: supervision events a full or closed bus refused.
     """
 
     name: str
@@ -94,6 +98,8 @@ class SupervisorStatistics:
     recent_restarts: tuple[RestartRecord, ...]
     max_restarts: int
     within: float
+    path: str
+    events_dropped: int
 
 
 @final
@@ -296,6 +302,8 @@ class _Base:
             recent_restarts=machine.restart_history(trio.current_time()),
             max_restarts=rt.max_restarts,
             within=rt.within,
+            path=rt.path,
+            events_dropped=rt.events_dropped,
         )
 
     def tree(self) -> TreeNode:
@@ -338,6 +346,14 @@ class Supervisor(_Base):
         auto_shutdown: when significant children shut the supervisor down.
         name: for logs, errors and the tree; default: the id of the child it
             runs in, or ``"supervisor"``.
+        events: where to publish supervision events (child started /
+            stopped / failed / restarted, supervisor started / gave up /
+            stopped; see ``trio_smith.events.SupervisionEvent``), e.g. an
+            ``EventBus``: anything with ``publish_nowait(event)``. Their source
+            is the supervisor's path. A nested supervisor without its own
+            inherits its parent's. Publishing never blocks supervision: an
+            event the publisher refuses is dropped and counted
+            (``statistics().events_dropped``).
 
     Raises:
         ValueError: an argument out of range, a duplicate child id, or a
@@ -365,6 +381,7 @@ class Supervisor(_Base):
         backoff: Backoff | None = None,
         auto_shutdown: AutoShutdown = AutoShutdown.NEVER,
         name: str | None = None,
+        events: EventPublisher | None = None,
     ) -> None:
         self._rt = _Runtime(
             tuple(children),
@@ -375,6 +392,7 @@ class Supervisor(_Base):
             auto_shutdown=auto_shutdown,
             name=name,
             kind="supervisor",
+            events=events,
         )
 
     async def _request(self, request: Input) -> None:
@@ -472,6 +490,7 @@ class DynamicSupervisor(_Base):
         within: as for :class:`Supervisor`.
         backoff: as for :class:`Supervisor` (the template's own wins).
         name: as for :class:`Supervisor`.
+        events: as for :class:`Supervisor`.
 
     Raises:
         ValueError: an argument out of range, or a significant template.
@@ -489,6 +508,7 @@ class DynamicSupervisor(_Base):
         within: float = 5.0,
         backoff: Backoff | None = None,
         name: str | None = None,
+        events: EventPublisher | None = None,
     ) -> None:
         if not isinstance(template, ChildSpec):
             raise TypeError(f"template must be a ChildSpec, got {template!r}")
@@ -515,6 +535,7 @@ class DynamicSupervisor(_Base):
             kind="dynamic supervisor",
             max_children=max_children,
             parallel_shutdown=True,
+            events=events,
         )
 
     @property

@@ -274,6 +274,8 @@ async def test_statistics_is_a_frozen_snapshot(autojump_clock: Clock) -> None:
             recent_restarts=(RestartRecord(at=2.0, child_id="a"),),
             max_restarts=3,
             within=60.0,
+            path="stats",
+            events_dropped=0,
         )
         with pytest.raises(AttributeError):
             stats.children = 3  # type: ignore[misc]

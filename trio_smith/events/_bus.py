@@ -47,7 +47,7 @@ import inspect
 import itertools
 import logging
 from collections import Counter, deque
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from contextlib import AsyncExitStack
 from types import TracebackType
 from typing import Any, Final, Self, final
@@ -179,10 +179,10 @@ class Subscription(trio.abc.ReceiveChannel[Event]):
         "_caught_up",
         "_closed",
         "_ended",
-        "_error",
         "_fell_behind",
         "_last",
         "_outer_cause",
+        "_overflowed",
         "_pace",
         "_predicate",
         "_queue",
@@ -220,15 +220,20 @@ class Subscription(trio.abc.ReceiveChannel[Event]):
         self._waiter: Task | None = None
         #: Publishers waiting for room (BLOCK).
         self._room = trio.lowlevel.ParkingLot()
-        #: The last stored position delivered (or the start position).
+        #: The last stored position delivered, or where it started: every
+        #: stored event after it is owed. A live subscription starts at the
+        #: last position the bus has fanned out: all later ones reach it live.
         self._last: int | None = from_position
+        if from_position is None and bus._store is not None:
+            self._last = bus._fanned_out
         #: Catch-up state: a page read from the store, and whether more pages
         #: are to be read before the live buffer may be drained.
         self._replay: deque[Event] = deque()
         self._replaying = from_position is not None
         self._fell_behind = False
         self._caught_up: trio.Event | None = None
-        self._error: SubscriberOverflowed | None = None
+        #: ERROR overflowed: raise once the buffer is delivered.
+        self._overflowed = False
         self._closed = False
         self._ended = False
         self._pace = Pacer()
@@ -272,7 +277,7 @@ class Subscription(trio.abc.ReceiveChannel[Event]):
                 self._fell_behind = True
                 self._caught_up = None
             else:
-                self._error = SubscriberOverflowed(self.name, self.buffer, self._last)
+                self._overflowed = True
             self._wake()
 
     def _wake(self) -> None:
@@ -328,8 +333,9 @@ class Subscription(trio.abc.ReceiveChannel[Event]):
     def _check_state(self) -> None:
         if self._closed:
             raise trio.ClosedResourceError(f"subscription {self.name!r} is closed")
-        if self._error is not None:
-            raise self._error
+        if self._overflowed:
+            # Raised after the buffer was delivered: _last is where the gap is.
+            raise SubscriberOverflowed(self.name, self.buffer, self._last)
         if self._ended:
             raise trio.EndOfChannel
 
@@ -537,6 +543,7 @@ class EventBus:
         "__weakref__",
         "_by_type",
         "_entered",
+        "_fanned_out",
         "_full",
         "_handlers",
         "_live",
@@ -568,6 +575,9 @@ class EventBus:
         self._entered = False
         self._pace = Pacer()
         self._published = 0
+        #: The position of the last stored event fanned out (or the store's
+        #: head when the bus opened).
+        self._fanned_out = 0
         self._by_type: Counter[str] = Counter()
         self._remove_listener: Callable[[], None] | None = None
         self._stack: AsyncExitStack | None = None
@@ -605,6 +615,12 @@ class EventBus:
         self._stack = stack
         if self._store is not None:
             self._remove_listener = self._store.add_listener(self._on_commit)
+            try:
+                head = await self._store.head()
+            except BaseException:
+                await self.__aexit__(None, None, None)
+                raise
+            self._fanned_out = max(self._fanned_out, head)
         self._open = True
         return self
 
@@ -667,9 +683,12 @@ class EventBus:
             if sub._predicate(event):
                 sub._offer(event)
 
-    def _on_commit(self, events: Any) -> None:
+    def _on_commit(self, events: Sequence[Event]) -> None:
         for event in events:
             self._fan_out(event)
+        position = events[-1].position
+        assert position is not None
+        self._fanned_out = position
 
     def _blocker(self, event: Event) -> Subscription | None:
         for sub in self._full:
