@@ -636,7 +636,7 @@ class _Runtime:
         """Publish a supervision event; a full or closed bus drops it (counted).
 
         Supervision never waits for subscribers: a supervisor that blocked on
-        a slow bus could not restart its children (design rule 19).
+        a slow bus could not restart its children (design rule 20).
         """
         events = self.events
         if events is None:

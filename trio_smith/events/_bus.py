@@ -8,7 +8,7 @@ Theory of operation
   ``deque.append`` plus, when the receiver is parked, one ``reschedule``:
   no task switch per delivery. A memory channel per subscriber would do the
   same job, but it cannot drop its oldest item from the sending side, and
-  its ``receive`` always yields (design rule 17 explains the measured cost).
+  its ``receive`` always yields (design rules 17 and 18).
 * **Publish path.** ``publish`` first waits while a BLOCK subscriber that
   takes the event is full (the backpressure), then hands the event to the
   store, if any; the store commits it and calls the bus's commit listener,
@@ -843,7 +843,7 @@ class EventBus:
         raises is isolated: it is logged (logger ``trio_smith.events``) and
         counted in ``handler_errors``, and the handler is called afresh with
         the next event; it never stops the bus or other subscribers (design
-        rule 18). Under ``Overflow.ERROR`` the handler is resubscribed live
+        rule 19). Under ``Overflow.ERROR`` the handler is resubscribed live
         after it fell behind.
 
         Args:
@@ -932,7 +932,7 @@ class EventBus:
                 try:
                     await handler(event)
                 except Exception:
-                    # Design rule 18: isolated, counted, logged; the next event
+                    # Design rule 19: isolated, counted, logged; the next event
                     # gets a fresh call.
                     sub.handler_errors += 1
                     log.exception(
