@@ -36,7 +36,7 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any, ClassVar, Final, Protocol, final
-from uuid import UUID
+from uuid import UUID, SafeUUID
 
 import attrs
 
@@ -95,7 +95,11 @@ def uuid7() -> UUID:
         | 0b10 << 62
         | (rand & ((1 << 62) - 1))
     )
-    return UUID(int=value)
+    # UUID(int=...) re-validates the range; ours is in range by construction.
+    made = object.__new__(UUID)
+    object.__setattr__(made, "int", value)
+    object.__setattr__(made, "is_safe", SafeUUID.unknown)
+    return made
 
 
 # ---------------------------------------------------------------- types
@@ -305,8 +309,23 @@ for _cls, _category in (
 # ---------------------------------------------------------------- payloads
 
 
+_SCALARS: Final = frozenset({str, int, bool, type(None)})
+
+
 def _json_copy(value: object, path: str) -> Any:
     """A copy of ``value`` with tuples made lists; raise on anything JSON cannot hold."""
+    kind = type(value)
+    if kind in _SCALARS:
+        return value
+    if kind is dict:
+        assert isinstance(value, dict)
+        copy: dict[str, Any] = {}
+        for key, item in value.items():
+            if type(key) is not str:
+                break
+            copy[key] = item if type(item) in _SCALARS else _json_copy(item, f"{path}[{key!r}]")
+        else:
+            return copy
     if value is None or isinstance(value, bool | int | str):
         return value
     if isinstance(value, float):
@@ -314,7 +333,7 @@ def _json_copy(value: object, path: str) -> Any:
             return value
         raise ValueError(f"payload{path} is not JSON-compatible: {value!r} is not finite")
     if isinstance(value, Mapping):
-        copy: dict[str, Any] = {}
+        copy = {}
         for key, item in value.items():
             if not isinstance(key, str):
                 raise TypeError(f"payload{path} has a key that is not a str: {key!r}")

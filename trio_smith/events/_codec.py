@@ -37,6 +37,20 @@ def _structure_datetime(value: Any, _: type) -> datetime:
     return moment.astimezone(UTC)
 
 
+def _structure_str(value: Any, _: type) -> str:
+    # cattrs' default is str(value): 5 would become "5".
+    if not isinstance(value, str) or not value:
+        raise TypeError(f"expected a non-empty string, got {value!r}")
+    return value
+
+
+def _structure_int(value: Any, _: type) -> int:
+    # cattrs' default is int(value): "3", 1.5 and True would pass.
+    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+        raise TypeError(f"expected an int >= 1, got {value!r}")
+    return value
+
+
 def _structure_type(value: Any, _: type) -> EventType:
     if isinstance(value, EventType):
         return value
@@ -63,6 +77,8 @@ def _make_converter() -> cattrs.Converter:
     converter.register_structure_hook(UUID, _structure_uuid)
     converter.register_unstructure_hook(datetime, datetime.isoformat)
     converter.register_structure_hook(datetime, _structure_datetime)
+    converter.register_structure_hook(str, _structure_str)
+    converter.register_structure_hook(int, _structure_int)
     converter.register_unstructure_hook(EventType, str)
     converter.register_structure_hook(EventType, _structure_type)
     # The payload was validated as JSON when the event was built: pass it on.
@@ -109,10 +125,17 @@ def loads(text: str | bytes) -> Event:
         ValueError: not JSON, or not an event.
     """
     try:
-        data = json.loads(text)
-    except json.JSONDecodeError as exc:
+        data = json.loads(text, parse_constant=_refuse_constant)
+    except UnicodeDecodeError as exc:
+        raise ValueError(f"not a trio_smith event: not UTF-8 ({exc})") from exc
+    except ValueError as exc:
         raise ValueError(f"not a trio_smith event: invalid JSON ({exc})") from exc
     return from_dict(data)
+
+
+def _refuse_constant(name: str) -> Any:
+    # json reads NaN and Infinity, which JSON (and Event.new) do not allow.
+    raise ValueError(f"{name} is not a JSON number")
 
 
 def dump_payload(payload: dict[str, Any]) -> str:

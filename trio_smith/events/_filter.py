@@ -38,7 +38,10 @@ def _strs(label: str, value: Any) -> frozenset[str] | None:
         value = (value,)
     if not isinstance(value, Iterable):
         raise TypeError(f"{label} must be a str or strs, got {value!r}")
-    items = frozenset(value)
+    try:
+        items = frozenset(value)
+    except TypeError:
+        raise TypeError(f"{label} must be a str or strs, got {value!r}") from None
     for item in items:
         if not isinstance(item, str) or not item:
             raise ValueError(f"{label} must be non-empty strs, got {item!r}")
@@ -68,7 +71,10 @@ def _uuids(value: Any) -> frozenset[UUID] | None:
         value = (value,)
     if not isinstance(value, Iterable) or isinstance(value, str):
         raise TypeError(f"correlation_ids must be UUIDs, got {value!r}")
-    items = frozenset(value)
+    try:
+        items = frozenset(value)
+    except TypeError:
+        raise TypeError(f"correlation_ids must be UUIDs, got {value!r}") from None
     for item in items:
         if not isinstance(item, UUID):
             raise TypeError(f"correlation_ids must be UUIDs, got {item!r}")
