@@ -490,3 +490,23 @@ async def test_publishing_something_else_than_an_event_is_refused() -> None:
 def test_an_event_store_is_an_abstract_interface() -> None:
     with pytest.raises(TypeError):
         EventStore()  # type: ignore[abstract]
+
+
+async def test_cancelled_while_handlers_drain_the_bus_still_stops_them(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    stopped = []
+
+    async def stuck(event: Event) -> None:
+        try:
+            await trio.sleep_forever()
+        finally:
+            stopped.append(event.payload["n"])
+
+    with trio.move_on_after(5) as scope:
+        async with EventBus() as bus:
+            await bus.add_handler(stuck)
+            await bus.publish(ev(1))
+    assert scope.cancelled_caught
+    assert stopped == [1]
+    assert not bus.statistics().open

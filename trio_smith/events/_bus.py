@@ -635,10 +635,17 @@ class EventBus:
         assert stack is not None
         assert self._supervisor is not None
         if exc is None:
-            # Handlers finish the events they have, then return (TRANSIENT).
-            for handler in list(self._handlers.values()):
-                await handler._done.wait()
-            await self._supervisor.shutdown()
+            try:
+                # Handlers finish the events they have, then return (TRANSIENT).
+                for handler in list(self._handlers.values()):
+                    await handler._done.wait()
+                await self._supervisor.shutdown()
+            except BaseException as error:
+                # Cancelled while waiting: the supervisor stops the handlers
+                # in order, then the error goes on.
+                if not await stack.__aexit__(type(error), error, error.__traceback__):
+                    raise
+                return None
         return await stack.__aexit__(exc_type, exc, tb)
 
     def _close(self) -> None:
