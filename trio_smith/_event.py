@@ -312,36 +312,58 @@ for _cls, _category in (
 _SCALARS: Final = frozenset({str, int, bool, type(None)})
 
 
-def _json_copy(value: object, path: str) -> Any:
-    """A copy of ``value`` with tuples made lists; raise on anything JSON cannot hold."""
+#: Deeper payloads are refused (JSON encoders and decoders recurse too).
+MAX_PAYLOAD_DEPTH: Final = 200
+
+
+def _json_copy(value: object, path: str, ancestors: set[int] | None = None) -> Any:
+    """A copy of ``value`` with tuples made lists; raise on anything JSON cannot hold.
+
+    ``ancestors`` holds the ids of the containers on the path to ``value``,
+    to refuse a cycle (or a payload too deep) instead of recursing for ever.
+    """
     kind = type(value)
     if kind in _SCALARS:
         return value
     if kind is dict:
+        # Fast path: a flat object of str keys and scalar values.
         assert isinstance(value, dict)
-        copy: dict[str, Any] = {}
+        flat: dict[str, Any] = {}
         for key, item in value.items():
-            if type(key) is not str:
+            if type(key) is not str or type(item) not in _SCALARS:
                 break
-            copy[key] = item if type(item) in _SCALARS else _json_copy(item, f"{path}[{key!r}]")
+            flat[key] = item
         else:
-            return copy
-    if value is None or isinstance(value, bool | int | str):
-        return value
+            return flat
     if isinstance(value, float):
         if math.isfinite(value):
             return value
         raise ValueError(f"payload{path} is not JSON-compatible: {value!r} is not finite")
-    if isinstance(value, Mapping):
-        copy = {}
-        for key, item in value.items():
-            if not isinstance(key, str):
-                raise TypeError(f"payload{path} has a key that is not a str: {key!r}")
-            copy[key] = _json_copy(item, f"{path}[{key!r}]")
-        return copy
-    if isinstance(value, list | tuple):
-        return [_json_copy(item, f"{path}[{i}]") for i, item in enumerate(value)]
-    raise TypeError(f"payload{path} is not JSON-compatible: {value!r} ({type(value).__qualname__})")
+    if isinstance(value, bool | int | str):
+        return value
+    if not isinstance(value, Mapping | list | tuple):
+        raise TypeError(
+            f"payload{path} is not JSON-compatible: {value!r} ({type(value).__qualname__})"
+        )
+    if ancestors is None:
+        ancestors = set()
+    marker = id(value)
+    if marker in ancestors:
+        raise ValueError(f"payload{path} is not JSON-compatible: it contains itself")
+    if len(ancestors) >= MAX_PAYLOAD_DEPTH:
+        raise ValueError(f"payload{path} is nested deeper than {MAX_PAYLOAD_DEPTH} levels")
+    ancestors.add(marker)
+    try:
+        if isinstance(value, Mapping):
+            copy = {}
+            for key, item in value.items():
+                if not isinstance(key, str):
+                    raise TypeError(f"payload{path} has a key that is not a str: {key!r}")
+                copy[key] = _json_copy(item, f"{path}[{key!r}]", ancestors)
+            return copy
+        return [_json_copy(item, f"{path}[{i}]", ancestors) for i, item in enumerate(value)]
+    finally:
+        ancestors.discard(marker)
 
 
 # ---------------------------------------------------------------- events

@@ -128,6 +128,8 @@ def loads(text: str | bytes) -> Event:
         data = json.loads(text, parse_constant=_refuse_constant)
     except UnicodeDecodeError as exc:
         raise ValueError(f"not a trio_smith event: not UTF-8 ({exc})") from exc
+    except RecursionError:
+        raise ValueError("not a trio_smith event: JSON nested too deeply") from None
     except ValueError as exc:
         raise ValueError(f"not a trio_smith event: invalid JSON ({exc})") from exc
     return from_dict(data)
