@@ -46,7 +46,7 @@ import enum
 import inspect
 import itertools
 import logging
-from collections import Counter, deque
+from collections import deque
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from contextlib import AsyncExitStack
 from types import TracebackType
@@ -59,11 +59,11 @@ from trio.lowlevel import Abort, Task, current_task, reschedule, wait_task_resch
 
 from .._check import is_int, optional_name
 from .._core._spec import ChildSpec, Restart
-from .._event import Event, current_cause, set_cause
+from .._event import Event, EventType, current_cause, set_cause
 from .._exceptions import BusClosed, NoEventStore, SubscriberOverflowed
 from .._supervisor import Supervisor
 from ._filter import EventFilter
-from ._pace import Pacer
+from ._pace import Pacer, cancel_requested
 from ._store import DEFAULT_PAGE, EventStore, StoreScan
 
 __all__ = [
@@ -179,6 +179,7 @@ class Subscription(trio.abc.ReceiveChannel[Event]):
         "_caught_up",
         "_closed",
         "_ended",
+        "_fast_limit",
         "_fell_behind",
         "_last",
         "_outer_cause",
@@ -215,7 +216,10 @@ class Subscription(trio.abc.ReceiveChannel[Event]):
         self.filter = filter
         self.buffer = buffer
         self.overflow = overflow
-        self._predicate = _always if filter is None else filter.predicate()
+        #: None takes every event (no call per delivery).
+        self._predicate = None if filter is None else filter.predicate()
+        #: Below this length an append leaves room (the fan-out fast path).
+        self._fast_limit = buffer - 1
         self._queue: deque[Event] = deque()
         self._waiter: Task | None = None
         #: Publishers waiting for room (BLOCK).
@@ -305,12 +309,11 @@ class Subscription(trio.abc.ReceiveChannel[Event]):
             return None
         queue = self._queue
         while queue:
+            was_full = len(queue) >= self.buffer
             event = queue.popleft()
-            if (
-                self.overflow is Overflow.BLOCK
-                and len(queue) < self.buffer
-                and self._bus._full.pop(self, 0) is None  # it was full: wake publishers
-            ):
+            if was_full and len(queue) < self.buffer and self.overflow is Overflow.BLOCK:
+                # Room again: publishers waiting for it may go on.
+                self._bus._full.pop(self, None)
                 self._room.unpark_all()
             position = event.position
             if position is not None:
@@ -378,22 +381,77 @@ class Subscription(trio.abc.ReceiveChannel[Event]):
             trio.ClosedResourceError: the subscription was closed.
             trio.BusyResourceError: another task is receiving already.
         """
-        await trio.lowlevel.checkpoint_if_cancelled()
+        if cancel_requested():
+            await trio.lowlevel.checkpoint_if_cancelled()
+        queue = self._queue
+        if queue and len(queue) < self.buffer and not (self._replay or self._replaying):
+            # Fast path of _take: no replay, and no publisher waits for room.
+            event: Event | None = queue[0]
+            assert event is not None
+            position = event.position
+            if position is None:
+                queue.popleft()
+            elif self._last is None or position > self._last:
+                queue.popleft()
+                self._last = position
+            else:
+                event = self._take()
+        else:
+            event = self._take()
+        if event is None:
+            event = await self._wait_for_event()
+        elif self._pace.due():
+            await trio.lowlevel.cancel_shielded_checkpoint()
+        self.delivered += 1
+        set_cause(event)
+        return event
+
+    async def __anext__(self) -> Event:
+        # receive() inlined: the inherited __anext__ would add a coroutine
+        # and a try block per event (design rule 17).
+        if cancel_requested():
+            await trio.lowlevel.checkpoint_if_cancelled()
+        queue = self._queue
+        if queue and len(queue) < self.buffer and not (self._replay or self._replaying):
+            # Fast path of _take: no replay, and no publisher waits for room.
+            event: Event | None = queue[0]
+            assert event is not None
+            position = event.position
+            if position is None:
+                queue.popleft()
+            elif self._last is None or position > self._last:
+                queue.popleft()
+                self._last = position
+            else:
+                event = self._take()
+        else:
+            event = self._take()
+        if event is None:
+            try:
+                event = await self._wait_for_event()
+            except trio.EndOfChannel:
+                raise StopAsyncIteration from None
+        elif self._pace.due():
+            await trio.lowlevel.cancel_shielded_checkpoint()
+        self.delivered += 1
+        set_cause(event)
+        return event
+
+    async def _wait_for_event(self) -> Event:
+        """The slow path of receive: read the store, catch up, or park."""
         while True:
             if self._closed:
                 raise trio.ClosedResourceError(f"subscription {self.name!r} is closed")
-            event = self._take()
-            if event is not None:
-                await self._pace()
-                return self._deliver(event)
             if self._replaying:
                 await self._read_page()
-                continue
-            if self._fell_behind:
+            elif self._fell_behind:
                 self._begin_catch_up()
-                continue
-            self._check_state()
-            await self._park()
+            else:
+                self._check_state()
+                await self._park()
+            event = self._take()
+            if event is not None:
+                return event
 
     async def _read_page(self) -> None:
         store = self._bus._store
@@ -478,10 +536,6 @@ class Subscription(trio.abc.ReceiveChannel[Event]):
         self.close()
         set_cause(self._outer_cause)
         await trio.lowlevel.checkpoint()
-
-
-def _always(_: Event) -> bool:
-    return True
 
 
 @final
@@ -578,7 +632,7 @@ class EventBus:
         #: The position of the last stored event fanned out (or the store's
         #: head when the bus opened).
         self._fanned_out = 0
-        self._by_type: Counter[str] = Counter()
+        self._by_type: dict[EventType, int] = {}
         self._remove_listener: Callable[[], None] | None = None
         self._stack: AsyncExitStack | None = None
         self._supervisor: Supervisor | None = None
@@ -685,10 +739,21 @@ class EventBus:
 
     def _fan_out(self, event: Event) -> None:
         self._published += 1
-        self._by_type[event.type.wire] += 1
+        by_type = self._by_type
+        by_type[event.type] = by_type.get(event.type, 0) + 1
         for sub in self._live:
-            if sub._predicate(event):
-                sub._offer(event)
+            predicate = sub._predicate
+            if predicate is None or predicate(event):
+                queue = sub._queue
+                if len(queue) < sub._fast_limit:
+                    # The fast path of _offer: room left after this event.
+                    queue.append(event)
+                    task = sub._waiter
+                    if task is not None:
+                        sub._waiter = None
+                        reschedule(task)
+                else:
+                    sub._offer(event)
 
     def _on_commit(self, events: Sequence[Event]) -> None:
         for event in events:
@@ -699,7 +764,7 @@ class EventBus:
 
     def _blocker(self, event: Event) -> Subscription | None:
         for sub in self._full:
-            if sub._predicate(event):
+            if sub._predicate is None or sub._predicate(event):
                 return sub
         return None
 
@@ -727,10 +792,12 @@ class EventBus:
             TypeError: ``event`` is not an Event.
             BusClosed: the bus is not open.
         """
-        if not isinstance(event, Event):
+        if type(event) is not Event:
             raise TypeError(f"expected an Event, got {event!r}")
-        await trio.lowlevel.checkpoint_if_cancelled()
-        self._check_open()
+        if cancel_requested():
+            await trio.lowlevel.checkpoint_if_cancelled()
+        if not self._open:
+            raise BusClosed(self._name)
         waited = False
         while self._full:
             blocker = self._blocker(event)
@@ -741,13 +808,28 @@ class EventBus:
             self._check_open()
         store = self._store
         if store is not None and persist:
-            event = await store.append(event)
-        else:
-            self._fan_out(event)
+            # The store's append is a checkpoint and paces itself.
+            return await store.append(event)
+        # _fan_out, inlined (the hot path of a store-less bus).
+        self._published += 1
+        by_type = self._by_type
+        by_type[event.type] = by_type.get(event.type, 0) + 1
+        for sub in self._live:
+            predicate = sub._predicate
+            if predicate is None or predicate(event):
+                queue = sub._queue
+                if len(queue) < sub._fast_limit:
+                    queue.append(event)
+                    task = sub._waiter
+                    if task is not None:
+                        sub._waiter = None
+                        reschedule(task)
+                else:
+                    sub._offer(event)
         if waited:
             self._pace.reset()
-        else:
-            await self._pace()
+        elif self._pace.due():
+            await trio.lowlevel.cancel_shielded_checkpoint()
         return event
 
     def publish_nowait(self, event: Event, *, persist: bool = True) -> None:
@@ -762,9 +844,10 @@ class EventBus:
             TypeError: ``event`` is not an Event.
             BusClosed: the bus is not open.
         """
-        if not isinstance(event, Event):
+        if type(event) is not Event:
             raise TypeError(f"expected an Event, got {event!r}")
-        self._check_open()
+        if not self._open:
+            raise BusClosed(self._name)
         if self._full and self._blocker(event) is not None:
             raise trio.WouldBlock
         store = self._store
@@ -1009,7 +1092,7 @@ class EventBus:
             name=self._name,
             open=self._open,
             published=self._published,
-            published_by_type=dict(self._by_type),
+            published_by_type={kind.wire: n for kind, n in self._by_type.items()},
             delivered=sum(s.delivered for s in subs),
             dropped=sum(s.dropped for s in subs),
             handler_errors=sum(s.handler_errors for s in subs),

@@ -14,14 +14,13 @@ from collections.abc import Callable, Iterable, Sequence
 from typing import Final, final
 from uuid import UUID
 
-import attrs
 import trio
 
 from .._check import optional_name
 from .._event import Event, EventType
 from .._exceptions import StoreClosed
 from ._filter import EventFilter
-from ._pace import Pacer
+from ._pace import Pacer, cancel_requested
 from ._store import EventStore, Listener, check_read_args
 
 __all__ = ["MemoryEventStore"]
@@ -92,7 +91,17 @@ class MemoryEventStore(EventStore):
             stored = self._by_id.get(event.id)
             if stored is None:
                 position = len(self._events) + 1
-                stored = attrs.evolve(event, position=position)
+                # Direct construction: attrs.evolve costs 2 us per event.
+                stored = Event(
+                    id=event.id,
+                    timestamp=event.timestamp,
+                    source=event.source,
+                    type=event.type,
+                    payload=event.payload,
+                    correlation_id=event.correlation_id,
+                    causation_id=event.causation_id,
+                    position=position,
+                )
                 self._events.append(stored)
                 self._by_id[event.id] = stored
                 if stored.correlation_id is not None:
@@ -114,18 +123,22 @@ class MemoryEventStore(EventStore):
 
     async def append(self, event: Event) -> Event:
         self._check_event(event)
-        await trio.lowlevel.checkpoint_if_cancelled()
+        if cancel_requested():
+            await trio.lowlevel.checkpoint_if_cancelled()
         self._check_open()
         stored = self._insert((event,))[0]
-        await self._pace()
+        if self._pace.due():
+            await trio.lowlevel.cancel_shielded_checkpoint()
         return stored
 
     async def append_many(self, events: Sequence[Event]) -> list[Event]:
         batch = [self._check_event(event) for event in events]
-        await trio.lowlevel.checkpoint_if_cancelled()
+        if cancel_requested():
+            await trio.lowlevel.checkpoint_if_cancelled()
         self._check_open()
         stored = self._insert(batch)
-        await self._pace()
+        if self._pace.due():
+            await trio.lowlevel.cancel_shielded_checkpoint()
         return stored
 
     def append_nowait(self, event: Event) -> None:
