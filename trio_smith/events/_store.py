@@ -51,7 +51,8 @@ class EventStore(abc.ABC):
     """An append-only event log: the interface of every backend.
 
     Use it as an async context manager (``async with store:``) or call
-    :meth:`aclose`. Every async method is a checkpoint.
+    :meth:`aclose`. Every async method checks for cancellation; reads are
+    full checkpoints, appends yield at least every 64 calls (design rule 17).
     """
 
     __slots__ = ("__weakref__",)
@@ -150,7 +151,8 @@ class EventStore(abc.ABC):
         """Call ``listener`` with each batch of newly committed events.
 
         See the module docstring for the guarantees. A listener must not
-        raise or block.
+        raise, block, or append to the store (other listeners would see the
+        nested batch first).
 
         Returns:
             A function that removes the listener (idempotent).
