@@ -50,6 +50,7 @@ import trio
 from trio.testing import wait_all_tasks_blocked
 
 from trio_smith import ChildSpec, Supervisor
+from trio_smith.events import EventBus, Overflow
 
 #: Restarts per timed window, windows per run, and interleaved runs.
 RESTARTS = 10_000
@@ -104,10 +105,15 @@ async def _idle() -> None:
     await trio.sleep_forever()
 
 
-def supervised_restart_windows(n: int, windows: int, siblings: int) -> list[float]:
+def supervised_restart_windows(
+    n: int, windows: int, siblings: int, events: bool = False
+) -> list[float]:
     """Seconds per window of ``n`` supervised restarts of one crashing child.
 
-    ``siblings`` idle children come before it in the start order.
+    ``siblings`` idle children come before it in the start order. With
+    ``events``, the supervisor publishes its supervision events (three per
+    restart: failed, restarted, started) to an ``EventBus`` with one
+    DROP_OLDEST subscriber.
     """
 
     async def main() -> list[float]:
@@ -132,9 +138,16 @@ def supervised_restart_windows(n: int, windows: int, siblings: int) -> list[floa
 
         specs = [ChildSpec(f"s{i}", _idle) for i in range(siblings)]
         specs.append(ChildSpec("c", crash))
-        async with Supervisor(specs, max_restarts=10**9, within=1.0) as sup:
-            await finished.wait()
-            await sup.shutdown()
+        async with EventBus() as bus:
+            watcher = bus.subscribe(overflow=Overflow.DROP_OLDEST)
+            async with Supervisor(
+                specs, max_restarts=10**9, within=1.0, events=bus if events else None
+            ) as sup:
+                await finished.wait()
+                await sup.shutdown()
+            published = watcher.statistics().delivered + watcher.statistics().buffered
+            published += watcher.statistics().dropped
+            assert published >= (3 * n * windows if events else 0)
         return [b - a for a, b in itertools.pairwise(stamps)]
 
     gc.collect()
@@ -249,13 +262,16 @@ def main() -> None:
     floor_s: list[float] = []
     alone_s: list[float] = []
     crowd_s: list[float] = []
+    events_s: list[float] = []
     for _ in range(ROUNDS):
         floor_s += raw_restart_windows(n, WINDOWS)
         alone_s += supervised_restart_windows(n, WINDOWS, 0)
         crowd_s += supervised_restart_windows(n, WINDOWS, SIBLINGS)
+        events_s += supervised_restart_windows(n, WINDOWS, 0, events=True)
     floor_us = min(floor_s) / n * 1e6
     alone_us = min(alone_s) / n * 1e6
     crowd_us = min(crowd_s) / n * 1e6
+    events_us = min(events_s) / n * 1e6
     restart_ratio = floor_us / alone_us  # supervised rate / floor rate
     sibling_cost = crowd_us / alone_us
     print(f"restarts ({n:,} per window, best of {ROUNDS * WINDOWS} windows)")
@@ -269,6 +285,10 @@ def main() -> None:
     print(
         f"  {f'supervised, {SIBLINGS:,} idle siblings':<34}{1e6 / crowd_us:>9,.0f}/s"
         f" {crowd_us:>7.2f} us each  cost {sibling_cost:.2f}x no sibling"
+    )
+    print(
+        f"  {'supervised, events=EventBus':<34}{1e6 / events_us:>9,.0f}/s"
+        f" {events_us:>7.2f} us each  cost {events_us / alone_us:.2f}x without events"
     )
 
     raw_bytes = raw_memory(CHILDREN)
@@ -305,6 +325,7 @@ def main() -> None:
         ("restart: us each, supervised / floor", alone_us, floor_us, "<= 2 (rate >= 0.5x)"),
         (f"restart: us each, {SIBLINGS:,} siblings / none", crowd_us, alone_us, "<= 1.25"),
         ("memory: B per idle child, supervised / raw", sup_bytes, raw_bytes, "<= 1.5"),
+        ("restart: us each, events=EventBus / none", events_us, alone_us, "-"),
         ("start: us per child, Supervisor / raw", sup_start, raw_start, "-"),
         ("stop: us per child, shutdown / cancel", sup_stop, raw_stop, "-"),
     ]
