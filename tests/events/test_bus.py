@@ -510,3 +510,106 @@ async def test_cancelled_while_handlers_drain_the_bus_still_stops_them(
     assert scope.cancelled_caught
     assert stopped == [1]
     assert not bus.statistics().open
+
+
+async def test_catch_up_over_several_store_pages_keeps_order() -> None:
+    store = MemoryEventStore()
+    async with EventBus(store) as bus:
+        await store.append_many([ev(n) for n in range(2500)])
+        sub = bus.subscribe(from_position=0, buffer=4)
+        got = []
+        async for event in sub:
+            got.append(event.position)
+            if len(got) == 2500:
+                break
+        assert got == list(range(1, 2501))
+        assert sub.caught_up
+
+
+async def test_wait_caught_up_blocks_until_the_replay_is_delivered() -> None:
+    store = MemoryEventStore()
+    async with EventBus(store) as bus, trio.open_nursery() as nursery:
+        for n in range(3):
+            await bus.publish(ev(n))
+        sub = bus.subscribe(from_position=0)
+        done = trio.Event()
+
+        async def waiter() -> None:
+            await sub.wait_caught_up()
+            done.set()
+
+        nursery.start_soon(waiter)
+        await trio.testing.wait_all_tasks_blocked()
+        assert not done.is_set()
+        await sub.receive()
+        await sub.receive()
+        await trio.testing.wait_all_tasks_blocked()
+        assert not done.is_set()
+        await sub.receive()
+        await trio.testing.wait_all_tasks_blocked()
+        assert done.is_set()
+
+
+async def test_closing_a_full_block_subscriber_releases_its_publisher() -> None:
+    async with EventBus() as bus, trio.open_nursery() as nursery:
+        sub = bus.subscribe(buffer=1)
+        await bus.publish(ev(1))
+        nursery.start_soon(bus.publish, ev(2))
+        await trio.testing.wait_all_tasks_blocked()
+        assert bus.statistics().published == 1
+        await sub.aclose()
+        await trio.testing.wait_all_tasks_blocked()
+        assert bus.statistics().published == 2
+
+
+async def test_long_runs_of_publishes_and_receives_yield_to_other_tasks() -> None:
+    ticks = 0
+
+    async def ticker() -> None:
+        nonlocal ticks
+        while True:
+            ticks += 1
+            await trio.lowlevel.checkpoint()
+
+    async with EventBus() as bus, trio.open_nursery() as nursery:
+        sub = bus.subscribe(buffer=1000)
+        nursery.start_soon(ticker)
+        before = ticks
+        for n in range(640):
+            await bus.publish(ev(n))
+        after_publishing = ticks
+        got = 0
+        async for _ in sub:
+            got += 1
+            if got == 640:
+                break
+        after_receiving = ticks
+        nursery.cancel_scope.cancel()
+    # A yield every 64 calls: the ticker ran about ten times in each loop.
+    assert after_publishing - before >= 9
+    assert after_receiving - after_publishing >= 9
+
+
+async def test_a_handler_under_error_policy_is_resubscribed_after_it_fell_behind(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    seen: list[int] = []
+    gate = trio.Event()
+
+    async def slow(event: Event) -> None:
+        await gate.wait()
+        seen.append(event.payload["n"])
+
+    async with EventBus() as bus:
+        handler = await bus.add_handler(slow, buffer=2, overflow=Overflow.ERROR, name="h")
+        first = handler.subscription
+        for n in range(3):
+            bus.publish_nowait(ev(n))  # 0 and 1 fill the buffer of 2; 2 overflows
+        gate.set()
+        await trio.testing.wait_all_tasks_blocked()
+        assert handler.subscription is not first
+        bus.publish_nowait(ev(9))
+        await trio.testing.wait_all_tasks_blocked()
+        assert handler.statistics().fell_behind == 1
+    assert seen == [0, 1, 9]
+    assert any("fell behind" in r.getMessage() for r in caplog.records)
