@@ -381,34 +381,14 @@ class Subscription(trio.abc.ReceiveChannel[Event]):
             trio.ClosedResourceError: the subscription was closed.
             trio.BusyResourceError: another task is receiving already.
         """
-        if cancel_requested():
-            await trio.lowlevel.checkpoint_if_cancelled()
-        queue = self._queue
-        if queue and len(queue) < self.buffer and not (self._replay or self._replaying):
-            # Fast path of _take: no replay, and no publisher waits for room.
-            event: Event | None = queue[0]
-            assert event is not None
-            position = event.position
-            if position is None:
-                queue.popleft()
-            elif self._last is None or position > self._last:
-                queue.popleft()
-                self._last = position
-            else:
-                event = self._take()
-        else:
-            event = self._take()
-        if event is None:
-            event = await self._wait_for_event()
-        elif self._pace.due():
-            await trio.lowlevel.cancel_shielded_checkpoint()
-        self.delivered += 1
-        set_cause(event)
-        return event
+        try:
+            return await self.__anext__()
+        except StopAsyncIteration:
+            raise trio.EndOfChannel from None
 
     async def __anext__(self) -> Event:
-        # receive() inlined: the inherited __anext__ would add a coroutine
-        # and a try block per event (design rule 17).
+        # The one copy of the receive path: ``async for`` (the hot path)
+        # gets it without the wrapper coroutine the inherited __anext__ adds.
         if cancel_requested():
             await trio.lowlevel.checkpoint_if_cancelled()
         queue = self._queue
