@@ -407,3 +407,83 @@ def test_constructor_names_the_field_when_an_item_is_unhashable(field: str) -> N
     kwargs: dict[str, Any] = {field: [["a"]]}
     with pytest.raises(TypeError, match=rf"^{field} must be .*, got \[\['a'\]\]$"):
         EventFilter(**kwargs)
+
+
+# ---------------------------------------------------------------- query strings
+
+
+def test_from_query_builds_every_field() -> None:
+    query = (
+        "type=agent.failed type=tool.execution_failed category=agent source=db "
+        "source=agents/* correlation=01a20ad1-3005-7d4e-9553-96b4168833c4 "
+        "since=2026-01-01T00:00Z until=2026-01-02T00:00+01:00 after_position=3 until_position=9"
+    )
+    assert EventFilter.from_query(query) == EventFilter(
+        types={"agent.failed", "tool.execution_failed"},
+        categories="agent",
+        sources="db",
+        source_prefixes="agents/",
+        correlation_ids=UUID("01a20ad1-3005-7d4e-9553-96b4168833c4"),
+        since=datetime(2026, 1, 1, tzinfo=UTC),
+        until=datetime(2026, 1, 2, tzinfo=timezone(timedelta(hours=1))),
+        after_position=3,
+        until_position=9,
+    )
+    assert EventFilter.from_query("") == EventFilter()
+    assert EventFilter.from_query("source='my agent'") == EventFilter(sources="my agent")
+
+
+@pytest.mark.parametrize(
+    ("query", "message"),
+    [
+        ("foo", "bad filter term 'foo': expected key=value"),
+        ("type=", "bad filter term 'type=': expected key=value"),
+        (
+            "x=1",
+            "bad filter term 'x=1': unknown key 'x' (known: type, category, source, "
+            "correlation, since, until, after_position, until_position)",
+        ),
+        (
+            "since=2026-01-01",
+            "bad filter term 'since=2026-01-01': a time needs a time zone, "
+            "e.g. 2026-01-01T00:00+00:00",
+        ),
+        ("after_position=x", "bad filter term 'after_position=x': expected an int"),
+        (
+            "type=nodot",
+            "bad filter term 'type=nodot': event type must look like 'category.name', got 'nodot'",
+        ),
+        (
+            "source=*",
+            "bad filter term 'source=*': a prefix needs at least one character before '*'",
+        ),
+        (
+            "until_position=1 until_position=2",
+            "bad filter term 'until_position=2': until_position given twice",
+        ),
+        ('source="open', "bad filter query 'source=\"open': No closing quotation"),
+        (
+            "after_position=-1",
+            "bad filter query 'after_position=-1': after_position must be an int >= 0 "
+            "or None, got -1",
+        ),
+    ],
+)
+def test_from_query_refuses_a_bad_term_quoting_it(query: str, message: str) -> None:
+    with pytest.raises(ValueError, match=f"^{re.escape(message)}$"):
+        EventFilter.from_query(query)
+
+
+@settings(max_examples=300)
+@given(f=filters)
+def test_to_query_round_trips_through_from_query(f: EventFilter) -> None:
+    empty = frozenset() in (f.types, f.categories, f.correlation_ids) or (
+        f.constrains_source and not (f.sources or f.source_prefixes)
+    )
+    if empty:
+        with pytest.raises(ValueError, match=r"takes no event; no query string expresses it$"):
+            f.to_query()
+        return
+    back = EventFilter.from_query(f.to_query())
+    assert [back.matches(e) for e in UNIVERSE] == [f.matches(e) for e in UNIVERSE]
+    assert back.to_query() == f.to_query()

@@ -9,9 +9,10 @@ pure: ``matches(event)`` depends on nothing but the two values.
 
 from __future__ import annotations
 
+import shlex
 from collections.abc import Callable, Iterable
 from datetime import datetime
-from typing import Any, final
+from typing import Any, Final, final
 from uuid import UUID
 
 import attrs
@@ -197,6 +198,83 @@ class EventFilter:
             return lambda event: event.type.category in categories
         return self.matches
 
+    @classmethod
+    def from_query(cls, query: str) -> EventFilter:
+        """Build a filter from a query string, as the command line takes it.
+
+        The query is whitespace-separated ``key=value`` terms (shell quoting
+        allowed); a key given several times takes any of its values. Keys:
+        ``type`` (a wire name), ``category``, ``source`` (exact; a trailing
+        ``*`` makes it a prefix: ``source=agents/*``), ``correlation`` (a
+        UUID), ``since`` and ``until`` (ISO 8601 with a time zone),
+        ``after_position`` and ``until_position`` (ints)::
+
+            EventFilter.from_query("category=agent source=agents/* since=2026-01-01T00:00Z")
+
+        Raises:
+            ValueError: a malformed term or value; the message quotes it.
+        """
+        if not isinstance(query, str):
+            raise TypeError(f"query must be a str, got {query!r}")
+        try:
+            terms = shlex.split(query)
+        except ValueError as exc:
+            raise ValueError(f"bad filter query {query!r}: {exc}") from None
+        many: dict[str, list[Any]] = {}
+        once: dict[str, Any] = {}
+        for term in terms:
+            key, eq, value = term.partition("=")
+            if not eq or not value:
+                raise ValueError(f"bad filter term {term!r}: expected key=value")
+            if key not in _QUERY_KEYS:
+                raise ValueError(
+                    f"bad filter term {term!r}: unknown key {key!r} "
+                    f"(known: {', '.join(_QUERY_KEYS)})"
+                )
+            try:
+                part = _query_field(key, value)
+            except (TypeError, ValueError) as exc:
+                raise ValueError(f"bad filter term {term!r}: {exc}") from None
+            for name, item in part.items():
+                if name in _SINGLE:
+                    if name in once:
+                        raise ValueError(f"bad filter term {term!r}: {key} given twice")
+                    once[name] = item
+                else:
+                    many.setdefault(name, []).append(item)
+        fields: dict[str, Any] = {**many, **once}
+        try:
+            return cls(**fields)
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"bad filter query {query!r}: {exc}") from None
+
+    def to_query(self) -> str:
+        """The query string :meth:`from_query` turns back into an equivalent filter.
+
+        Raises:
+            ValueError: the filter takes no event at all (a field with an
+                empty set of values, as ``&`` can produce): no query says so.
+        """
+        if frozenset() in (self.types, self.categories, self.correlation_ids) or (
+            self.constrains_source and not (self.sources or self.source_prefixes)
+        ):
+            raise ValueError(f"{self!r} takes no event; no query string expresses it")
+        terms: list[str] = []
+        terms += [f"type={t.wire}" for t in sorted(self.types or (), key=str)]
+        terms += [f"category={c}" for c in sorted(self.categories or ())]
+        terms += [f"source={s}" for s in sorted(self.sources or ())]
+        terms += [f"source={p}*" for p in sorted(self.source_prefixes or ())]
+        terms += [f"correlation={c}" for c in sorted(self.correlation_ids or (), key=str)]
+        for key in ("since", "until"):
+            moment = getattr(self, key)
+            if moment is not None:
+                terms.append(f"{key}={moment.isoformat()}")
+        for key in ("after_position", "until_position"):
+            position = getattr(self, key)
+            if position is not None:
+                terms.append(f"{key}={position}")
+        return " ".join(shlex.quote(term) for term in terms)
+
     def __and__(self, other: EventFilter) -> EventFilter:
         """The filter that takes exactly the events both take."""
         if not isinstance(other, EventFilter):
@@ -233,6 +311,47 @@ class EventFilter:
             after_position=max(after) if after else None,
             until_position=min(until) if until else None,
         )
+
+
+_QUERY_KEYS: Final = (
+    "type",
+    "category",
+    "source",
+    "correlation",
+    "since",
+    "until",
+    "after_position",
+    "until_position",
+)
+
+
+#: Query keys that take one value.
+_SINGLE: Final = frozenset({"since", "until", "after_position", "until_position"})
+
+
+def _query_field(key: str, value: str) -> dict[str, Any]:
+    """The EventFilter field (and item) one ``key=value`` term gives."""
+    if key == "type":
+        return {"types": EventType.parse(value)}
+    if key == "category":
+        return {"categories": value}
+    if key == "source":
+        if not value.endswith("*"):
+            return {"sources": value}
+        if value == "*":
+            raise ValueError("a prefix needs at least one character before '*'")
+        return {"source_prefixes": value[:-1]}
+    if key == "correlation":
+        return {"correlation_ids": UUID(value)}
+    if key in ("since", "until"):
+        moment = datetime.fromisoformat(value)
+        if moment.tzinfo is None:
+            raise ValueError("a time needs a time zone, e.g. 2026-01-01T00:00+00:00")
+        return {key: moment}
+    try:
+        return {key: int(value)}
+    except ValueError:
+        raise ValueError("expected an int") from None
 
 
 def _always(_: Event) -> bool:
