@@ -205,3 +205,27 @@ def test_a_publisher_without_publish_nowait_is_refused() -> None:
         TypeError, match=r"^events must have a publish_nowait method, got <object object at "
     ):
         Supervisor(events=object())  # type: ignore[arg-type]
+
+
+async def test_a_full_block_subscriber_never_stalls_restarts(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    crashes = 0
+
+    async def crash_twice() -> None:
+        nonlocal crashes
+        await trio.sleep(1)
+        if crashes < 2:
+            crashes += 1
+            raise ValueError("again")
+        await trio.sleep_forever()
+
+    async with EventBus() as bus:
+        stuck = bus.subscribe(buffer=1)  # never drained
+        async with Supervisor([ChildSpec("c", crash_twice)], events=bus) as sup:
+            await trio.sleep(5)
+            stats = sup.statistics()
+            await sup.shutdown()
+        assert stuck.statistics().buffered == 1
+    assert stats.restarts == 2
+    assert stats.events_dropped >= 6  # two failed/restarted/started triples, at least
