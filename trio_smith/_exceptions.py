@@ -36,6 +36,7 @@ __all__ = [
     "BusClosed",
     "StoreClosed",
     "NoEventStore",
+    "StoreFileError",
     "SubscriberOverflowed",
 ]
 
@@ -274,6 +275,24 @@ class StoreClosed(EventsError, trio.ClosedResourceError):
     def __init__(self, store: str) -> None:
         super().__init__(f"event store {store!r} is closed")
         self.store = store
+
+
+@final
+class StoreFileError(EventsError, OSError):
+    """A store file cannot be used; it was left exactly as it was.
+
+    Raised when the file is not a trio_smith event store, has a newer schema
+    than this version reads, is corrupt, or its directory does not exist.
+
+    Attributes:
+        path: the file.
+        reason: what is wrong, in words.
+    """
+
+    def __init__(self, path: str, reason: str) -> None:
+        super().__init__(f"cannot open event store {path!r}: {reason}")
+        self.path = path
+        self.reason = reason
 
 
 @final

@@ -13,6 +13,9 @@ hypothesis still shrinks the list.
 
 from __future__ import annotations
 
+import itertools
+import pathlib
+import tempfile
 from collections.abc import Sequence
 from contextlib import AsyncExitStack
 from datetime import UTC, datetime, timedelta, timezone
@@ -31,6 +34,7 @@ from trio_smith.events import (
     EventStore,
     EventType,
     MemoryEventStore,
+    SQLiteEventStore,
     SystemEvent,
 )
 
@@ -39,8 +43,19 @@ from .store_contract import Recorder, StoreFactory
 #: Every backend, by name; each must agree with the model (and so with each
 #: other). Each call of a factory opens a new, empty store (a file store: a
 #: new temporary file), once per hypothesis example.
+_FILES = tempfile.TemporaryDirectory(prefix="trio_smith_model_")
+_counter = itertools.count()
+
+
+def _sqlite_store() -> SQLiteEventStore:
+    # NORMAL: the model checks logic, not fsync; it keeps examples fast.
+    path = pathlib.Path(_FILES.name) / f"model-{next(_counter)}.db"
+    return SQLiteEventStore(path, synchronous="NORMAL")
+
+
 BACKENDS: list[tuple[str, StoreFactory]] = [
     ("memory", MemoryEventStore),
+    ("sqlite", _sqlite_store),
 ]
 
 # ---------------------------------------------------------------- pools
@@ -317,7 +332,12 @@ async def run(store: EventStore, op: Op) -> object:
             store.append_nowait(event)
             # Committed "as soon as the store can": wait for it, at checkpoints
             # only (a duplicate id is found at once).
-            while await store.get(event.id) is None:
+            while (stored := await store.get(event.id)) is None:
+                await trio.lowlevel.checkpoint()
+            # Readable is not yet announced: a store tells its listeners (and
+            # moves its head) when its writer resumes after the commit.
+            assert stored.position is not None
+            while await store.head() < stored.position:
                 await trio.lowlevel.checkpoint()
             return None
         case AppendMany(many):

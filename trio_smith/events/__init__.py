@@ -21,6 +21,7 @@ from .._exceptions import BusClosed as BusClosed
 from .._exceptions import EventsError as EventsError
 from .._exceptions import NoEventStore as NoEventStore
 from .._exceptions import StoreClosed as StoreClosed
+from .._exceptions import StoreFileError as StoreFileError
 from .._exceptions import SubscriberOverflowed as SubscriberOverflowed
 from ._bus import DEFAULT_BUFFER as DEFAULT_BUFFER
 from ._bus import BusStatistics as BusStatistics
@@ -33,6 +34,7 @@ from ._codec import dumps as dumps
 from ._codec import loads as loads
 from ._filter import EventFilter as EventFilter
 from ._memory import MemoryEventStore as MemoryEventStore
+from ._sqlite import SQLiteEventStore as SQLiteEventStore
 from ._store import EventStore as EventStore
 from ._store import StoreScan as StoreScan
 
@@ -59,11 +61,13 @@ __all__ = [
     "EventStore",
     "StoreScan",
     "MemoryEventStore",
+    "SQLiteEventStore",
     "dumps",
     "loads",
     "EventsError",
     "BusClosed",
     "StoreClosed",
+    "StoreFileError",
     "NoEventStore",
     "SubscriberOverflowed",
 ]

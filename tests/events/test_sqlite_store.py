@@ -1,0 +1,114 @@
+"""SQLiteEventStore: the store contract, plus files, durability modes and reopening."""
+
+from __future__ import annotations
+
+import pathlib
+import re
+import sqlite3
+
+import pytest
+
+from trio_smith.events import StoreFileError
+from trio_smith.events._sqlite import SCHEMA_VERSION, SQLiteEventStore
+
+from .store_contract import StoreContract, StoreFactory, event
+
+
+class TestSQLiteEventStore(StoreContract):
+    @pytest.fixture
+    def make_store(self, tmp_path: pathlib.Path) -> StoreFactory:
+        counter = iter(range(1_000_000))
+        return lambda: SQLiteEventStore(tmp_path / f"store-{next(counter)}.db")
+
+
+async def test_events_survive_closing_and_reopening(tmp_path: pathlib.Path) -> None:
+    path = tmp_path / "events.db"
+    async with SQLiteEventStore(path) as store:
+        first = await store.append_many([event(), event(), event()])
+        store_id = store.store_id
+    async with SQLiteEventStore(path) as store:
+        assert await store.head() == 3
+        assert await store.read() == first
+        assert store.store_id == store_id
+        fourth = await store.append(event())
+    assert fourth.position == 4
+
+
+def _untouched(path: pathlib.Path) -> bytes:
+    return path.read_bytes()
+
+
+async def test_a_file_that_is_not_a_store_is_refused_and_left_alone(
+    tmp_path: pathlib.Path,
+) -> None:
+    text = tmp_path / "notes.txt"
+    text.write_bytes(b"hello, this is not a database" * 100)
+    before = _untouched(text)
+    message = f"cannot open event store {str(text)!r}: not an SQLite database, or corrupt "
+    with pytest.raises(StoreFileError, match=f"^{re.escape(message)}"):
+        async with SQLiteEventStore(text):
+            pass
+    assert text.read_bytes() == before
+
+    other = tmp_path / "other.db"
+    with sqlite3.connect(other) as db:
+        db.execute("CREATE TABLE t (x)")
+    before = _untouched(other)
+    message = f"cannot open event store {str(other)!r}: not a trio_smith event store"
+    with pytest.raises(StoreFileError, match=f"^{re.escape(message)}$"):
+        async with SQLiteEventStore(other):
+            pass
+    assert other.read_bytes() == before
+
+
+async def test_a_newer_schema_is_refused_and_left_alone(tmp_path: pathlib.Path) -> None:
+    path = tmp_path / "future.db"
+    async with SQLiteEventStore(path) as store:
+        await store.append(event())
+    with sqlite3.connect(path) as db:
+        db.execute("UPDATE store_meta SET value = '99' WHERE key = 'schema_version'")
+    db.close()
+    before = _untouched(path)
+    message = (
+        f"cannot open event store {str(path)!r}: its schema version 99 is newer than "
+        f"this trio_smith reads ({SCHEMA_VERSION})"
+    )
+    with pytest.raises(StoreFileError, match=f"^{re.escape(message)}$"):
+        async with SQLiteEventStore(path):
+            pass
+    assert path.read_bytes() == before
+
+
+async def test_a_missing_directory_is_refused(tmp_path: pathlib.Path) -> None:
+    path = tmp_path / "nowhere" / "events.db"
+    message = (
+        f"cannot open event store {str(path)!r}: directory "
+        f"{str(tmp_path / 'nowhere')!r} does not exist"
+    )
+    with pytest.raises(StoreFileError, match=f"^{re.escape(message)}$"):
+        async with SQLiteEventStore(path):
+            pass
+    assert not (tmp_path / "nowhere").exists()
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        (dict(synchronous="OFF"), "synchronous must be 'FULL' or 'NORMAL', got 'OFF'"),
+        (dict(busy_timeout=-1), "busy_timeout must be a finite number >= 0, got -1"),
+        (dict(max_batch=0), "max_batch must be an int >= 1, got 0"),
+        (dict(queue=True), "queue must be an int >= 1, got True"),
+        (dict(name=""), "name must be a non-empty str or None, got ''"),
+    ],
+)
+def test_bad_arguments_are_refused_by_name(
+    tmp_path: pathlib.Path, kwargs: dict[str, object], message: str
+) -> None:
+    with pytest.raises(ValueError, match=f"^{re.escape(message)}$"):
+        SQLiteEventStore(tmp_path / "x.db", **kwargs)  # type: ignore[arg-type]
+
+
+async def test_normal_durability_mode_stores_the_same(tmp_path: pathlib.Path) -> None:
+    async with SQLiteEventStore(tmp_path / "fast.db", synchronous="NORMAL") as store:
+        stored = await store.append_many([event() for _ in range(10)])
+        assert [e.position for e in stored] == list(range(1, 11))
