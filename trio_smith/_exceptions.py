@@ -37,6 +37,7 @@ __all__ = [
     "StoreClosed",
     "NoEventStore",
     "StoreFileError",
+    "StoreReadOnly",
     "SubscriberOverflowed",
 ]
 
@@ -274,6 +275,15 @@ class StoreClosed(EventsError, trio.ClosedResourceError):
 
     def __init__(self, store: str) -> None:
         super().__init__(f"event store {store!r} is closed")
+        self.store = store
+
+
+@final
+class StoreReadOnly(EventsError, PermissionError):
+    """The event store was opened read-only (``read_only=True``): it takes no writes."""
+
+    def __init__(self, store: str) -> None:
+        super().__init__(f"event store {store!r} is read-only")
         self.store = store
 
 

@@ -944,3 +944,46 @@ class StoreContract:
                 scope.cancel()
                 await calls[query]()
             assert scope.cancelled_caught
+
+    # ------------------------------------------------------------ checkpoints
+
+    async def test_checkpoints_are_saved_overwritten_and_kept_per_name(
+        self, make_store: StoreFactory
+    ) -> None:
+        async with make_store() as store:
+            assert await store.load_checkpoint("audit") is None
+            await store.save_checkpoint("audit", 3)
+            await store.save_checkpoint("mailer", 0)
+            assert await store.load_checkpoint("audit") == 3
+            await store.save_checkpoint("audit", 7)
+            assert await store.load_checkpoint("audit") == 7
+            assert await store.load_checkpoint("mailer") == 0
+
+    @pytest.mark.parametrize(
+        ("name", "position", "message"),
+        [
+            ("", 1, "checkpoint name must be a non-empty str, got ''"),
+            (3, 1, "checkpoint name must be a non-empty str, got 3"),
+            ("a", -1, "checkpoint position must be an int >= 0, got -1"),
+            ("a", True, "checkpoint position must be an int >= 0, got True"),
+        ],
+    )
+    async def test_bad_checkpoint_arguments_are_refused_by_name(
+        self, make_store: StoreFactory, name: Any, position: Any, message: str
+    ) -> None:
+        async with make_store() as store:
+            with pytest.raises(ValueError, match=f"^{re.escape(message)}$"):
+                await store.save_checkpoint(name, position)
+            if name != "a":
+                with pytest.raises(ValueError, match=f"^{re.escape(message)}$"):
+                    await store.load_checkpoint(name)
+
+    async def test_checkpoints_on_a_closed_store_raise_store_closed(
+        self, make_store: StoreFactory
+    ) -> None:
+        async with make_store() as store:
+            pass
+        with pytest.raises(StoreClosed):
+            await store.save_checkpoint("a", 1)
+        with pytest.raises(StoreClosed):
+            await store.load_checkpoint("a")

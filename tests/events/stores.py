@@ -44,6 +44,12 @@ class WrappedStore(EventStore):
     async def head(self) -> int:
         return await self.inner.head()
 
+    async def save_checkpoint(self, name: str, position: int) -> None:
+        await self.inner.save_checkpoint(name, position)
+
+    async def load_checkpoint(self, name: str) -> int | None:
+        return await self.inner.load_checkpoint(name)
+
     def add_listener(self, listener: Listener) -> Callable[[], None]:
         return self.inner.add_listener(listener)
 

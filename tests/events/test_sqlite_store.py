@@ -7,9 +7,11 @@ import re
 import sqlite3
 
 import pytest
+import trio
+import trio.testing
 
-from trio_smith.events import StoreFileError
-from trio_smith.events._sqlite import SCHEMA_VERSION, SQLiteEventStore
+from trio_smith.events import EventBus, SQLiteEventStore, StoreFileError, StoreReadOnly
+from trio_smith.events._sqlite import SCHEMA_VERSION
 
 from .store_contract import StoreContract, StoreFactory, event
 
@@ -112,3 +114,70 @@ async def test_normal_durability_mode_stores_the_same(tmp_path: pathlib.Path) ->
     async with SQLiteEventStore(tmp_path / "fast.db", synchronous="NORMAL") as store:
         stored = await store.append_many([event() for _ in range(10)])
         assert [e.position for e in stored] == list(range(1, 11))
+
+
+async def test_a_durable_subscription_resumes_after_a_restart(tmp_path: pathlib.Path) -> None:
+    path = tmp_path / "events.db"
+    async with SQLiteEventStore(path) as store, EventBus(store) as bus:
+        for n in range(5):
+            await bus.publish(event(payload={"n": n}))
+        sub = bus.subscribe(durable="mailer")
+        handled = [await sub.receive() for _ in range(3)]
+        await sub.save_checkpoint()
+        await sub.aclose()
+    assert [e.position for e in handled] == [1, 2, 3]
+    # "Restart": a new store object, bus and subscription on the same file.
+    async with SQLiteEventStore(path) as store, EventBus(store) as bus:
+        sub = bus.subscribe(durable="mailer")
+        await bus.publish(event(payload={"n": 5}))
+        rest = [await sub.receive() for _ in range(3)]
+        assert [e.position for e in rest] == [4, 5, 6]
+        assert sub.name == "mailer"
+        assert await store.load_checkpoint("mailer") == 3
+
+
+async def test_a_durable_subscription_without_a_checkpoint_starts_at_from_position(
+    tmp_path: pathlib.Path,
+) -> None:
+    async with SQLiteEventStore(tmp_path / "e.db") as store, EventBus(store) as bus:
+        for _ in range(4):
+            await bus.publish(event())
+        sub = bus.subscribe(durable="late", from_position=2)
+        got = [await sub.receive() for _ in range(2)]
+        assert [e.position for e in got] == [3, 4]
+        plain = bus.subscribe(name="plain")
+        with pytest.raises(RuntimeError, match=r"^subscription 'plain' is not durable$"):
+            await plain.save_checkpoint()
+
+
+async def test_a_read_only_store_follows_what_another_connection_writes(
+    tmp_path: pathlib.Path, autojump_clock: trio.testing.MockClock
+) -> None:
+    path = tmp_path / "shared.db"
+    async with SQLiteEventStore(path) as writer:
+        first = await writer.append(event())
+        async with SQLiteEventStore(path, read_only=True) as reader, EventBus(reader) as bus:
+            assert await reader.head() == 1
+            live = bus.subscribe()
+            second = await writer.append(event())
+            got = await live.receive()  # polled from the file, in virtual time
+            assert got == second
+            assert await reader.read() == [first, second]
+            message = f"event store {str(path)!r} is read-only"
+            with pytest.raises(StoreReadOnly, match=f"^{re.escape(message)}$"):
+                await reader.append(event())
+            with pytest.raises(StoreReadOnly):
+                reader.append_nowait(event())
+            with pytest.raises(StoreReadOnly):
+                await reader.save_checkpoint("x", 1)
+
+
+async def test_a_read_only_store_never_creates_a_file(tmp_path: pathlib.Path) -> None:
+    path = tmp_path / "absent.db"
+    message = (
+        f"cannot open event store {str(path)!r}: no such file (read-only stores are not created)"
+    )
+    with pytest.raises(StoreFileError, match=f"^{re.escape(message)}$"):
+        async with SQLiteEventStore(path, read_only=True):
+            pass
+    assert not path.exists()

@@ -22,6 +22,7 @@ from .._exceptions import EventsError as EventsError
 from .._exceptions import NoEventStore as NoEventStore
 from .._exceptions import StoreClosed as StoreClosed
 from .._exceptions import StoreFileError as StoreFileError
+from .._exceptions import StoreReadOnly as StoreReadOnly
 from .._exceptions import SubscriberOverflowed as SubscriberOverflowed
 from ._bus import DEFAULT_BUFFER as DEFAULT_BUFFER
 from ._bus import BusStatistics as BusStatistics
@@ -68,6 +69,7 @@ __all__ = [
     "BusClosed",
     "StoreClosed",
     "StoreFileError",
+    "StoreReadOnly",
     "NoEventStore",
     "SubscriberOverflowed",
 ]

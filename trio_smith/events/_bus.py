@@ -189,11 +189,13 @@ class Subscription(trio.abc.ReceiveChannel[Event]):
         "_queue",
         "_replay",
         "_replaying",
+        "_resume",
         "_room",
         "_waiter",
         "buffer",
         "delivered",
         "dropped",
+        "durable",
         "fell_behind_count",
         "filter",
         "handler_errors",
@@ -210,6 +212,7 @@ class Subscription(trio.abc.ReceiveChannel[Event]):
         buffer: int,
         overflow: Overflow,
         from_position: int | None,
+        durable: str | None = None,
     ) -> None:
         self._bus = bus
         self.name = name
@@ -234,6 +237,10 @@ class Subscription(trio.abc.ReceiveChannel[Event]):
         #: are to be read before the live buffer may be drained.
         self._replay: deque[Event] = deque()
         self._replaying = from_position is not None
+        #: A durable subscription's name; its saved checkpoint is read before
+        #: the first page.
+        self.durable = durable
+        self._resume = durable is not None
         self._fell_behind = False
         self._caught_up: trio.Event | None = None
         #: ERROR overflowed: raise once the buffer is delivered.
@@ -436,6 +443,11 @@ class Subscription(trio.abc.ReceiveChannel[Event]):
     async def _read_page(self) -> None:
         store = self._bus._store
         assert store is not None
+        if self._resume:
+            saved = await store.load_checkpoint(self.durable or "")
+            self._resume = False
+            if saved is not None:
+                self._last = saved
         after = self._last or 0
         page = await store.read(self.filter, after=after, limit=DEFAULT_PAGE)
         self._pace.reset()
@@ -475,6 +487,25 @@ class Subscription(trio.abc.ReceiveChannel[Event]):
         if self._caught_up is None:
             self._caught_up = trio.Event()
         await self._caught_up.wait()
+
+    async def save_checkpoint(self) -> None:
+        """Save this durable subscription's position (``last_position``) in the store.
+
+        A restarted subscription with the same ``durable`` name resumes after
+        it. Call it after handling events: delivery is at least once.
+
+        Raises:
+            RuntimeError: the subscription is not durable.
+        """
+        if self.durable is None:
+            raise RuntimeError(f"subscription {self.name!r} is not durable")
+        store = self._bus._store
+        assert store is not None
+        if self._resume:
+            # Nothing was read yet: the saved position stands.
+            await trio.lowlevel.checkpoint()
+            return
+        await store.save_checkpoint(self.durable, self._last or 0)
 
     @property
     def last_position(self) -> int | None:
@@ -845,6 +876,7 @@ class EventBus:
         buffer: int = DEFAULT_BUFFER,
         overflow: Overflow = Overflow.BLOCK,
         from_position: int | None = None,
+        durable: str | None = None,
         name: str | None = None,
     ) -> Subscription:
         """Subscribe to the events ``filter`` takes; use the result with ``async with``.
@@ -859,15 +891,22 @@ class EventBus:
             from_position: first deliver the stored events after this
                 position (0 for the whole log), then live events, each exactly
                 once and in order. Needs a store.
-            name: for statistics and errors; default ``"subscription-<n>"``.
+            durable: a durable subscription's name: it starts after the
+                position last saved under that name in the store
+                (:meth:`Subscription.save_checkpoint`), or after
+                ``from_position`` (default 0) if none was, so it resumes
+                where it left off after a restart. Delivery is at least
+                once: save after handling. Needs a store.
+            name: for statistics and errors; default: ``durable``, or
+                ``"subscription-<n>"``.
 
         Returns:
             The :class:`Subscription`, a ``trio.abc.ReceiveChannel[Event]``.
 
         Raises:
             TypeError, ValueError: a bad argument (the message names it).
-            NoEventStore: ``from_position`` or ``Overflow.CATCH_UP`` on a bus
-                without a store.
+            NoEventStore: ``from_position``, ``durable`` or
+                ``Overflow.CATCH_UP`` on a bus without a store.
             BusClosed: the bus is not open.
         """
         if filter is not None and not isinstance(filter, EventFilter):
@@ -879,6 +918,12 @@ class EventBus:
         if from_position is not None and (not is_int(from_position) or from_position < 0):
             raise ValueError(f"from_position must be an int >= 0 or None, got {from_position!r}")
         optional_name(name)
+        if durable is not None:
+            given: object = durable
+            if not isinstance(given, str) or not durable:
+                raise ValueError(f"durable must be a non-empty str or None, got {durable!r}")
+            self._need_store("a durable subscription")
+            from_position = from_position or 0
         if from_position is not None:
             self._need_store("from_position")
         if overflow is Overflow.CATCH_UP:
@@ -887,10 +932,11 @@ class EventBus:
         sub = Subscription(
             self,
             filter,
-            name=name or f"subscription-{next(self._sub_names)}",
+            name=name or durable or f"subscription-{next(self._sub_names)}",
             buffer=buffer,
             overflow=overflow,
             from_position=from_position,
+            durable=durable,
         )
         self._subscriptions[sub] = None
         self._register(sub)

@@ -21,7 +21,7 @@ from .._event import Event, EventType
 from .._exceptions import StoreClosed
 from ._filter import EventFilter
 from ._pace import Pacer, cancel_requested
-from ._store import EventStore, Listener, check_read_args
+from ._store import EventStore, Listener, check_checkpoint_args, check_read_args
 
 __all__ = ["MemoryEventStore"]
 
@@ -52,6 +52,7 @@ class MemoryEventStore(EventStore):
         "_by_id",
         "_by_source",
         "_by_type",
+        "_checkpoints",
         "_closed",
         "_events",
         "_listeners",
@@ -69,6 +70,7 @@ class MemoryEventStore(EventStore):
         self._by_source: dict[str, list[int]] = {}
         self._by_type: dict[EventType, list[int]] = {}
         self._listeners: list[Listener] = []
+        self._checkpoints: dict[str, int] = {}
         self._closed = False
         self._pace = Pacer()
 
@@ -209,6 +211,18 @@ class MemoryEventStore(EventStore):
         await trio.lowlevel.checkpoint()
         self._check_open()
         return len(self._events)
+
+    async def save_checkpoint(self, name: str, position: int) -> None:
+        check_checkpoint_args(name, position)
+        await trio.lowlevel.checkpoint()
+        self._check_open()
+        self._checkpoints[name] = position
+
+    async def load_checkpoint(self, name: str) -> int | None:
+        check_checkpoint_args(name)
+        await trio.lowlevel.checkpoint()
+        self._check_open()
+        return self._checkpoints.get(name)
 
     def add_listener(self, listener: Listener) -> Callable[[], None]:
         if not callable(listener):

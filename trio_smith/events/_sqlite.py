@@ -46,10 +46,10 @@ import trio
 
 from .._check import optional_name
 from .._event import Event, EventType
-from .._exceptions import StoreClosed, StoreFileError
+from .._exceptions import StoreClosed, StoreFileError, StoreReadOnly
 from ._codec import dump_payload
 from ._filter import EventFilter
-from ._store import EventStore, Listener, check_read_args
+from ._store import EventStore, Listener, check_checkpoint_args, check_read_args
 
 __all__ = ["SCHEMA_VERSION", "SQLiteEventStore"]
 
@@ -245,6 +245,7 @@ class SQLiteEventStore(EventStore):
         "_head",
         "_listeners",
         "_name",
+        "_nursery",
         "_nursery_cm",
         "_opened",
         "_path",
@@ -258,6 +259,8 @@ class SQLiteEventStore(EventStore):
         "_writer_done",
         "busy_timeout",
         "max_batch",
+        "poll_interval",
+        "read_only",
         "store_id",
     )
 
@@ -269,6 +272,8 @@ class SQLiteEventStore(EventStore):
         busy_timeout: float = 5.0,
         max_batch: int = 1000,
         queue: int = 4096,
+        read_only: bool = False,
+        poll_interval: float = 0.1,
         name: str | None = None,
     ) -> None:
         if not isinstance(path, str | os.PathLike):
@@ -286,6 +291,18 @@ class SQLiteEventStore(EventStore):
             or busy_timeout < 0
         ):
             raise ValueError(f"busy_timeout must be a finite number >= 0, got {busy_timeout!r}")
+        if not isinstance(read_only, bool):
+            raise TypeError(f"read_only must be a bool, got {read_only!r}")
+        interval: object = poll_interval
+        if (
+            not isinstance(interval, int | float)
+            or isinstance(interval, bool)
+            or not math.isfinite(poll_interval)
+            or poll_interval <= 0
+        ):
+            raise ValueError(f"poll_interval must be a finite number > 0, got {poll_interval!r}")
+        self.read_only = read_only
+        self.poll_interval = poll_interval
         for label, value in (("max_batch", max_batch), ("queue", queue)):
             number: object = value
             if not isinstance(number, int) or isinstance(number, bool) or value < 1:
@@ -307,6 +324,7 @@ class SQLiteEventStore(EventStore):
         self._opened = False
         self._closed = False
         self._nursery_cm: Any = None
+        self._nursery: trio.Nursery | None = None
         #: The store's own id (store_meta), stable across reopenings.
         self.store_id: str | None = None
 
@@ -324,7 +342,7 @@ class SQLiteEventStore(EventStore):
 
     # ------------------------------------------------------------ opening
 
-    def _connect(self) -> tuple[sqlite3.Connection, sqlite3.Connection, int, str]:
+    def _connect(self) -> tuple[sqlite3.Connection | None, sqlite3.Connection, int, str]:
         """Open (or create) the file and check it; runs in a thread."""
         directory = os.path.dirname(os.path.abspath(self._path))
         if not os.path.isdir(directory):
@@ -332,6 +350,25 @@ class SQLiteEventStore(EventStore):
         exists = os.path.exists(self._path) and os.path.getsize(self._path) > 0
         if exists:
             self._check_file()
+        elif self.read_only:
+            raise StoreFileError(self._path, "no such file (read-only stores are not created)")
+        if self.read_only:
+            reader = sqlite3.connect(
+                f"file:{self._path}?mode=ro",
+                uri=True,
+                timeout=self.busy_timeout,
+                isolation_level=None,
+                check_same_thread=False,
+            )
+            try:
+                head = reader.execute("SELECT coalesce(max(position), 0) FROM events").fetchone()
+                store_id = reader.execute(
+                    "SELECT value FROM store_meta WHERE key = 'store_id'"
+                ).fetchone()
+            except BaseException:
+                reader.close()
+                raise
+            return None, reader, int(head[0]), str(store_id[0])
         writer = sqlite3.connect(
             self._path, timeout=self.busy_timeout, isolation_level=None, check_same_thread=False
         )
@@ -408,8 +445,11 @@ class SQLiteEventStore(EventStore):
         writer, reader, head, store_id = await trio.to_thread.run_sync(self._connect)
         self._writer, self._reader, self._head, self.store_id = writer, reader, head, store_id
         self._nursery_cm = trio.open_nursery()
-        nursery = await self._nursery_cm.__aenter__()
-        nursery.start_soon(self._write_loop, name=f"trio_smith store writer {self._name}")
+        nursery = self._nursery = await self._nursery_cm.__aenter__()
+        if self.read_only:
+            nursery.start_soon(self._follow, name=f"trio_smith store follower {self._name}")
+        else:
+            nursery.start_soon(self._write_loop, name=f"trio_smith store writer {self._name}")
         return self
 
     async def __aexit__(self, *exc_info: object) -> None:
@@ -432,7 +472,10 @@ class SQLiteEventStore(EventStore):
         """
         first = not self._closed
         self._closed = True
-        if first and self._nursery_cm is not None:
+        if first and self._nursery is not None and self.read_only:
+            self._nursery.cancel_scope.cancel()
+            await trio.lowlevel.checkpoint()
+        elif first and self._nursery_cm is not None:
             # The writer commits what is queued, then ends.
             await self._send.aclose()
             await self._writer_done.wait()
@@ -440,8 +483,32 @@ class SQLiteEventStore(EventStore):
             await trio.lowlevel.checkpoint()
 
     def _check_open(self) -> None:
-        if self._closed or self._writer is None:
+        if self._closed or self._reader is None:
             raise StoreClosed(self._name)
+
+    def _check_writable(self) -> None:
+        self._check_open()
+        if self.read_only:
+            raise StoreReadOnly(self._name)
+
+    async def _follow(self) -> None:
+        """Read-only: poll for events other processes commit; tell the listeners."""
+        while True:
+            await trio.sleep(self.poll_interval)
+            while True:
+                rows = await self._query(
+                    f"SELECT {_COLUMNS} FROM events WHERE position > ? ORDER BY position "
+                    "LIMIT 1000",
+                    (self._head,),
+                )
+                if not rows:
+                    break
+                new = [_row_event(row) for row in rows]
+                position = new[-1].position
+                assert position is not None
+                self._head = position
+                for listener in tuple(self._listeners):
+                    listener(new)
 
     # ------------------------------------------------------------ writing
 
@@ -568,12 +635,12 @@ class SQLiteEventStore(EventStore):
 
     async def append(self, event: Event) -> Event:
         self._check_event(event)
-        self._check_open()
+        self._check_writable()
         return (await self._submit([event]))[0]
 
     async def append_many(self, events: Sequence[Event]) -> list[Event]:
         batch = [self._check_event(event) for event in events]
-        self._check_open()
+        self._check_writable()
         if not batch:
             await trio.lowlevel.checkpoint()
             return []
@@ -581,7 +648,7 @@ class SQLiteEventStore(EventStore):
 
     def append_nowait(self, event: Event) -> None:
         self._check_event(event)
-        self._check_open()
+        self._check_writable()
         try:
             self._send.send_nowait(_Append([event]))
         except trio.ClosedResourceError:
@@ -632,6 +699,29 @@ class SQLiteEventStore(EventStore):
         self._check_open()
         await trio.lowlevel.checkpoint()
         return self._head
+
+    async def save_checkpoint(self, name: str, position: int) -> None:
+        check_checkpoint_args(name, position)
+        self._check_writable()
+        writer = self._writer
+        assert writer is not None
+        now = _micros(datetime.now(UTC))
+
+        def run() -> None:
+            writer.execute(
+                "INSERT INTO subscriptions (name, position, updated_ts) VALUES (?, ?, ?) "
+                "ON CONFLICT(name) DO UPDATE SET position = excluded.position, "
+                "updated_ts = excluded.updated_ts",
+                (name, position, now),
+            )
+
+        # Autocommit: one durable statement, serialised with the writer's batches.
+        await trio.to_thread.run_sync(run, limiter=self._write_limiter)
+
+    async def load_checkpoint(self, name: str) -> int | None:
+        check_checkpoint_args(name)
+        rows = await self._query("SELECT position FROM subscriptions WHERE name = ?", (name,))
+        return int(rows[0][0]) if rows else None
 
     def add_listener(self, listener: Listener) -> Callable[[], None]:
         if not callable(listener):

@@ -25,13 +25,22 @@ from .._check import is_int
 from .._event import Event
 from ._filter import EventFilter
 
-__all__ = ["EventStore", "Listener", "StoreScan", "check_read_args"]
+__all__ = ["EventStore", "Listener", "StoreScan", "check_checkpoint_args", "check_read_args"]
 
 #: Called with each committed batch (non-empty, in position order).
 Listener = Callable[[Sequence[Event]], None]
 
 #: Events per page when a scan reads the store.
 DEFAULT_PAGE: Final = 1000
+
+
+def check_checkpoint_args(name: object, position: object = 0) -> str:
+    """Validate the arguments of the checkpoint methods (every backend calls it)."""
+    if not isinstance(name, str) or not name:
+        raise ValueError(f"checkpoint name must be a non-empty str, got {name!r}")
+    if not is_int(position) or position < 0:  # type: ignore[operator]
+        raise ValueError(f"checkpoint position must be an int >= 0, got {position!r}")
+    return name
 
 
 def check_read_args(
@@ -143,6 +152,24 @@ class EventStore(abc.ABC):
         """The position of the last committed event; 0 when empty.
 
         Raises:
+            StoreClosed: the store is closed.
+        """
+
+    @abc.abstractmethod
+    async def save_checkpoint(self, name: str, position: int) -> None:
+        """Remember that the durable subscription ``name`` has handled up to ``position``.
+
+        Raises:
+            ValueError: an empty name, or a position < 0.
+            StoreClosed: the store is closed.
+        """
+
+    @abc.abstractmethod
+    async def load_checkpoint(self, name: str) -> int | None:
+        """The position last saved for ``name``, or None if none was.
+
+        Raises:
+            ValueError: an empty name.
             StoreClosed: the store is closed.
         """
 
