@@ -229,6 +229,10 @@ class SQLiteEventStore(EventStore):
         max_batch: the most events committed in one transaction.
         queue: appends that may wait for the writer before ``append``
             blocks (backpressure) and ``append_nowait`` raises WouldBlock.
+        read_only: open an existing store without ever writing to it, and
+            follow what other processes append (polling): its listeners (a
+            bus) see their events. Writes raise ``StoreReadOnly``.
+        poll_interval: seconds between two polls of a read-only store.
         name: for errors and logs; default: the path.
 
     Raises:
