@@ -110,16 +110,33 @@ def _prefix_bound(prefix: str) -> str:
 
 
 def _where(filter: EventFilter | None, after: int) -> tuple[str, list[Any]]:
-    """The SQL condition and parameters of a read (positions > after)."""
-    clauses = ["position > ?"]
-    params: list[Any] = [after]
+    """The SQL condition and parameters of a read (positions > after).
+
+    Query plans (checked in tests/events/test_sqlite_plans.py): id,
+    correlation, exact source and type use their ``(column, position)``
+    indexes. A time range or a source prefix must use ``events_ts`` or
+    ``events_source``; without statistics SQLite would rather walk the rowid
+    range for ``position > ?`` (it saves the sort), which reads the whole
+    log. So with those constraints the position bound is written
+    ``+position``, which no index serves: the planner then takes the
+    constraint's index and sorts what it finds.
+    """
+    clauses: list[str] = []
+    params: list[Any] = []
+    low = after
+    if filter is not None and filter.after_position is not None:
+        low = max(low, filter.after_position)
+    ranged = filter is not None and (
+        filter.since is not None or filter.until is not None or bool(filter.source_prefixes)
+    )
+    position = "+position" if ranged else "position"
+    if low > 0:
+        clauses.append(f"{position} > ?")
+        params.append(low)
     if filter is None:
-        return " AND ".join(clauses), params
-    if filter.after_position is not None:
-        clauses.append("position > ?")
-        params.append(filter.after_position)
+        return " AND ".join(clauses) or "1", params
     if filter.until_position is not None:
-        clauses.append("position <= ?")
+        clauses.append(f"{position} <= ?")
         params.append(filter.until_position)
     for column, values in (
         ("type", None if filter.types is None else sorted(t.wire for t in filter.types)),
@@ -156,7 +173,7 @@ def _where(filter: EventFilter | None, after: int) -> tuple[str, list[Any]]:
     if filter.until is not None:
         clauses.append("ts < ?")
         params.append(_micros(filter.until))
-    return " AND ".join(clauses), params
+    return " AND ".join(clauses) or "1", params
 
 
 _TYPES: dict[str, EventType] = {}
@@ -352,9 +369,11 @@ class SQLiteEventStore(EventStore):
         if not os.path.isdir(directory):
             raise StoreFileError(self._path, f"directory {directory!r} does not exist")
         exists = os.path.exists(self._path) and os.path.getsize(self._path) > 0
-        if exists:
-            self._check_file()
-        elif self.read_only:
+        if exists and self._check_file():
+            # An SQLite file with no tables at all: a store whose creation was
+            # cut short (killed before its schema committed). Create it.
+            exists = False
+        if not exists and self.read_only:
             raise StoreFileError(self._path, "no such file (read-only stores are not created)")
         if self.read_only:
             reader = sqlite3.connect(
@@ -404,8 +423,12 @@ class SQLiteEventStore(EventStore):
             raise
         return writer, reader, head, store_id
 
-    def _check_file(self) -> None:
-        """Refuse a file that is not ours, is newer, or is corrupt, without writing to it."""
+    def _check_file(self) -> bool:
+        """Refuse a file that is not ours, is newer, or is corrupt, without writing to it.
+
+        Returns:
+            True if it is an SQLite database without any table (to be created).
+        """
         try:
             probe = sqlite3.connect(f"file:{self._path}?mode=ro", uri=True)
         except sqlite3.Error as exc:
@@ -420,6 +443,8 @@ class SQLiteEventStore(EventStore):
                 raise StoreFileError(
                     self._path, f"not an SQLite database, or corrupt ({exc})"
                 ) from None
+            if not tables and not self.read_only:
+                return True
             if "store_meta" not in tables or "events" not in tables:
                 raise StoreFileError(self._path, "not a trio_smith event store")
             meta = dict(probe.execute("SELECT key, value FROM store_meta").fetchall())
@@ -437,6 +462,7 @@ class SQLiteEventStore(EventStore):
             check = probe.execute("PRAGMA quick_check").fetchone()[0]
             if check != "ok":
                 raise StoreFileError(self._path, f"corrupt ({check})")
+            return False
         except sqlite3.DatabaseError as exc:
             raise StoreFileError(self._path, f"corrupt ({exc})") from None
         finally:
