@@ -618,16 +618,7 @@ class SQLiteEventStore(EventStore):
                 known = existing.get(event.id.bytes)
                 if known is None:
                     position += 1
-                    known = Event(
-                        id=event.id,
-                        timestamp=event.timestamp,
-                        source=event.source,
-                        type=event.type,
-                        payload=event.payload,
-                        correlation_id=event.correlation_id,
-                        causation_id=event.causation_id,
-                        position=position,
-                    )
+                    known = event.at_position(position)
                     existing[event.id.bytes] = known
                     new.append(known)
                     rows_out.append(_row(event, position))
