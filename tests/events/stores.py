@@ -15,6 +15,7 @@ class WrappedStore(EventStore):
     """Delegates everything to a MemoryEventStore; subclasses change one thing."""
 
     def __init__(self, name: str) -> None:
+        super().__init__()
         self.inner = MemoryEventStore(name=name)
 
     @property

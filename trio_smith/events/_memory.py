@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import bisect
 import itertools
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from typing import Final, final
 from uuid import UUID
 
@@ -21,7 +21,7 @@ from .._event import Event, EventType
 from .._exceptions import StoreClosed
 from ._filter import EventFilter
 from ._pace import Pacer, cancel_requested
-from ._store import EventStore, Listener, check_checkpoint_args, check_read_args
+from ._store import EventStore, check_checkpoint_args, check_read_args
 
 __all__ = ["MemoryEventStore"]
 
@@ -55,12 +55,12 @@ class MemoryEventStore(EventStore):
         "_checkpoints",
         "_closed",
         "_events",
-        "_listeners",
         "_name",
         "_pace",
     )
 
     def __init__(self, *, name: str | None = None) -> None:
+        super().__init__()
         self._name = optional_name(name) or f"memory-{next(_names)}"
         # Invariant: _events[i].position == i + 1, and every index list is
         # sorted (positions are only ever appended).
@@ -69,7 +69,6 @@ class MemoryEventStore(EventStore):
         self._by_correlation: dict[UUID, list[int]] = {}
         self._by_source: dict[str, list[int]] = {}
         self._by_type: dict[EventType, list[int]] = {}
-        self._listeners: list[Listener] = []
         self._checkpoints: dict[str, int] = {}
         self._closed = False
         self._pace = Pacer()
@@ -103,8 +102,7 @@ class MemoryEventStore(EventStore):
                 new.append(stored)
             result.append(stored)
         if new:
-            for listener in tuple(self._listeners):
-                listener(new)
+            self._notify(new)
         return result
 
     @staticmethod
@@ -213,17 +211,6 @@ class MemoryEventStore(EventStore):
         await trio.lowlevel.checkpoint()
         self._check_open()
         return self._checkpoints.get(name)
-
-    def add_listener(self, listener: Listener) -> Callable[[], None]:
-        if not callable(listener):
-            raise TypeError(f"listener must be callable, got {listener!r}")
-        self._listeners.append(listener)
-
-        def remove() -> None:
-            if listener in self._listeners:
-                self._listeners.remove(listener)
-
-        return remove
 
     async def aclose(self) -> None:
         self._closed = True

@@ -37,7 +37,7 @@ import math
 import os
 import sqlite3
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any, Final, Literal, Self, final
 from uuid import UUID
@@ -49,7 +49,7 @@ from .._event import Event, EventType
 from .._exceptions import StoreClosed, StoreFileError, StoreReadOnly
 from ._codec import dump_payload
 from ._filter import EventFilter
-from ._store import EventStore, Listener, check_checkpoint_args, check_read_args
+from ._store import EventStore, check_checkpoint_args, check_read_args
 
 __all__ = ["SCHEMA_VERSION", "SQLiteEventStore"]
 
@@ -264,7 +264,6 @@ class SQLiteEventStore(EventStore):
     __slots__ = (
         "_closed",
         "_head",
-        "_listeners",
         "_name",
         "_nursery",
         "_nursery_cm",
@@ -333,7 +332,7 @@ class SQLiteEventStore(EventStore):
         self.busy_timeout = busy_timeout
         self.max_batch = max_batch
         self._send, self._receive = trio.open_memory_channel[_Append](queue)
-        self._listeners: list[Listener] = []
+        super().__init__()
         self._writer: sqlite3.Connection | None = None
         self._reader: sqlite3.Connection | None = None
         #: One thread at a time per connection; reads do not wait for commits
@@ -533,12 +532,14 @@ class SQLiteEventStore(EventStore):
                 )
                 if not rows:
                     break
-                new = [_row_event(row) for row in rows]
-                position = new[-1].position
-                assert position is not None
-                self._head = position
-                for listener in tuple(self._listeners):
-                    listener(new)
+                self._announce([_row_event(row) for row in rows])
+
+    def _announce(self, committed: list[Event]) -> None:
+        """Move the head to a committed batch and tell the listeners, at once."""
+        position = committed[-1].position
+        assert position is not None
+        self._head = position
+        self._notify(committed)
 
     # ------------------------------------------------------------ writing
 
@@ -582,11 +583,7 @@ class SQLiteEventStore(EventStore):
                         item.done.set()
                     continue
             if new:
-                position = new[-1].position
-                assert position is not None
-                self._head = position
-                for listener in tuple(self._listeners):
-                    listener(new)
+                self._announce(new)
             offset = 0
             for item in batch:
                 item.result = stored[offset : offset + len(item.events)]
@@ -743,14 +740,3 @@ class SQLiteEventStore(EventStore):
         check_checkpoint_args(name)
         rows = await self._query("SELECT position FROM subscriptions WHERE name = ?", (name,))
         return int(rows[0][0]) if rows else None
-
-    def add_listener(self, listener: Listener) -> Callable[[], None]:
-        if not callable(listener):
-            raise TypeError(f"listener must be callable, got {listener!r}")
-        self._listeners.append(listener)
-
-        def remove() -> None:
-            if listener in self._listeners:
-                self._listeners.remove(listener)
-
-        return remove

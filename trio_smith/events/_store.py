@@ -64,7 +64,10 @@ class EventStore(abc.ABC):
     full checkpoints, appends yield at least every 64 calls (design rule 17).
     """
 
-    __slots__ = ("__weakref__",)
+    __slots__ = ("__weakref__", "_listeners")
+
+    def __init__(self) -> None:
+        self._listeners: list[Listener] = []
 
     @property
     @abc.abstractmethod
@@ -173,7 +176,6 @@ class EventStore(abc.ABC):
             StoreClosed: the store is closed.
         """
 
-    @abc.abstractmethod
     def add_listener(self, listener: Listener) -> Callable[[], None]:
         """Call ``listener`` with each batch of newly committed events.
 
@@ -183,7 +185,24 @@ class EventStore(abc.ABC):
 
         Returns:
             A function that removes the listener (idempotent).
+
+        Raises:
+            TypeError: ``listener`` is not callable.
         """
+        if not callable(listener):
+            raise TypeError(f"listener must be callable, got {listener!r}")
+        self._listeners.append(listener)
+
+        def remove() -> None:
+            if listener in self._listeners:
+                self._listeners.remove(listener)
+
+        return remove
+
+    def _notify(self, committed: Sequence[Event]) -> None:
+        """Tell every listener about a committed batch (backends call it)."""
+        for listener in tuple(self._listeners):
+            listener(committed)
 
     @abc.abstractmethod
     async def aclose(self) -> None:
