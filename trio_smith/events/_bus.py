@@ -821,22 +821,7 @@ class EventBus:
         if store is not None and persist:
             # The store's append is a checkpoint and paces itself.
             return await store.append(event)
-        # _fan_out, inlined (the hot path of a store-less bus).
-        self._published += 1
-        by_type = self._by_type
-        by_type[event.type] = by_type.get(event.type, 0) + 1
-        for sub in self._live:
-            predicate = sub._predicate
-            if predicate is None or predicate(event):
-                queue = sub._queue
-                if len(queue) < sub._fast_limit:
-                    queue.append(event)
-                    task = sub._waiter
-                    if task is not None:
-                        sub._waiter = None
-                        reschedule(task)
-                else:
-                    sub._offer(event)
+        self._fan_out(event)
         if waited:
             self._pace.reset()
         elif self._pace.due():
