@@ -67,12 +67,12 @@ import subprocess
 import tempfile
 import time
 from collections.abc import Callable, Sequence
-from datetime import UTC, datetime
 from typing import Any, Literal
 
 import trio
 
 from trio_smith.events import Event, EventType, SQLiteEventStore
+from trio_smith.events._sqlite import _COLUMNS, _INSERT, _SCHEMA, _row
 
 Sync = Literal["FULL", "NORMAL"]
 
@@ -108,37 +108,12 @@ REPLAY_TARGET = 0.7
 
 TYPE = EventType("bench", "stored")
 
-#: The store's tables and indexes, copied from trio_smith/events/_sqlite.py
-#: (``_SCHEMA``), so the floors pay for the same indexes.
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS events (
-    position       INTEGER PRIMARY KEY,
-    event_id       BLOB    NOT NULL,
-    ts             INTEGER NOT NULL,
-    source         TEXT    NOT NULL,
-    category       TEXT    NOT NULL,
-    type           TEXT    NOT NULL,
-    schema_version INTEGER NOT NULL DEFAULT 1,
-    correlation_id BLOB,
-    causation_id   BLOB,
-    payload        TEXT    NOT NULL
-);
-CREATE UNIQUE INDEX IF NOT EXISTS events_event_id ON events(event_id);
-CREATE INDEX IF NOT EXISTS events_ts ON events(ts);
-CREATE INDEX IF NOT EXISTS events_correlation ON events(correlation_id, position)
-    WHERE correlation_id IS NOT NULL;
-CREATE INDEX IF NOT EXISTS events_source ON events(source, position);
-CREATE INDEX IF NOT EXISTS events_type ON events(type, position);
-CREATE TABLE IF NOT EXISTS subscriptions (
-    name       TEXT PRIMARY KEY,
-    position   INTEGER NOT NULL,
-    updated_ts INTEGER NOT NULL
-) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS store_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;
-"""
-COLUMNS = "position, event_id, ts, source, category, type, correlation_id, causation_id, payload"
-INSERT = f"INSERT INTO events ({COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
-EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+#: The store's own tables, indexes, columns, INSERT and row encoding, so the
+#: floors pay for exactly the same indexes and encoding as the store.
+SCHEMA = _SCHEMA
+COLUMNS = _COLUMNS
+INSERT = _INSERT
+encode = _row
 
 _files = itertools.count(1)
 
@@ -161,22 +136,6 @@ def remove(path: str) -> None:
     for suffix in ("", "-wal", "-shm"):
         with contextlib.suppress(FileNotFoundError):
             os.remove(path + suffix)
-
-
-def encode(event: Event, position: int) -> tuple[Any, ...]:
-    """A row as the store writes it."""
-    delta = event.timestamp - EPOCH
-    return (
-        position,
-        event.id.bytes,
-        (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds,
-        event.source,
-        event.type.category,
-        event.type.wire,
-        None if event.correlation_id is None else event.correlation_id.bytes,
-        None if event.causation_id is None else event.causation_id.bytes,
-        json.dumps(event.payload, separators=(",", ":"), ensure_ascii=False, allow_nan=False),
-    )
 
 
 def connect(path: str, synchronous: Sync) -> sqlite3.Connection:
