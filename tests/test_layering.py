@@ -13,7 +13,6 @@ PACKAGE = pathlib.Path(__file__).parent.parent / "trio_smith"
 #: not import higher ones. Every module must be placed here.
 LAYERS: dict[str, int] = {
     "trio_smith._exceptions": 0,
-    "trio_smith._check": 0,
     "trio_smith._core": 1,
     "trio_smith._event": 2,  # the event model, below the supervision shell
     "trio_smith": 3,  # the supervision shell and the package's public face

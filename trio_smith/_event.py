@@ -40,7 +40,7 @@ from uuid import UUID, SafeUUID
 
 import attrs
 
-from ._check import non_empty_str
+from ._core._check import non_empty_str
 
 __all__ = [
     "AgentEvent",

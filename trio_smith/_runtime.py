@@ -60,6 +60,7 @@ from typing import Any, Final, final
 import trio
 from trio.lowlevel import Abort, Task, current_task, reschedule, wait_task_rescheduled
 
+from ._core._check import optional_name
 from ._core._protocol import (
     CancelRestart,
     ChildExited,
@@ -310,9 +311,7 @@ class _Runtime:
         parallel_shutdown: bool = False,
         events: EventPublisher | None = None,
     ) -> None:
-        given: object = name
-        if given is not None and (not isinstance(given, str) or not given):
-            raise ValueError(f"name must be a non-empty str or None, got {name!r}")
+        optional_name(name)
         self.machine = SupervisorMachine(
             children,
             strategy=strategy,

@@ -19,6 +19,7 @@ from typing import Literal, Self, final
 import attrs
 import trio
 
+from ._core._check import int_at_least
 from ._core._protocol import (
     DeleteChildRequested,
     Input,
@@ -517,11 +518,7 @@ class DynamicSupervisor(_Base):
                 f"template {template.id!r} is significant, but a DynamicSupervisor "
                 "never shuts down by itself (OTP R1.3)"
             )
-        limit: object = max_children
-        if limit is not None and (
-            not isinstance(limit, int) or isinstance(limit, bool) or limit < 1
-        ):
-            raise ValueError(f"max_children must be an int >= 1 or None, got {max_children!r}")
+        int_at_least("max_children", max_children, 1, optional=True)
         self._template = template
         self._counter = itertools.count(1)
         self._rt = _Runtime(

@@ -13,6 +13,8 @@ from typing import final
 
 import attrs
 
+from ._check import finite_at_least, is_finite_number, is_number, non_empty_str
+
 __all__ = [
     "AutoShutdown",
     "Backoff",
@@ -98,30 +100,20 @@ class ChildStatus(IdentityHash, enum.Enum):
     RESTARTING = "restarting"
 
 
-def _is_number(value: object) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool)
-
-
-def _check_positive_finite(name: str, value: object) -> None:
-    if not (_is_number(value) and math.isfinite(value) and value > 0):  # type: ignore[arg-type,operator]
-        raise ValueError(f"{name} must be a finite number > 0, got {value!r}")
-
-
 def _check_backoff(b: Backoff) -> None:
     initial: object = b.initial
     multiplier: object = b.multiplier
     maximum: object = b.maximum
     jitter: object = b.jitter
-    _check_positive_finite("initial", initial)
-    if not (_is_number(multiplier) and math.isfinite(multiplier) and multiplier >= 1):  # type: ignore[arg-type,operator]
-        raise ValueError(f"multiplier must be a finite number >= 1, got {multiplier!r}")
-    if not (_is_number(maximum) and math.isfinite(maximum) and maximum >= b.initial):  # type: ignore[arg-type,operator]
+    finite_at_least("initial", initial, 0, strict=True)
+    finite_at_least("multiplier", multiplier, 1)
+    if not (is_finite_number(maximum) and maximum >= b.initial):  # type: ignore[operator]
         raise ValueError(
             f"maximum must be a finite number >= initial ({b.initial!r}), got {maximum!r}"
         )
-    if not (_is_number(jitter) and 0 <= jitter <= 1):  # type: ignore[operator]
+    if not (is_finite_number(jitter) and 0 <= jitter <= 1):  # type: ignore[operator]
         raise ValueError(f"jitter must be a number between 0 and 1, got {jitter!r}")
-    _check_positive_finite("reset_after", b.reset_after)
+    finite_at_least("reset_after", b.reset_after, 0, strict=True)
 
 
 @final
@@ -207,14 +199,13 @@ def _check_child_spec(spec: ChildSpec) -> None:
     shutdown: object = spec.shutdown
     significant: object = spec.significant
     backoff: object = spec.backoff
-    if not isinstance(child_id, str) or not child_id:
-        raise ValueError(f"id must be a non-empty str, got {child_id!r}")
+    non_empty_str("id", child_id)
     if not callable(fn):
         raise TypeError(f"fn must be an async callable, got {fn!r}")
     if not isinstance(restart, Restart):
         raise TypeError(f"restart must be a Restart, got {restart!r}")
     if shutdown is not None and not (
-        _is_number(shutdown) and not math.isnan(shutdown) and shutdown >= 0  # type: ignore[arg-type,operator]
+        is_number(shutdown) and not math.isnan(shutdown) and shutdown >= 0  # type: ignore[arg-type,operator]
     ):
         raise ValueError(
             "shutdown must be None or a number of seconds >= 0 (math.inf: wait for ever), "

@@ -71,6 +71,7 @@ from .._exceptions import (
     IllegalStateTransition,
     RestartRecord,
 )
+from ._check import finite_at_least
 from ._intensity import RestartWindow
 from ._protocol import (
     CancelRestart,
@@ -235,12 +236,7 @@ def _check_config(
         raise TypeError(f"max_restarts must be an int, got {max_restarts!r}")
     if max_restarts < 0:
         raise ValueError(f"max_restarts must be >= 0, got {max_restarts!r}")
-    if (
-        not isinstance(within, int | float)
-        or isinstance(within, bool)
-        or not (math.isfinite(within) and within > 0)
-    ):
-        raise ValueError(f"within must be a finite number > 0, got {within!r}")
+    finite_at_least("within", within, 0, strict=True)
     if backoff is not None and not isinstance(backoff, Backoff):
         raise TypeError(f"backoff must be a Backoff or None, got {backoff!r}")
     if not isinstance(auto_shutdown, AutoShutdown):

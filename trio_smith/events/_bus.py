@@ -57,7 +57,7 @@ import attrs
 import trio
 from trio.lowlevel import Abort, Task, current_task, reschedule, wait_task_rescheduled
 
-from .._check import is_int, optional_name
+from .._core._check import int_at_least, optional_name, optional_str
 from .._core._spec import ChildSpec, Restart
 from .._event import Event, EventType, current_cause, set_cause
 from .._exceptions import BusClosed, NoEventStore, SubscriberOverflowed
@@ -896,17 +896,12 @@ class EventBus:
         """
         if filter is not None and not isinstance(filter, EventFilter):
             raise TypeError(f"filter must be an EventFilter or None, got {filter!r}")
-        if not is_int(buffer) or buffer < 1:
-            raise ValueError(f"buffer must be an int >= 1, got {buffer!r}")
+        int_at_least("buffer", buffer, 1)
         if not isinstance(overflow, Overflow):
             raise TypeError(f"overflow must be an Overflow, got {overflow!r}")
-        if from_position is not None and (not is_int(from_position) or from_position < 0):
-            raise ValueError(f"from_position must be an int >= 0 or None, got {from_position!r}")
+        int_at_least("from_position", from_position, 0, optional=True)
         optional_name(name)
-        if durable is not None:
-            given: object = durable
-            if not isinstance(given, str) or not durable:
-                raise ValueError(f"durable must be a non-empty str or None, got {durable!r}")
+        if optional_str("durable", durable) is not None:
             self._need_store("a durable subscription")
             from_position = from_position or 0
         if from_position is not None:

@@ -15,6 +15,7 @@ from uuid import UUID
 
 import cattrs
 
+from .._core._check import is_int
 from .._event import Event, EventType
 
 __all__ = ["dump_payload", "dumps", "from_dict", "load_payload", "loads", "to_dict"]
@@ -46,9 +47,9 @@ def _structure_str(value: Any, _: type) -> str:
 
 def _structure_int(value: Any, _: type) -> int:
     # cattrs' default is int(value): "3", 1.5 and True would pass.
-    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+    if not is_int(value) or value < 1:
         raise TypeError(f"expected an int >= 1, got {value!r}")
-    return value
+    return int(value)
 
 
 def _structure_type(value: Any, _: type) -> EventType:

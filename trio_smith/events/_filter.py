@@ -17,6 +17,7 @@ from uuid import UUID
 
 import attrs
 
+from .._core._check import int_at_least
 from .._event import Event, EventType
 
 __all__ = ["EventFilter"]
@@ -92,10 +93,7 @@ def _check_time(_: object, attribute: attrs.Attribute[Any], value: object) -> No
 
 
 def _check_position(_: object, attribute: attrs.Attribute[Any], value: object) -> None:
-    if value is None:
-        return
-    if not isinstance(value, int) or isinstance(value, bool) or value < 0:
-        raise ValueError(f"{attribute.name} must be an int >= 0 or None, got {value!r}")
+    int_at_least(attribute.name, value, 0, optional=True)
 
 
 def _later(a: datetime | None, b: datetime | None) -> datetime | None:

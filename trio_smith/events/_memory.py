@@ -16,7 +16,7 @@ from uuid import UUID
 
 import trio
 
-from .._check import optional_name
+from .._core._check import optional_name
 from .._event import Event, EventType
 from .._exceptions import StoreClosed
 from ._filter import EventFilter

@@ -33,7 +33,6 @@ from __future__ import annotations
 
 import itertools
 import json
-import math
 import os
 import sqlite3
 import uuid
@@ -44,7 +43,7 @@ from uuid import UUID
 
 import trio
 
-from .._check import optional_name
+from .._core._check import finite_at_least, int_at_least, optional_name
 from .._event import Event, EventType
 from .._exceptions import StoreClosed, StoreFileError, StoreReadOnly
 from ._codec import dump_payload
@@ -303,30 +302,14 @@ class SQLiteEventStore(EventStore):
             raise ValueError("path must not be empty")
         if synchronous not in ("FULL", "NORMAL"):
             raise ValueError(f"synchronous must be 'FULL' or 'NORMAL', got {synchronous!r}")
-        given: object = busy_timeout
-        if (
-            not isinstance(given, int | float)
-            or isinstance(given, bool)
-            or not math.isfinite(busy_timeout)
-            or busy_timeout < 0
-        ):
-            raise ValueError(f"busy_timeout must be a finite number >= 0, got {busy_timeout!r}")
+        finite_at_least("busy_timeout", busy_timeout, 0)
         if not isinstance(read_only, bool):
             raise TypeError(f"read_only must be a bool, got {read_only!r}")
-        interval: object = poll_interval
-        if (
-            not isinstance(interval, int | float)
-            or isinstance(interval, bool)
-            or not math.isfinite(poll_interval)
-            or poll_interval <= 0
-        ):
-            raise ValueError(f"poll_interval must be a finite number > 0, got {poll_interval!r}")
+        finite_at_least("poll_interval", poll_interval, 0, strict=True)
         self.read_only = read_only
         self.poll_interval = poll_interval
-        for label, value in (("max_batch", max_batch), ("queue", queue)):
-            number: object = value
-            if not isinstance(number, int) or isinstance(number, bool) or value < 1:
-                raise ValueError(f"{label} must be an int >= 1, got {value!r}")
+        int_at_least("max_batch", max_batch, 1)
+        int_at_least("queue", queue, 1)
         self._name = optional_name(name) or self._path
         self._synchronous = synchronous
         self.busy_timeout = busy_timeout

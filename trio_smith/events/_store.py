@@ -21,7 +21,7 @@ from uuid import UUID
 
 import trio
 
-from .._check import is_int
+from .._core._check import int_at_least, non_empty_str
 from .._event import Event
 from ._filter import EventFilter
 
@@ -36,11 +36,8 @@ DEFAULT_PAGE: Final = 1000
 
 def check_checkpoint_args(name: object, position: object = 0) -> str:
     """Validate the arguments of the checkpoint methods (every backend calls it)."""
-    if not isinstance(name, str) or not name:
-        raise ValueError(f"checkpoint name must be a non-empty str, got {name!r}")
-    if not is_int(position) or position < 0:  # type: ignore[operator]
-        raise ValueError(f"checkpoint position must be an int >= 0, got {position!r}")
-    return name
+    int_at_least("checkpoint position", position, 0)
+    return non_empty_str("checkpoint name", name)
 
 
 def check_read_args(
@@ -49,10 +46,8 @@ def check_read_args(
     """Validate the arguments of :meth:`EventStore.read` (every backend calls it)."""
     if filter is not None and not isinstance(filter, EventFilter):
         raise TypeError(f"filter must be an EventFilter or None, got {filter!r}")
-    if not is_int(after) or after < 0:
-        raise ValueError(f"after must be an int >= 0, got {after!r}")
-    if limit is not None and (not is_int(limit) or limit < 0):
-        raise ValueError(f"limit must be an int >= 0 or None, got {limit!r}")
+    int_at_least("after", after, 0)
+    int_at_least("limit", limit, 0, optional=True)
     return filter
 
 
