@@ -168,6 +168,11 @@ def _check_name(name: str) -> None:
         )
 
 
+#: Wire names parsed so far (bounded: wire names may come from any file).
+_PARSED: Final[dict[str, EventType]] = {}
+_PARSED_MAX: Final = 4096
+
+
 @final
 @attrs.frozen(slots=True, repr=False, cache_hash=True)
 class EventType:
@@ -210,15 +215,25 @@ class EventType:
     def parse(cls, wire: str) -> EventType:
         """Build a type from its wire name ``"category.name"``.
 
+        Parsed types are remembered: decoding a stored log meets the same few
+        wire names over and over.
+
         Raises:
             ValueError: no dot, or an invalid category or name.
         """
-        if not isinstance(wire, str):
+        given: object = wire
+        if not isinstance(given, str):
             raise TypeError(f"event type must be an EventType or a str, got {wire!r}")
+        known = _PARSED.get(wire)
+        if known is not None:
+            return known
         category, dot, name = wire.partition(".")
         if not dot:
             raise ValueError(f"event type must look like 'category.name', got {wire!r}")
-        return cls(category, name)
+        kind = cls(category, name)
+        if len(_PARSED) < _PARSED_MAX:
+            _PARSED[wire] = kind
+        return kind
 
     def __str__(self) -> str:
         return self.wire

@@ -175,23 +175,13 @@ def _where(filter: EventFilter | None, after: int) -> tuple[str, list[Any]]:
     return " AND ".join(clauses) or "1", params
 
 
-_TYPES: dict[str, EventType] = {}
-
-
-def _event_type(wire: str) -> EventType:
-    kind = _TYPES.get(wire)
-    if kind is None:
-        kind = _TYPES[wire] = EventType.parse(wire)
-    return kind
-
-
 def _row_event(row: tuple[Any, ...]) -> Event:
     position, event_id, ts, source, _, kind, correlation, causation, payload = row
     return Event(
         id=UUID(bytes=event_id),
         timestamp=_EPOCH + timedelta(microseconds=ts),
         source=source,
-        type=_event_type(kind),
+        type=EventType.parse(kind),
         payload=json.loads(payload),
         correlation_id=None if correlation is None else UUID(bytes=correlation),
         causation_id=None if causation is None else UUID(bytes=causation),
