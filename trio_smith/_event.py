@@ -465,37 +465,28 @@ class Event:
         data: dict[str, Any] = {} if payload is None else _json_copy(payload, "")
         if not isinstance(data, dict):
             raise TypeError(f"payload must be a mapping, got {payload!r}")
-        if timestamp is None:
-            timestamp = datetime.now(UTC)
-        elif not isinstance(timestamp, datetime):
-            raise TypeError(f"timestamp must be a datetime, got {timestamp!r}")
-        elif timestamp.tzinfo is None or timestamp.utcoffset() is None:
-            raise ValueError(f"timestamp must be timezone-aware, got {timestamp!r}")
-        else:
+        if timestamp is not None:
+            if not isinstance(timestamp, datetime):
+                raise TypeError(f"timestamp must be a datetime, got {timestamp!r}")
+            if timestamp.tzinfo is None or timestamp.utcoffset() is None:
+                raise ValueError(f"timestamp must be timezone-aware, got {timestamp!r}")
             timestamp = timestamp.astimezone(UTC)
         for label, value in (("id", id), ("correlation_id", correlation_id)):
             if value is not None and not isinstance(value, UUID):
                 raise TypeError(f"{label} must be a UUID or None, got {value!r}")
         if causation_id is not None and not isinstance(causation_id, UUID):
             raise TypeError(f"causation_id must be a UUID or None, got {causation_id!r}")
-        event_id = uuid7() if id is None else id
         if cause is None:
             cause = _CAUSE.get()
         elif not isinstance(cause, Event):
             raise TypeError(f"cause must be an Event or None, got {cause!r}")
-        if cause is not None:
-            if correlation_id is None:
-                correlation_id = cause.correlation_id or cause.id
-            if causation_id is None:
-                causation_id = cause.id
-        elif correlation_id is None:
-            correlation_id = event_id
-        return cls(
-            id=event_id,
+        return linked_event(
+            kind,
+            source,
+            data,
+            cause,
+            event_id=id,
             timestamp=timestamp,
-            source=source,
-            type=kind,
-            payload=data,
             correlation_id=correlation_id,
             causation_id=causation_id,
         )
@@ -516,6 +507,43 @@ class Event:
             causation_id=self.causation_id,
             position=position,
         )
+
+
+def linked_event(
+    kind: EventType,
+    source: str,
+    payload: dict[str, Any],
+    cause: Event | None,
+    *,
+    event_id: UUID | None = None,
+    timestamp: datetime | None = None,
+    correlation_id: UUID | None = None,
+    causation_id: UUID | None = None,
+) -> Event:
+    """Build an event from checked parts, with the causal links (see "Causality" above).
+
+    ``cause`` is taken as given (None: a root event), never from the context;
+    :meth:`Event.new` validates and resolves the context first. Supervisors
+    call it directly: their payloads are theirs and JSON-safe.
+    """
+    if event_id is None:
+        event_id = uuid7()
+    if cause is not None:
+        if correlation_id is None:
+            correlation_id = cause.correlation_id or cause.id
+        if causation_id is None:
+            causation_id = cause.id
+    elif correlation_id is None:
+        correlation_id = event_id
+    return Event(
+        id=event_id,
+        timestamp=datetime.now(UTC) if timestamp is None else timestamp,
+        source=source,
+        type=kind,
+        payload=payload,
+        correlation_id=correlation_id,
+        causation_id=causation_id,
+    )
 
 
 def current_cause() -> Event | None:

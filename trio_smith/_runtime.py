@@ -55,7 +55,6 @@ import random
 from collections import deque
 from collections.abc import Callable
 from contextlib import AbstractAsyncContextManager
-from datetime import UTC, datetime
 from typing import Any, Final, final
 
 import trio
@@ -87,7 +86,7 @@ from ._core._protocol import (
 )
 from ._core._spec import AutoShutdown, Backoff, ChildSpec, ChildStatus, Strategy
 from ._core._supervision import Phase, SupervisorMachine
-from ._event import Event, EventPublisher, EventType, SupervisionEvent, uuid7
+from ._event import Event, EventPublisher, EventType, SupervisionEvent, linked_event
 from ._exceptions import (
     ChildFailureEscalated,
     ChildLimitReached,
@@ -654,20 +653,11 @@ class _Runtime:
         events = self.events
         if events is None:
             return None
-        # Built directly: the payload is ours and JSON-safe, so Event.new's
-        # checks would only cost time (three events per restart). The causal
-        # chain is the supervisor's, not that of whatever event the task
-        # running this code happens to be handling.
-        event_id = uuid7()
-        event = Event(
-            id=event_id,
-            timestamp=datetime.now(UTC),
-            source=self.path,
-            type=kind,
-            payload={"supervisor": self.path, **payload},
-            correlation_id=event_id if cause is None else (cause.correlation_id or cause.id),
-            causation_id=None if cause is None else cause.id,
-        )
+        # No Event.new: the payload is ours and JSON-safe, so its checks would
+        # only cost time (three events per restart); and the causal chain is
+        # the supervisor's, not that of whatever event the task running this
+        # code happens to be handling.
+        event = linked_event(kind, self.path, {"supervisor": self.path, **payload}, cause)
         try:
             events.publish_nowait(event)
         except Exception as exc:  # trio.WouldBlock, BusClosed, or the publisher's own
