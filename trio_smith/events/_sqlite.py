@@ -90,9 +90,11 @@ _COLUMNS: Final = (
     "position, event_id, ts, source, category, type, correlation_id, causation_id, payload"
 )
 
+#: Inserts a row unless its id is stored (the batch is then redone).
 _INSERT: Final = (
     "INSERT INTO events (position, event_id, ts, source, category, type, "
-    "correlation_id, causation_id, payload) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
+    "correlation_id, causation_id, payload) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) "
+    "ON CONFLICT(event_id) DO NOTHING"
 )
 
 _names: Final = itertools.count(1)
@@ -564,42 +566,65 @@ class SQLiteEventStore(EventStore):
                 item.done.set()
 
     def _commit(self, events: list[Event], head: int) -> tuple[list[Event], list[Event]]:
-        """Commit one batch; runs in a thread. Returns (each event as stored, the new ones)."""
+        """Commit one batch; runs in a thread. Returns (each event as stored, the new ones).
+
+        Ids already stored are rare (a retried append), so the batch is first
+        inserted as if all were new; only if the unique id index refused
+        some (fewer rows changed) is it rolled back and redone with a lookup
+        of the stored ones, so that positions stay dense.
+        """
+        writer = self._writer
+        assert writer is not None
+        writer.execute("BEGIN IMMEDIATE")
+        try:
+            stored, new, rows = self._place(events, head, {})
+            before = writer.total_changes
+            writer.executemany(_INSERT, rows)
+            if writer.total_changes - before != len(rows):
+                writer.execute("ROLLBACK")
+                writer.execute("BEGIN IMMEDIATE")
+                stored, new, rows = self._place(events, head, self._stored(events))
+                writer.executemany(_INSERT, rows)
+            writer.execute("COMMIT")
+        except BaseException:
+            if writer.in_transaction:
+                writer.execute("ROLLBACK")
+            raise
+        return stored, new
+
+    @staticmethod
+    def _place(
+        events: list[Event], head: int, known: dict[bytes, Event]
+    ) -> tuple[list[Event], list[Event], list[tuple[Any, ...]]]:
+        """Positions for the events not in ``known`` (repeats in the batch too)."""
+        stored: list[Event] = []
+        new: list[Event] = []
+        rows: list[tuple[Any, ...]] = []
+        position = head
+        for event in events:
+            kept = known.get(event.id.bytes)
+            if kept is None:
+                position += 1
+                kept = known[event.id.bytes] = event.at_position(position)
+                new.append(kept)
+                rows.append(_row(event, position))
+            stored.append(kept)
+        return stored, new, rows
+
+    def _stored(self, events: list[Event]) -> dict[bytes, Event]:
+        """The events of the batch whose ids the store already holds."""
         writer = self._writer
         assert writer is not None
         ids = list({e.id.bytes for e in events})
-        existing: dict[bytes, Event] = {}
-        writer.execute("BEGIN IMMEDIATE")
-        try:
-            for start in range(0, len(ids), 500):
-                chunk = ids[start : start + 500]
-                rows = writer.execute(
-                    f"SELECT {_COLUMNS} FROM events WHERE event_id IN "
-                    f"({', '.join('?' * len(chunk))})",
-                    chunk,
-                ).fetchall()
-                for row in rows:
-                    existing[row[1]] = _row_event(row)
-            stored: list[Event] = []
-            new: list[Event] = []
-            rows_out: list[tuple[Any, ...]] = []
-            position = head
-            for event in events:
-                known = existing.get(event.id.bytes)
-                if known is None:
-                    position += 1
-                    known = event.at_position(position)
-                    existing[event.id.bytes] = known
-                    new.append(known)
-                    rows_out.append(_row(event, position))
-                stored.append(known)
-            if rows_out:
-                writer.executemany(_INSERT, rows_out)
-            writer.execute("COMMIT")
-        except BaseException:
-            writer.execute("ROLLBACK")
-            raise
-        return stored, new
+        found: dict[bytes, Event] = {}
+        for start in range(0, len(ids), 500):
+            chunk = ids[start : start + 500]
+            for row in writer.execute(
+                f"SELECT {_COLUMNS} FROM events WHERE event_id IN ({', '.join('?' * len(chunk))})",
+                chunk,
+            ):
+                found[row[1]] = _row_event(row)
+        return found
 
     @staticmethod
     def _check_event(event: object) -> Event:
