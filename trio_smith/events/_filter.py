@@ -23,7 +23,26 @@ from .._event import Event, EventType
 __all__ = ["EventFilter"]
 
 
+def _collect(value: Any, single: type, message: str) -> frozenset[Any] | None:
+    """One value or an iterable of them, as a frozenset; None stays None.
+
+    ``message`` is the TypeError for anything else (a str never counts as an
+    iterable of values, unless it is itself a single value).
+    """
+    if value is None:
+        return None
+    if isinstance(value, single):
+        return frozenset((value,))
+    if isinstance(value, str) or not isinstance(value, Iterable):
+        raise TypeError(message)
+    try:
+        return frozenset(value)
+    except TypeError:  # an unhashable item
+        raise TypeError(message) from None
+
+
 def _types(value: Any) -> frozenset[EventType] | None:
+    # Not _collect: wire names are parsed first, so that a bad item is named.
     if value is None:
         return None
     if isinstance(value, EventType | str):
@@ -34,17 +53,8 @@ def _types(value: Any) -> frozenset[EventType] | None:
 
 
 def _strs(label: str, value: Any) -> frozenset[str] | None:
-    if value is None:
-        return None
-    if isinstance(value, str):
-        value = (value,)
-    if not isinstance(value, Iterable):
-        raise TypeError(f"{label} must be a str or strs, got {value!r}")
-    try:
-        items = frozenset(value)
-    except TypeError:
-        raise TypeError(f"{label} must be a str or strs, got {value!r}") from None
-    for item in items:
+    items = _collect(value, str, f"{label} must be a str or strs, got {value!r}")
+    for item in items or ():
         if not isinstance(item, str) or not item:
             raise ValueError(f"{label} must be non-empty strs, got {item!r}")
     return items
@@ -67,17 +77,8 @@ def _prefixes(value: Any) -> frozenset[str] | None:
 
 
 def _uuids(value: Any) -> frozenset[UUID] | None:
-    if value is None:
-        return None
-    if isinstance(value, UUID):
-        value = (value,)
-    if not isinstance(value, Iterable) or isinstance(value, str):
-        raise TypeError(f"correlation_ids must be UUIDs, got {value!r}")
-    try:
-        items = frozenset(value)
-    except TypeError:
-        raise TypeError(f"correlation_ids must be UUIDs, got {value!r}") from None
-    for item in items:
+    items = _collect(value, UUID, f"correlation_ids must be UUIDs, got {value!r}")
+    for item in items or ():
         if not isinstance(item, UUID):
             raise TypeError(f"correlation_ids must be UUIDs, got {item!r}")
     return items
