@@ -21,7 +21,7 @@ from .._event import Event, EventType
 from .._exceptions import StoreClosed
 from ._filter import EventFilter
 from ._pace import Pacer, cancel_requested
-from ._store import EventStore, check_checkpoint_args, check_read_args
+from ._store import EventStore, check_checkpoint_args, check_event, check_read_args
 
 __all__ = ["MemoryEventStore"]
 
@@ -105,14 +105,8 @@ class MemoryEventStore(EventStore):
             self._notify(new)
         return result
 
-    @staticmethod
-    def _check_event(event: object) -> Event:
-        if not isinstance(event, Event):
-            raise TypeError(f"expected an Event, got {event!r}")
-        return event
-
     async def append(self, event: Event) -> Event:
-        self._check_event(event)
+        check_event(event)
         if cancel_requested():
             await trio.lowlevel.checkpoint_if_cancelled()
         self._check_open()
@@ -122,7 +116,7 @@ class MemoryEventStore(EventStore):
         return stored
 
     async def append_many(self, events: Sequence[Event]) -> list[Event]:
-        batch = [self._check_event(event) for event in events]
+        batch = [check_event(event) for event in events]
         if cancel_requested():
             await trio.lowlevel.checkpoint_if_cancelled()
         self._check_open()
@@ -132,7 +126,7 @@ class MemoryEventStore(EventStore):
         return stored
 
     def append_nowait(self, event: Event) -> None:
-        self._check_event(event)
+        check_event(event)
         self._check_open()
         self._insert((event,))
 

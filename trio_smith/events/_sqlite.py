@@ -48,7 +48,7 @@ from .._event import Event, EventType
 from .._exceptions import StoreClosed, StoreFileError, StoreReadOnly
 from ._codec import dump_payload
 from ._filter import EventFilter
-from ._store import EventStore, check_checkpoint_args, check_read_args
+from ._store import EventStore, check_checkpoint_args, check_event, check_read_args
 
 __all__ = ["SCHEMA_VERSION", "SQLiteEventStore"]
 
@@ -626,12 +626,6 @@ class SQLiteEventStore(EventStore):
                 found[row[1]] = _row_event(row)
         return found
 
-    @staticmethod
-    def _check_event(event: object) -> Event:
-        if not isinstance(event, Event):
-            raise TypeError(f"expected an Event, got {event!r}")
-        return event
-
     async def _submit(self, events: list[Event]) -> list[Event]:
         item = _Append(events)
         try:
@@ -650,12 +644,12 @@ class SQLiteEventStore(EventStore):
         return item.result
 
     async def append(self, event: Event) -> Event:
-        self._check_event(event)
+        check_event(event)
         self._check_writable()
         return (await self._submit([event]))[0]
 
     async def append_many(self, events: Sequence[Event]) -> list[Event]:
-        batch = [self._check_event(event) for event in events]
+        batch = [check_event(event) for event in events]
         self._check_writable()
         if not batch:
             await trio.lowlevel.checkpoint()
@@ -663,7 +657,7 @@ class SQLiteEventStore(EventStore):
         return await self._submit(batch)
 
     def append_nowait(self, event: Event) -> None:
-        self._check_event(event)
+        check_event(event)
         self._check_writable()
         try:
             self._send.send_nowait(_Append([event]))

@@ -25,7 +25,14 @@ from .._core._check import int_at_least, non_empty_str
 from .._event import Event
 from ._filter import EventFilter
 
-__all__ = ["EventStore", "Listener", "StoreScan", "check_checkpoint_args", "check_read_args"]
+__all__ = [
+    "EventStore",
+    "Listener",
+    "StoreScan",
+    "check_checkpoint_args",
+    "check_event",
+    "check_read_args",
+]
 
 #: Called with each committed batch (non-empty, in position order).
 Listener = Callable[[Sequence[Event]], None]
@@ -38,6 +45,13 @@ def check_checkpoint_args(name: object, position: object = 0) -> str:
     """Validate the arguments of the checkpoint methods (every backend calls it)."""
     int_at_least("checkpoint position", position, 0)
     return non_empty_str("checkpoint name", name)
+
+
+def check_event(event: object) -> Event:
+    """``event`` if it is an Event (every backend's appends call it)."""
+    if not isinstance(event, Event):
+        raise TypeError(f"expected an Event, got {event!r}")
+    return event
 
 
 def check_read_args(
