@@ -237,7 +237,7 @@ def raw_replay(path: str, n: int) -> float:
     while True:
         rows = db.execute(sql, (last, PAGE)).fetchall()
         for row in rows:
-            loads(row[8])
+            loads(row[7])
         count += len(rows)
         if len(rows) < PAGE:
             break

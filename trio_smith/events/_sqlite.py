@@ -11,18 +11,21 @@ Theory of operation
   explicitly by the single writer as ``head + 1, head + 2, ...`` inside its
   transaction, so a reader that has seen ``p`` has seen everything up to
   ``p`` (reference/events.md 4.1). Ids are unique (idempotent appends).
-* **Group commit** (reference/events.md 4.2). One writer task per store
-  takes appends from a bounded channel (a full channel is backpressure),
-  drains what is queued into one batch, and commits it in one transaction in
-  a worker thread. Then, back on the trio thread, it tells the commit
-  listeners (the bus fans out) and wakes each appender with its position.
-  Concurrency is what makes batches: one publisher awaiting each append
-  pays one fsync per event.
+* **Group commit** (reference/events.md 4.2). One writer thread per store
+  (its own thread, not ``trio.to_thread`` per batch, whose round trip costs
+  twice as much) takes appends from a queue, drains what is queued into one
+  batch, and commits it in one transaction. Back on the trio thread (a
+  ``run_sync_soon`` callback) the head moves, the commit listeners are told
+  (the bus fans out) and each appender is woken with its positions.
+  ``queue`` bounds the appends queued or committing: beyond it, ``append``
+  waits (backpressure). Concurrency is what makes batches: one publisher
+  awaiting each append pays one fsync per event.
 * **Cancellation.** An appender cancelled while its batch commits only stops
-  waiting: the batch is committed (the commit runs in a thread and is never
-  abandoned half-way), its listeners are told, and the event keeps its
+  waiting: the batch is committed (the transaction runs in the thread and is
+  never abandoned half-way), its listeners are told, and the event keeps its
   position. An appender cancelled before the writer took its event withdraws
-  it.
+  it (a lock orders the two). Closing waits, shielded, for the queue to be
+  committed.
 * **Reads** run in worker threads on their own connection.
 
 Invariant: ``_head`` is the last committed position, updated only by the
@@ -31,23 +34,27 @@ writer task on the trio thread, before the listeners are called.
 
 from __future__ import annotations
 
-import itertools
+import contextlib
 import json
+import logging
 import os
 import sqlite3
+import threading
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
+from queue import Empty, SimpleQueue
 from typing import Any, Final, Literal, Self, final
 from uuid import UUID
 
 import trio
 
 from .._core._check import finite_at_least, int_at_least, optional_name
-from .._event import Event, EventType
+from .._event import EVENT_SETTERS, PARSED_TYPES, Event, EventType, trusted_uuid
 from .._exceptions import StoreClosed, StoreFileError, StoreReadOnly
 from ._codec import dump_payload
 from ._filter import EventFilter
+from ._pace import cancel_requested
 from ._store import EventStore, check_checkpoint_args, check_event, check_read_args
 
 __all__ = ["SCHEMA_VERSION", "SQLiteEventStore"]
@@ -86,9 +93,8 @@ CREATE TABLE IF NOT EXISTS subscriptions (
 CREATE TABLE IF NOT EXISTS store_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;
 """
 
-_COLUMNS: Final = (
-    "position, event_id, ts, source, category, type, correlation_id, causation_id, payload"
-)
+#: What reads select (``category`` is the type's, so it is not read back).
+_COLUMNS: Final = "position, event_id, ts, source, type, correlation_id, causation_id, payload"
 
 #: Inserts a row unless its id is stored (the batch is then redone).
 _INSERT: Final = (
@@ -97,7 +103,17 @@ _INSERT: Final = (
     "ON CONFLICT(event_id) DO NOTHING"
 )
 
-_names: Final = itertools.count(1)
+log: Final = logging.getLogger("trio_smith.events")
+
+_uuid: Final = trusted_uuid
+_new_object: Final = object.__new__
+_from_bytes: Final = int.from_bytes
+_fromtimestamp: Final = datetime.fromtimestamp
+_parse: Final = EventType.parse
+_loads: Final = json.loads
+#: Microsecond timestamps below this (2**32 s, the year 2106) survive a
+#: round trip through a float exactly.
+_FLOAT_EXACT: Final = 2**32 * 1_000_000
 
 
 def _micros(moment: datetime) -> int:
@@ -177,18 +193,45 @@ def _where(filter: EventFilter | None, after: int) -> tuple[str, list[Any]]:
     return " AND ".join(clauses) or "1", params
 
 
-def _row_event(row: tuple[Any, ...]) -> Event:
-    position, event_id, ts, source, _, kind, correlation, causation, payload = row
-    return Event(
-        id=UUID(bytes=event_id),
-        timestamp=_EPOCH + timedelta(microseconds=ts),
-        source=source,
-        type=EventType.parse(kind),
-        payload=json.loads(payload),
-        correlation_id=None if correlation is None else UUID(bytes=correlation),
-        causation_id=None if causation is None else UUID(bytes=causation),
-        position=position,
-    )
+def _events(rows: list[tuple[Any, ...]]) -> list[Event]:
+    """Decode rows of ``_COLUMNS``: a replay's hot path (docs/performance.md).
+
+    ``build_event`` inlined, and ids decoded once per page: a correlation or
+    causation id that is the row's own id or one met earlier in the page is
+    the same UUID object.
+    """
+    ids: dict[bytes, UUID] = {}
+    events: list[Event] = []
+    append = events.append
+    new, from_bytes, uuid, loads = _new_object, _from_bytes, _uuid, _loads
+    fromtimestamp, parsed, parse = _fromtimestamp, PARSED_TYPES, _parse
+    set_id, set_ts, set_source, set_type, set_payload, set_cor, set_cause, set_pos = EVENT_SETTERS
+    for position, raw_id, ts, source, kind, correlation, causation, payload in rows:
+        event = new(Event)
+        set_id(event, uuid(from_bytes(raw_id)))
+        ids[raw_id] = event.id
+        # A float holds every microsecond exactly below 2**32 s (the year
+        # 2106): fromtimestamp's rounding gives back the exact value, for
+        # half the cost of the timedelta sum.
+        set_ts(
+            event,
+            fromtimestamp(ts / 1e6, UTC)
+            if 0 <= ts < _FLOAT_EXACT
+            else _EPOCH + timedelta(microseconds=ts),
+        )
+        set_source(event, source)
+        set_type(event, parsed.get(kind) or parse(kind))
+        set_payload(event, loads(payload))
+        set_cor(
+            event,
+            None if correlation is None else ids.get(correlation) or uuid(from_bytes(correlation)),
+        )
+        set_cause(
+            event, None if causation is None else ids.get(causation) or uuid(from_bytes(causation))
+        )
+        set_pos(event, position)
+        append(event)
+    return events
 
 
 def _row(event: Event, position: int) -> tuple[Any, ...]:
@@ -205,18 +248,40 @@ def _row(event: Event, position: int) -> tuple[Any, ...]:
     )
 
 
+#: States of an append: waiting in the queue, taken by the writer thread
+#: (committed or failing as one batch), or withdrawn by a cancelled appender.
+_QUEUED: Final = 0
+_TAKEN: Final = 1
+_WITHDRAWN: Final = 2
+
+
 @final
-class _Append:
-    """Events waiting for the writer, and their outcome."""
+class _Work:
+    """Appends, or one other job, for the writer thread; and its outcome.
 
-    __slots__ = ("done", "error", "events", "result", "taken")
+    ``state`` changes only under the store's lock (the writer thread takes,
+    a cancelled appender withdraws). ``task`` is the appender waiting for the
+    outcome, None if nobody waits (``append_nowait``, or a cancelled one).
+    """
 
-    def __init__(self, events: list[Event]) -> None:
+    __slots__ = ("error", "events", "job", "result", "state", "task")
+
+    def __init__(
+        self,
+        events: list[Event],
+        task: trio.lowlevel.Task | None,
+        job: Callable[[sqlite3.Connection], Any] | None = None,
+    ) -> None:
         self.events = events
-        self.result: list[Event] = []
+        self.task = task
+        self.job = job
+        self.state = _QUEUED
+        self.result: Any = None
         self.error: BaseException | None = None
-        self.done = trio.Event()
-        self.taken = False
+
+
+#: Put last on the writer's queue: commit what precedes, then end.
+_END: Final = _Work([], None)
 
 
 @final
@@ -253,19 +318,23 @@ class SQLiteEventStore(EventStore):
     """
 
     __slots__ = (
+        "_capacity",
         "_closed",
         "_head",
+        "_jobs",
+        "_lock",
         "_name",
         "_nursery",
         "_nursery_cm",
         "_opened",
         "_path",
+        "_pending",
         "_read_limiter",
         "_reader",
-        "_receive",
-        "_send",
+        "_room",
+        "_room_waiters",
         "_synchronous",
-        "_write_limiter",
+        "_token",
         "_writer",
         "_writer_done",
         "busy_timeout",
@@ -306,13 +375,22 @@ class SQLiteEventStore(EventStore):
         self._synchronous = synchronous
         self.busy_timeout = busy_timeout
         self.max_batch = max_batch
-        self._send, self._receive = trio.open_memory_channel[_Append](queue)
         super().__init__()
+        #: Work for the writer thread, in order; ``_END`` last.
+        self._jobs: SimpleQueue[_Work] = SimpleQueue()
+        #: Orders the writer thread taking work against an appender withdrawing it.
+        self._lock = threading.Lock()
+        #: Work queued or being committed (trio thread only); at most
+        #: ``_capacity``, beyond which appends wait in ``_room``.
+        self._pending = 0
+        self._capacity = queue
+        self._room = trio.lowlevel.ParkingLot()
+        self._room_waiters = 0
+        self._token: trio.lowlevel.TrioToken | None = None
         self._writer: sqlite3.Connection | None = None
         self._reader: sqlite3.Connection | None = None
-        #: One thread at a time per connection; reads do not wait for commits
-        #: (WAL readers never block the writer).
-        self._write_limiter = trio.CapacityLimiter(1)
+        #: One read at a time on the reader connection; reads do not wait for
+        #: commits (WAL readers never block the writer).
         self._read_limiter = trio.CapacityLimiter(1)
         self._writer_done = trio.Event()
         self._head = 0
@@ -448,26 +526,35 @@ class SQLiteEventStore(EventStore):
         self._opened = True
         writer, reader, head, store_id = await trio.to_thread.run_sync(self._connect)
         self._writer, self._reader, self._head, self.store_id = writer, reader, head, store_id
-        self._nursery_cm = trio.open_nursery()
-        nursery = self._nursery = await self._nursery_cm.__aenter__()
         if self.read_only:
+            self._nursery_cm = trio.open_nursery()
+            nursery = self._nursery = await self._nursery_cm.__aenter__()
             nursery.start_soon(self._follow, name=f"trio_smith store follower {self._name}")
         else:
-            nursery.start_soon(self._write_loop, name=f"trio_smith store writer {self._name}")
+            # A thread of its own, not trio.to_thread per batch: the round
+            # trip through trio's thread cache costs twice as much, and one
+            # publisher awaiting each append pays it on every event.
+            self._token = trio.lowlevel.current_trio_token()
+            threading.Thread(
+                target=self._write_loop, name=f"trio_smith store writer {self._name}", daemon=True
+            ).start()
         return self
 
     async def __aexit__(self, *exc_info: object) -> None:
         try:
-            await self.aclose()
+            # Shielded: the queued appends are committed and their appenders
+            # told even if the block is cancelled (the queue is bounded).
+            with trio.CancelScope(shield=True):
+                await self.aclose()
         finally:
             cm, self._nursery_cm = self._nursery_cm, None
-            if cm is not None:
-                try:
+            try:
+                if cm is not None:
                     await cm.__aexit__(None, None, None)
-                finally:
-                    for connection in (self._writer, self._reader):
-                        if connection is not None:
-                            connection.close()
+            finally:
+                for connection in (self._writer, self._reader):
+                    if connection is not None:
+                        connection.close()
 
     async def aclose(self) -> None:
         """Commit every queued append, then refuse further use; idempotent.
@@ -476,12 +563,14 @@ class SQLiteEventStore(EventStore):
         """
         first = not self._closed
         self._closed = True
-        if first and self._nursery is not None and self.read_only:
+        if first and self._nursery is not None:
             self._nursery.cancel_scope.cancel()
-            await trio.lowlevel.checkpoint()
-        elif first and self._nursery_cm is not None:
-            # The writer commits what is queued, then ends.
-            await self._send.aclose()
+        elif first and self._token is not None:
+            # Appenders waiting for room give up (StoreClosed); the writer
+            # commits what is queued, then ends.
+            self._room.unpark_all()
+            self._jobs.put(_END)
+        if self._token is not None:
             await self._writer_done.wait()
         else:
             await trio.lowlevel.checkpoint()
@@ -507,7 +596,7 @@ class SQLiteEventStore(EventStore):
                 )
                 if not rows:
                     break
-                self._announce([_row_event(row) for row in rows])
+                self._announce(_events(rows))
 
     def _announce(self, committed: list[Event]) -> None:
         """Move the head to a committed batch and tell the listeners, at once."""
@@ -518,55 +607,110 @@ class SQLiteEventStore(EventStore):
 
     # ------------------------------------------------------------ writing
 
-    async def _write_loop(self) -> None:
+    def _write_loop(self) -> None:
+        """The writer thread: commit what is queued, in batches, until ``_END``."""
+        jobs = self._jobs
+        token = self._token
+        assert token is not None
+        head = self._head
+        later: _Work | None = None
         try:
-            await self._write_batches()
-        finally:
-            self._writer_done.set()
-
-    async def _write_batches(self) -> None:
-        receive = self._receive
-        while True:
-            try:
-                first = await receive.receive()
-            except trio.EndOfChannel:
-                return
-            batch = [first]
-            size = len(first.events)
-            while size < self.max_batch:
-                try:
-                    more = receive.receive_nowait()
-                except (trio.WouldBlock, trio.EndOfChannel):
-                    break
-                batch.append(more)
-                size += len(more.events)
-            for item in batch:
-                item.taken = True
-            # Shielded: a commit is never abandoned half-way, and its
-            # appenders and listeners always learn its outcome.
-            with trio.CancelScope(shield=True):
-                try:
-                    stored, new = await trio.to_thread.run_sync(
-                        self._commit,
-                        [e for item in batch for e in item.events],
-                        self._head,
-                        limiter=self._write_limiter,
-                    )
-                except Exception as exc:
-                    for item in batch:
-                        item.error = exc
-                        item.done.set()
+            while True:
+                work = jobs.get() if later is None else later
+                later = None
+                if work is _END:
+                    return
+                if work.job is not None:
+                    self._run_job(work, token)
                     continue
-            if new:
+                batch = [work]
+                size = len(work.events)
+                while size < self.max_batch:
+                    try:
+                        more = jobs.get_nowait()
+                    except Empty:
+                        break
+                    if more.job is not None or more is _END:
+                        later = more  # after this batch, in order
+                        break
+                    batch.append(more)
+                    size += len(more.events)
+                with self._lock:
+                    taken = [work for work in batch if work.state == _QUEUED]
+                    for work in taken:
+                        work.state = _TAKEN
+                if not taken:
+                    continue
+                try:
+                    stored, new = self._commit([e for w in taken for e in w.events], head)
+                except Exception as exc:
+                    token.run_sync_soon(self._finished, taken, None, exc)
+                    continue
+                if new:
+                    position = new[-1].position
+                    assert position is not None
+                    head = position
+                token.run_sync_soon(self._committed, taken, stored, new)
+        except trio.RunFinishedError:
+            # trio.run ended without closing the store (a bug in the caller
+            # or an interpreter exit): nobody is left to tell.
+            pass
+        finally:
+            with contextlib.suppress(trio.RunFinishedError):
+                token.run_sync_soon(self._writer_done.set)
+
+    def _run_job(self, work: _Work, token: trio.lowlevel.TrioToken) -> None:
+        assert work.job is not None
+        assert self._writer is not None
+        with self._lock:
+            if work.state != _QUEUED:
+                return  # withdrawn
+            work.state = _TAKEN
+        try:
+            result = work.job(self._writer)
+        except Exception as exc:
+            token.run_sync_soon(self._finished, [work], None, exc)
+        else:
+            token.run_sync_soon(self._finished, [work], result, None)
+
+    def _committed(self, taken: list[_Work], stored: list[Event], new: list[Event]) -> None:
+        """On the trio thread: a batch is committed; tell the listeners, then wake the appenders."""
+        if new:
+            try:
                 self._announce(new)
-            offset = 0
-            for item in batch:
-                item.result = stored[offset : offset + len(item.events)]
-                offset += len(item.events)
-                item.done.set()
+            except Exception:
+                # Listeners must not raise (EventStore.add_listener); this
+                # runs outside any task, where an error would crash trio.
+                log.exception("a commit listener of event store %r raised", self._name)
+        offset = 0
+        results = []
+        for work in taken:
+            results.append(stored[offset : offset + len(work.events)])
+            offset += len(work.events)
+        self._finished(taken, results, None)
+
+    def _finished(self, done: list[_Work], result: Any, error: BaseException | None) -> None:
+        """On the trio thread: wake the waiters of finished work; make room."""
+        self._pending -= len(done)
+        for index, work in enumerate(done):
+            task = work.task
+            if task is None:
+                if error is not None and work.job is None:
+                    log.error("append_nowait to event store %r failed", self._name, exc_info=error)
+                continue
+            work.task = None
+            if error is not None:
+                work.error = error
+            elif work.job is not None:
+                work.result = result
+            else:
+                work.result = result[index]
+            trio.lowlevel.reschedule(task)
+        if self._room_waiters:
+            self._room.unpark(count=len(done))
 
     def _commit(self, events: list[Event], head: int) -> tuple[list[Event], list[Event]]:
-        """Commit one batch; runs in a thread. Returns (each event as stored, the new ones).
+        """Commit one batch, in the writer thread; return (each event as stored, the new ones).
 
         Ids already stored are rare (a retried append), so the batch is first
         inserted as if all were new; only if the unique id index refused
@@ -619,34 +763,58 @@ class SQLiteEventStore(EventStore):
         found: dict[bytes, Event] = {}
         for start in range(0, len(ids), 500):
             chunk = ids[start : start + 500]
-            for row in writer.execute(
+            rows = writer.execute(
                 f"SELECT {_COLUMNS} FROM events WHERE event_id IN ({', '.join('?' * len(chunk))})",
                 chunk,
-            ):
-                found[row[1]] = _row_event(row)
+            ).fetchall()
+            for event in _events(rows):
+                found[event.id.bytes] = event
         return found
 
-    async def _submit(self, events: list[Event]) -> list[Event]:
-        item = _Append(events)
-        try:
-            await self._send.send(item)
-        except trio.ClosedResourceError:
-            raise StoreClosed(self._name) from None
-        try:
-            await item.done.wait()
-        except BaseException:
-            if not item.taken:
-                # Not taken by the writer yet: withdraw it.
-                item.events = []
-            raise
-        if item.error is not None:
-            raise item.error
-        return item.result
+    async def _room_for_one(self) -> None:
+        """Wait while the queue is full (backpressure); raise if the store closed."""
+        while self._pending >= self._capacity:
+            self._room_waiters += 1
+            try:
+                await self._room.park()
+            finally:
+                self._room_waiters -= 1
+            self._check_writable()
+
+    async def _submit(self, events: list[Event], job: Any = None) -> Any:
+        if cancel_requested():
+            await trio.lowlevel.checkpoint_if_cancelled()
+        if self._pending >= self._capacity:
+            await self._room_for_one()
+        task = trio.lowlevel.current_task()
+        work = _Work(events, task, job)
+        self._pending += 1
+        self._jobs.put(work)
+
+        def abort(_: Any) -> trio.lowlevel.Abort:
+            with self._lock:
+                withdrawn = work.state == _QUEUED
+                if withdrawn:
+                    work.state = _WITHDRAWN
+            # Taken: the batch commits all the same (a transaction in the
+            # thread is never abandoned half-way); only the waiting stops.
+            work.task = None
+            if withdrawn:
+                self._pending -= 1
+                if self._room_waiters:
+                    self._room.unpark()
+            return trio.lowlevel.Abort.SUCCEEDED
+
+        await trio.lowlevel.wait_task_rescheduled(abort)
+        if work.error is not None:
+            raise work.error
+        return work.result
 
     async def append(self, event: Event) -> Event:
         check_event(event)
         self._check_writable()
-        return (await self._submit([event]))[0]
+        result: list[Event] = await self._submit([event])
+        return result[0]
 
     async def append_many(self, events: Sequence[Event]) -> list[Event]:
         batch = [check_event(event) for event in events]
@@ -654,15 +822,16 @@ class SQLiteEventStore(EventStore):
         if not batch:
             await trio.lowlevel.checkpoint()
             return []
-        return await self._submit(batch)
+        result: list[Event] = await self._submit(batch)
+        return result
 
     def append_nowait(self, event: Event) -> None:
         check_event(event)
         self._check_writable()
-        try:
-            self._send.send_nowait(_Append([event]))
-        except trio.ClosedResourceError:
-            raise StoreClosed(self._name) from None
+        if self._pending >= self._capacity:
+            raise trio.WouldBlock
+        self._pending += 1
+        self._jobs.put(_Work([event], None))
 
     # ------------------------------------------------------------ reading
 
@@ -689,7 +858,7 @@ class SQLiteEventStore(EventStore):
         if limit is not None:
             sql += " LIMIT ?"
             params.append(limit)
-        return [_row_event(row) for row in await self._query(sql, params)]
+        return _events(await self._query(sql, params))
 
     async def get(self, event_id: UUID) -> Event | None:
         if not isinstance(event_id, UUID):
@@ -697,7 +866,7 @@ class SQLiteEventStore(EventStore):
         rows = await self._query(
             f"SELECT {_COLUMNS} FROM events WHERE event_id = ?", (event_id.bytes,)
         )
-        return _row_event(rows[0]) if rows else None
+        return _events(rows)[0] if rows else None
 
     async def count(self, filter: EventFilter | None = None) -> int:
         check_read_args(filter, 0, None)
@@ -713,11 +882,9 @@ class SQLiteEventStore(EventStore):
     async def save_checkpoint(self, name: str, position: int) -> None:
         check_checkpoint_args(name, position)
         self._check_writable()
-        writer = self._writer
-        assert writer is not None
         now = _micros(datetime.now(UTC))
 
-        def run() -> None:
+        def run(writer: sqlite3.Connection) -> None:
             writer.execute(
                 "INSERT INTO subscriptions (name, position, updated_ts) VALUES (?, ?, ?) "
                 "ON CONFLICT(name) DO UPDATE SET position = excluded.position, "
@@ -725,8 +892,8 @@ class SQLiteEventStore(EventStore):
                 (name, position, now),
             )
 
-        # Autocommit: one durable statement, serialised with the writer's batches.
-        await trio.to_thread.run_sync(run, limiter=self._write_limiter)
+        # Autocommit: one durable statement, in order with the appends.
+        await self._submit([], run)
 
     async def load_checkpoint(self, name: str) -> int | None:
         check_checkpoint_args(name)
