@@ -6,6 +6,8 @@ moments (live, or from a random position) with tiny buffers and BLOCK or
 CATCH_UP policies, and drain them at random speeds. Each subscriber must see
 exactly the stored events it is owed, in position order, once; and the
 ephemeral events it sees must be a subsequence of those it could see.
+Whenever it is sampled, ``checkpoint_position`` must be covered: every owed
+event up to it was already delivered.
 """
 
 from __future__ import annotations
@@ -85,6 +87,11 @@ class Watch:
     start: int  # stored events with a position above this are owed
     ephemeral_before: int  # ephemeral events published before it subscribed
     got: list[Event] = attrs.Factory(list)
+    #: (checkpoint_position, events delivered by then), sampled as it runs.
+    checkpoints: list[tuple[int | None, int]] = attrs.Factory(list)
+
+    def sample(self) -> None:
+        self.checkpoints.append((self.sub.checkpoint_position, len(self.got)))
 
 
 async def consume(watch: Watch) -> None:
@@ -92,8 +99,10 @@ async def consume(watch: Watch) -> None:
     i = 0
     async for event in watch.sub:
         watch.got.append(event)
+        watch.sample()
         for _ in range(pauses[i % len(pauses)]):
             await trio.lowlevel.checkpoint()
+            watch.sample()
         i += 1
 
 
@@ -167,6 +176,8 @@ async def run_on(
                 else:
                     for _ in range(step.checkpoints):
                         await trio.lowlevel.checkpoint()
+                        for watch in watches:
+                            watch.sample()
             # Spawned publishers finish before the bus closes (a commit in
             # a worker thread looks "blocked" to trio, so wait for them).
             await idle.wait()
@@ -188,6 +199,15 @@ async def run_on(
             [e.position for e in stored],
             [e.position for e in owed],
         )
+        for checkpoint, count in watch.checkpoints:
+            delivered = {e.position for e in watch.got[:count]}
+            missing = [
+                e.position
+                for e in owed
+                if checkpoint is not None and e.position is not None and e.position <= checkpoint
+                if e.position not in delivered
+            ]
+            assert not missing, (watch.spec, checkpoint, missing)
         ephemeral = [e for e in watch.got if e.position is None]
         stored_ids = {e.id for e in everything}
         matching = [e for e in published if takes(e) and e.id not in stored_ids]

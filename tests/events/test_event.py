@@ -15,8 +15,11 @@ from itertools import pairwise
 from typing import Any
 from uuid import UUID
 
+import attrs
 import pytest
 import trio
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from trio_smith import _event
 from trio_smith.events import (
@@ -668,3 +671,53 @@ async def test_a_task_started_inside_caused_by_sees_the_cause() -> None:
             nursery.start_soon(child)
     assert seen == [root]
     assert (made[0].correlation_id, made[0].causation_id) == (root.id, root.id)
+
+
+# ---------------------------------------------------------------- trusted builders
+
+
+@settings(max_examples=300)
+@given(st.integers(0, 2**128 - 1))
+def test_trusted_uuid_is_the_uuid_the_constructor_builds(value: int) -> None:
+    made = _event.trusted_uuid(value)
+    expected = UUID(int=value)
+    assert made == expected
+    assert hash(made) == hash(expected)
+    assert (str(made), made.bytes, made.is_safe) == (
+        str(expected),
+        expected.bytes,
+        expected.is_safe,
+    )
+    assert pickle.loads(pickle.dumps(made)) == expected
+    assert copy.deepcopy(made) == expected
+
+
+def test_build_event_sets_every_field_as_the_constructor_does() -> None:
+    assert [f.name for f in attrs.fields(Event)] == [
+        "id",
+        "timestamp",
+        "source",
+        "type",
+        "payload",
+        "correlation_id",
+        "causation_id",
+        "position",
+    ], "build_event and EVENT_SETTERS follow the field order"
+    cause = Event.new(AgentEvent.STARTED, source="a")
+    fields: dict[str, Any] = {
+        "id": uuid.uuid4(),
+        "timestamp": datetime(2026, 1, 2, tzinfo=UTC),
+        "source": "x/y",
+        "type": SystemEvent.STOPPED,
+        "payload": {"k": [1, "v"]},
+        "correlation_id": cause.correlation_id,
+        "causation_id": cause.id,
+        "position": 7,
+    }
+    built = _event.build_event(**fields)
+    expected = Event(**fields)
+    assert built == expected
+    assert hash(built) == hash(expected)
+    assert repr(built) == repr(expected)
+    assert attrs.asdict(built, recurse=False) == fields
+    assert cause.at_position(3) == attrs.evolve(cause, position=3)

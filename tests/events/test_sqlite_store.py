@@ -5,13 +5,26 @@ from __future__ import annotations
 import pathlib
 import re
 import sqlite3
+from datetime import UTC, datetime, timedelta
 
 import pytest
 import trio
 import trio.testing
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from trio_smith.events import EventBus, SQLiteEventStore, StoreFileError, StoreReadOnly
-from trio_smith.events._sqlite import SCHEMA_VERSION
+from trio_smith.events import (
+    AgentEvent,
+    Event,
+    EventBus,
+    EventFilter,
+    SQLiteEventStore,
+    StoreFileError,
+    StoreReadOnly,
+    SystemEvent,
+    uuid7,
+)
+from trio_smith.events._sqlite import _FLOAT_EXACT, SCHEMA_VERSION, _events
 
 from .store_contract import StoreContract, StoreFactory, event
 
@@ -181,3 +194,112 @@ async def test_a_read_only_store_never_creates_a_file(tmp_path: pathlib.Path) ->
         async with SQLiteEventStore(path, read_only=True):
             pass
     assert not path.exists()
+
+
+async def test_a_filtered_durable_subscription_checkpoints_past_what_it_filters_out(
+    tmp_path: pathlib.Path,
+) -> None:
+    """reference/events.md 4.3 point 5: its checkpoint advances with the log."""
+    path = tmp_path / "filtered.db"
+    agents = EventFilter(categories="agent")
+    async with SQLiteEventStore(path) as store, EventBus(store) as bus:
+        sub = bus.subscribe(agents, durable="agents")
+        first = await bus.publish(Event.new(AgentEvent.STARTED, source="a"))
+        assert await sub.receive() == first
+        for _ in range(5):
+            await bus.publish(event(SystemEvent.STARTED))  # filtered out
+        assert sub.last_position == 1
+        assert sub.checkpoint_position == 6
+        # An agent event it has not received yet holds the checkpoint before it.
+        pending = await bus.publish(Event.new(AgentEvent.STOPPED, source="a"))
+        await bus.publish(event(SystemEvent.STARTED))
+        assert sub.checkpoint_position == 6
+        await sub.save_checkpoint()
+        assert await store.load_checkpoint("agents") == 6
+        assert await sub.receive() == pending
+        assert sub.checkpoint_position == 8
+        await sub.save_checkpoint()
+    async with SQLiteEventStore(path) as store, EventBus(store) as bus:
+        sub = bus.subscribe(agents, durable="agents")
+        later = await bus.publish(Event.new(AgentEvent.STARTED, source="b"))
+        assert await sub.receive() == later
+        assert sub.checkpoint_position == 9
+
+
+async def test_an_event_that_cannot_be_encoded_fails_alone(tmp_path: pathlib.Path) -> None:
+    good = event()
+    bad = Event(
+        id=uuid7(),
+        timestamp=good.timestamp,
+        source="hand-made",
+        type=good.type,
+        payload={"tags": {"a", "b"}},  # not JSON: built without Event.new
+    )
+    async with SQLiteEventStore(tmp_path / "e.db") as store:
+        with pytest.raises(
+            TypeError,
+            match=f"^event {bad.id} cannot be stored: Object of type set is not JSON serializable$",
+        ):
+            await store.append(bad)
+        with pytest.raises(TypeError, match=f"^event {bad.id} cannot be stored"):
+            store.append_nowait(bad)
+        with pytest.raises(TypeError, match=f"^event {bad.id} cannot be stored"):
+            await store.append_many([good, bad])
+        assert await store.read() == []
+        assert (await store.append(good)).position == 1
+
+
+async def test_a_listener_that_raises_is_logged_and_appends_go_on(
+    tmp_path: pathlib.Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    def broken(events: object) -> None:
+        raise RuntimeError("listener bug")
+
+    async with SQLiteEventStore(tmp_path / "e.db", name="store-x") as store:
+        store.add_listener(broken)
+        assert (await store.append(event())).position == 1
+        assert (await store.append(event())).position == 2
+    assert [r.getMessage() for r in caplog.records].count(
+        "a commit listener of event store 'store-x' raised"
+    ) == 2
+
+
+async def test_closing_while_cancelled_still_commits_the_queue(tmp_path: pathlib.Path) -> None:
+    path = tmp_path / "e.db"
+    with trio.CancelScope() as scope:
+        async with SQLiteEventStore(path) as store:
+            for n in range(50):
+                store.append_nowait(event(payload={"n": n}))
+            scope.cancel()
+            await trio.lowlevel.checkpoint()
+    assert scope.cancelled_caught
+    async with SQLiteEventStore(path) as store:
+        assert [e.payload["n"] for e in await store.read()] == list(range(50))
+
+
+async def test_a_full_queue_is_backpressure(tmp_path: pathlib.Path) -> None:
+    async with SQLiteEventStore(tmp_path / "e.db", queue=2) as store:
+        store.append_nowait(event())
+        store.append_nowait(event())
+        with pytest.raises(trio.WouldBlock):
+            store.append_nowait(event())
+        # An awaited append waits for room, then commits after the others.
+        assert (await store.append(event())).position == 3
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.one_of(
+        st.integers(-(2**40), 2**40),
+        st.integers(_FLOAT_EXACT - 2**24, _FLOAT_EXACT + 2**24),
+        st.integers(0, 2**32 * 10**6 * 2),
+        st.sampled_from([0, 1, _FLOAT_EXACT - 1, _FLOAT_EXACT, 253_402_300_799_999_999]),
+    )
+)
+def test_stored_timestamps_decode_exactly(micros: int) -> None:
+    """The float fast path of the row decoder agrees with exact arithmetic."""
+    expected = datetime(1970, 1, 1, tzinfo=UTC) + timedelta(microseconds=micros)
+    row = (1, uuid7().bytes, micros, "s", "system.started", None, None, "{}")
+    (decoded,) = _events([row])
+    assert decoded.timestamp == expected
+    assert decoded.timestamp.tzinfo is UTC

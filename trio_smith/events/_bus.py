@@ -489,7 +489,7 @@ class Subscription(trio.abc.ReceiveChannel[Event]):
         await self._caught_up.wait()
 
     async def save_checkpoint(self) -> None:
-        """Save this durable subscription's position (``last_position``) in the store.
+        """Save this durable subscription's position (``checkpoint_position``) in the store.
 
         A restarted subscription with the same ``durable`` name resumes after
         it. Call it after handling events: delivery is at least once.
@@ -505,12 +505,47 @@ class Subscription(trio.abc.ReceiveChannel[Event]):
             # Nothing was read yet: the saved position stands.
             await trio.lowlevel.checkpoint()
             return
-        await store.save_checkpoint(self.durable, self._last or 0)
+        await store.save_checkpoint(self.durable, self.checkpoint_position or 0)
 
     @property
     def last_position(self) -> int | None:
         """The position of the last stored event delivered (or the start position)."""
         return self._last
+
+    @property
+    def checkpoint_position(self) -> int | None:
+        """How far this subscription has seen the log: what :meth:`save_checkpoint` saves.
+
+        Every stored event up to it that the filter takes has been delivered.
+        It is ``last_position``, moved on past the events the filter left
+        out, so that a filtered durable subscription's checkpoint advances
+        while nothing it takes is published (reference/events.md 4.3 point
+        5; EventStoreDB sends checkpoint markers for this, see design rule
+        E5).
+        """
+        last = self._last
+        if (
+            self._replaying
+            or self._replay
+            or self._fell_behind
+            or self._overflowed
+            or self._closed
+            or self._resume
+            or self._bus._store is None
+        ):
+            return last
+        # Live: the bus fanned out every stored event up to _fanned_out, in
+        # order, and this subscription's buffer holds the ones it took and
+        # not yet delivered (after copies of replayed ones, the overlap). So
+        # everything before the first one still owed was delivered or left
+        # out.
+        seen = self._bus._fanned_out
+        for event in self._queue:
+            position = event.position
+            if position is not None and (last is None or position > last):
+                seen = position - 1
+                break
+        return seen if last is None else max(last, seen)
 
     def statistics(self) -> SubscriptionStatistics:
         """A frozen snapshot of this subscription."""

@@ -234,18 +234,31 @@ def _events(rows: list[tuple[Any, ...]]) -> list[Event]:
     return events
 
 
+def _encode(event: Event) -> tuple[Any, ...]:
+    """An event's row, all but its position; on the appender's side, so a bad event fails alone.
+
+    Raises:
+        TypeError, ValueError: the event cannot be stored (a payload built
+            without ``Event.new`` that is not JSON, a naive timestamp).
+    """
+    try:
+        return (
+            event.id.bytes,
+            _micros(event.timestamp),
+            event.source,
+            event.type.category,
+            event.type.wire,
+            None if event.correlation_id is None else event.correlation_id.bytes,
+            None if event.causation_id is None else event.causation_id.bytes,
+            dump_payload(event.payload),
+        )
+    except (TypeError, ValueError) as exc:
+        raise type(exc)(f"event {event.id} cannot be stored: {exc}") from exc
+
+
 def _row(event: Event, position: int) -> tuple[Any, ...]:
-    return (
-        position,
-        event.id.bytes,
-        _micros(event.timestamp),
-        event.source,
-        event.type.category,
-        event.type.wire,
-        None if event.correlation_id is None else event.correlation_id.bytes,
-        None if event.causation_id is None else event.causation_id.bytes,
-        dump_payload(event.payload),
-    )
+    """The row of an event at a position, as the store inserts it."""
+    return (position, *_encode(event))
 
 
 #: States of an append: waiting in the queue, taken by the writer thread
@@ -264,7 +277,7 @@ class _Work:
     outcome, None if nobody waits (``append_nowait``, or a cancelled one).
     """
 
-    __slots__ = ("error", "events", "job", "result", "state", "task")
+    __slots__ = ("error", "events", "job", "result", "rows", "state", "task")
 
     def __init__(
         self,
@@ -273,6 +286,8 @@ class _Work:
         job: Callable[[sqlite3.Connection], Any] | None = None,
     ) -> None:
         self.events = events
+        #: The events encoded (``_encode``), in the same order.
+        self.rows = [_encode(event) for event in events]
         self.task = task
         self.job = job
         self.state = _QUEUED
@@ -619,6 +634,11 @@ class SQLiteEventStore(EventStore):
                 work = jobs.get() if later is None else later
                 later = None
                 if work is _END:
+                    # What SQLite advises before closing a connection: it
+                    # runs ANALYZE where the queries made it worth it.
+                    with contextlib.suppress(sqlite3.Error):
+                        assert self._writer is not None
+                        self._writer.execute("PRAGMA optimize")
                     return
                 if work.job is not None:
                     self._run_job(work, token)
@@ -642,7 +662,11 @@ class SQLiteEventStore(EventStore):
                 if not taken:
                     continue
                 try:
-                    stored, new = self._commit([e for w in taken for e in w.events], head)
+                    stored, new = self._commit(
+                        [e for w in taken for e in w.events],
+                        [r for w in taken for r in w.rows],
+                        head,
+                    )
                 except Exception as exc:
                     token.run_sync_soon(self._finished, taken, None, exc)
                     continue
@@ -709,7 +733,9 @@ class SQLiteEventStore(EventStore):
         if self._room_waiters:
             self._room.unpark(count=len(done))
 
-    def _commit(self, events: list[Event], head: int) -> tuple[list[Event], list[Event]]:
+    def _commit(
+        self, events: list[Event], encoded: list[tuple[Any, ...]], head: int
+    ) -> tuple[list[Event], list[Event]]:
         """Commit one batch, in the writer thread; return (each event as stored, the new ones).
 
         Ids already stored are rare (a retried append), so the batch is first
@@ -721,13 +747,13 @@ class SQLiteEventStore(EventStore):
         assert writer is not None
         writer.execute("BEGIN IMMEDIATE")
         try:
-            stored, new, rows = self._place(events, head, {})
+            stored, new, rows = self._place(events, encoded, head, {})
             before = writer.total_changes
             writer.executemany(_INSERT, rows)
             if writer.total_changes - before != len(rows):
                 writer.execute("ROLLBACK")
                 writer.execute("BEGIN IMMEDIATE")
-                stored, new, rows = self._place(events, head, self._stored(events))
+                stored, new, rows = self._place(events, encoded, head, self._stored(events))
                 writer.executemany(_INSERT, rows)
             writer.execute("COMMIT")
         except BaseException:
@@ -738,20 +764,23 @@ class SQLiteEventStore(EventStore):
 
     @staticmethod
     def _place(
-        events: list[Event], head: int, known: dict[bytes, Event]
+        events: list[Event],
+        encoded: list[tuple[Any, ...]],
+        head: int,
+        known: dict[bytes, Event],
     ) -> tuple[list[Event], list[Event], list[tuple[Any, ...]]]:
         """Positions for the events not in ``known`` (repeats in the batch too)."""
         stored: list[Event] = []
         new: list[Event] = []
         rows: list[tuple[Any, ...]] = []
         position = head
-        for event in events:
-            kept = known.get(event.id.bytes)
+        for event, row in zip(events, encoded, strict=True):
+            kept = known.get(row[0])
             if kept is None:
                 position += 1
-                kept = known[event.id.bytes] = event.at_position(position)
+                kept = known[row[0]] = event.at_position(position)
                 new.append(kept)
-                rows.append(_row(event, position))
+                rows.append((position, *row))
             stored.append(kept)
         return stored, new, rows
 
