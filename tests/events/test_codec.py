@@ -15,7 +15,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from trio_smith.events import CATEGORIES, Event, EventType, dumps, loads
-from trio_smith.events._codec import dump_payload, from_dict, load_payload, to_dict
+from trio_smith.events._codec import dump_payload, from_dict, load_payload, parse_json, to_dict
 
 # ---------------------------------------------------------------- strategies
 
@@ -315,3 +315,47 @@ def test_loads_refuses_a_payload_with_non_finite_numbers(constant: str) -> None:
     message = f"{PREFIX}invalid JSON ({constant} is not a JSON number)"
     with pytest.raises(ValueError, match=rf"^{re.escape(message)}$"):
         loads(text)
+
+
+_json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text(),
+    lambda children: (
+        st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=5), children, max_size=4)
+    ),
+    max_leaves=12,
+)
+
+
+def _outcome(parse: Any, text: str) -> tuple[str, Any]:
+    try:
+        value = parse(text)
+    except ValueError as exc:
+        return type(exc).__name__, str(exc)
+    # NaN != NaN: compare the canonical text of what was parsed.
+    return "ok", json.dumps(value)
+
+
+@settings(max_examples=300)
+@given(
+    st.one_of(
+        _json_values.map(json.dumps),
+        _json_values.map(lambda v: json.dumps(v, separators=(",", ":"), ensure_ascii=False)),
+        _json_values.map(lambda v: " " + json.dumps(v) + "\n"),
+        st.text(max_size=20),
+        st.sampled_from(["", " ", "{", "{}x", "[1,", "NaN", "-Infinity", '{"a":1} ', "\ufeff{}"]),
+    )
+)
+def test_parse_json_is_json_loads(text: str) -> None:
+    """The fast path of stored payloads returns and raises exactly what json.loads does."""
+    assert _outcome(parse_json, text) == _outcome(json.loads, text)
+
+
+def test_dump_payload_is_compact_json_dumps() -> None:
+    payload = {"a": [1, 2.5, None, True, 'é\n"'], "b": {"c": {}}, "big": 2**70, "f": -0.0}
+    assert dump_payload(payload) == json.dumps(
+        payload, separators=(",", ":"), ensure_ascii=False, allow_nan=False
+    )
+    with pytest.raises(ValueError, match=r"^Out of range float values are not JSON compliant"):
+        dump_payload({"x": math.inf})
+    with pytest.raises(TypeError, match=r"^Object of type set is not JSON serializable$"):
+        dump_payload({"x": {1}})

@@ -11,6 +11,7 @@ from __future__ import annotations
 import functools
 import json
 import json.encoder
+import json.scanner
 from datetime import UTC, datetime
 from typing import Any, Final
 from uuid import UUID
@@ -20,7 +21,15 @@ import cattrs
 from .._core._check import is_int
 from .._event import Event, EventType
 
-__all__ = ["dump_payload", "dumps", "from_dict", "load_payload", "loads", "to_dict"]
+__all__ = [
+    "dump_payload",
+    "dumps",
+    "from_dict",
+    "load_payload",
+    "loads",
+    "parse_json",
+    "to_dict",
+]
 
 
 def _structure_uuid(value: Any, _: type) -> UUID:
@@ -181,6 +190,33 @@ _encode: Final = (
 def dump_payload(payload: dict[str, Any]) -> str:
     """A payload as compact JSON text (a store column)."""
     return "".join(_encode(payload))
+
+
+# json.loads goes through three Python layers and two regex matches before
+# the C scanner; for a short payload they cost more than the parsing
+# (1.9 us against 0.8 us per stored payload here). The scanner is built once,
+# as JSONDecoder builds it; absent without the C accelerator.
+_c_scanner: Any = getattr(json.scanner, "c_make_scanner", None)
+_scan: Final = None if _c_scanner is None else _c_scanner(json.JSONDecoder())
+_loads: Final = json.loads
+
+
+def parse_json(text: str) -> Any:
+    """``json.loads(text)``, faster for compact text such as a stored payload.
+
+    The C scanner parses from the first character; when it does not take
+    exactly the whole text (whitespace around it, an error), ``json.loads``
+    decides, so the result and every error are json.loads's own.
+    """
+    if _scan is not None:
+        try:
+            value, end = _scan(text, 0)
+        except (StopIteration, ValueError):
+            pass
+        else:
+            if end == len(text):
+                return value
+    return _loads(text)
 
 
 def load_payload(text: str | bytes) -> dict[str, Any]:

@@ -35,7 +35,6 @@ writer task on the trio thread, before the listeners are called.
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 import os
 import sqlite3
@@ -52,7 +51,7 @@ import trio
 from .._core._check import finite_at_least, int_at_least, optional_name
 from .._event import EVENT_SETTERS, PARSED_TYPES, Event, EventType, trusted_uuid
 from .._exceptions import StoreClosed, StoreFileError, StoreReadOnly
-from ._codec import dump_payload
+from ._codec import dump_payload, parse_json
 from ._filter import EventFilter
 from ._pace import cancel_requested
 from ._store import EventStore, check_checkpoint_args, check_event, check_read_args
@@ -110,7 +109,7 @@ _new_object: Final = object.__new__
 _from_bytes: Final = int.from_bytes
 _fromtimestamp: Final = datetime.fromtimestamp
 _parse: Final = EventType.parse
-_loads: Final = json.loads
+_loads: Final = parse_json
 #: Microsecond timestamps below this (2**32 s, the year 2106) survive a
 #: round trip through a float exactly.
 _FLOAT_EXACT: Final = 2**32 * 1_000_000
