@@ -8,7 +8,6 @@ and friends) for their columns; the CLI and tests use ``dumps``/``loads``.
 
 from __future__ import annotations
 
-import functools
 import json
 import json.encoder
 import json.scanner
@@ -152,44 +151,39 @@ def _refuse_constant(name: str) -> Any:
     raise ValueError(f"{name} is not a JSON number")
 
 
-def _refuse(value: object) -> Any:
-    raise TypeError(f"Object of type {type(value).__name__} is not JSON serializable")
-
-
 _PAYLOAD_ENCODER: Final = json.JSONEncoder(
     separators=(",", ":"), ensure_ascii=False, allow_nan=False, check_circular=False
 )
 # json.dumps with options builds an encoder on every call, and even a kept
-# JSONEncoder builds its C scanner on every encode(): a third of a store
-# append's own time. The C encoder itself is built once here (stdlib's
-# json.encoder.c_make_encoder, as JSONEncoder.iterencode calls it; absent
-# without the C accelerator, then the kept encoder serves). No cycle check:
-# Event.new refuses cyclic payloads, and a hand-built one fails with
+# JSONEncoder builds its C encoder on every encode(): a third of a store
+# append's own time. The C encoder is built once here, with the arguments
+# JSONEncoder.iterencode gives it (stdlib's json.encoder.c_make_encoder;
+# absent without the C accelerator, then the kept encoder serves). No cycle
+# check: Event.new refuses cyclic payloads, and a hand-built one fails with
 # RecursionError.
-_c_encoder: Any = getattr(json.encoder, "c_make_encoder", None)
-_encode: Final = (
-    _PAYLOAD_ENCODER.encode
-    if _c_encoder is None
-    else functools.partial(
-        _c_encoder(
-            None,
-            _refuse,
-            json.encoder.encode_basestring,
-            None,
-            ":",
-            ",",
-            False,
-            False,
-            False,
-        ),
-        _current_indent_level=0,
+_c_make_encoder: Any = getattr(json.encoder, "c_make_encoder", None)
+_c_encode: Any = (
+    None
+    if _c_make_encoder is None
+    else _c_make_encoder(
+        None,
+        _PAYLOAD_ENCODER.default,
+        json.encoder.encode_basestring,
+        None,
+        _PAYLOAD_ENCODER.key_separator,
+        _PAYLOAD_ENCODER.item_separator,
+        False,
+        False,
+        False,
     )
 )
 
 
 def dump_payload(payload: dict[str, Any]) -> str:
     """A payload as compact JSON text (a store column)."""
-    return "".join(_encode(payload))
+    if _c_encode is None:
+        return _PAYLOAD_ENCODER.encode(payload)
+    return "".join(_c_encode(payload, 0))
 
 
 # json.loads goes through three Python layers and two regex matches before
