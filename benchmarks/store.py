@@ -72,7 +72,7 @@ from typing import Any, Literal
 import trio
 
 from trio_smith.events import Event, EventType, SQLiteEventStore
-from trio_smith.events._sqlite import _COLUMNS, _INSERT, _SCHEMA, _row
+from trio_smith.events._sqlite import _COLUMNS, _INSERT, _SCHEMA, _encode
 
 Sync = Literal["FULL", "NORMAL"]
 
@@ -113,7 +113,12 @@ TYPE = EventType("bench", "stored")
 SCHEMA = _SCHEMA
 COLUMNS = _COLUMNS
 INSERT = _INSERT
-encode = _row
+
+
+def encode(event: Event, position: int) -> tuple[Any, ...]:
+    """The row the store inserts for ``event`` at ``position``."""
+    return (position, *_encode(event))
+
 
 _files = itertools.count(1)
 

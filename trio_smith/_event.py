@@ -549,12 +549,12 @@ def build_event(
     causation_id: UUID | None,
     position: int | None,
 ) -> Event:
-    """``Event(...)`` from trusted parts, in half the time (stores decode rows with it).
+    """``Event(...)`` from trusted parts, in half the time (``at_position`` uses it).
 
     Sets the slots directly, as attrs' own ``__init__`` does, minus the
-    keyword call: decoding is a replay's hot path (docs/performance.md).
-    tests/test_event.py checks that it agrees with the constructor field by
-    field.
+    keyword call (the SQLite store's row decoder inlines the same setters,
+    ``EVENT_SETTERS``). tests/events/test_event.py checks that it agrees
+    with the constructor field by field.
     """
     event = _new_object(Event)
     _SET_ID(event, id)

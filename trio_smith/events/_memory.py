@@ -21,7 +21,13 @@ from .._event import Event, EventType
 from .._exceptions import StoreClosed
 from ._filter import EventFilter
 from ._pace import Pacer, cancel_requested
-from ._store import EventStore, check_checkpoint_args, check_event, check_read_args
+from ._store import (
+    EventStore,
+    check_checkpoint_args,
+    check_event,
+    check_event_id,
+    check_read_args,
+)
 
 __all__ = ["MemoryEventStore"]
 
@@ -175,8 +181,7 @@ class MemoryEventStore(EventStore):
         return self._select(filter, after, limit)
 
     async def get(self, event_id: UUID) -> Event | None:
-        if not isinstance(event_id, UUID):
-            raise TypeError(f"event_id must be a UUID, got {event_id!r}")
+        check_event_id(event_id)
         await trio.lowlevel.checkpoint()
         self._check_open()
         return self._by_id.get(event_id)

@@ -54,7 +54,13 @@ from .._exceptions import StoreClosed, StoreFileError, StoreReadOnly
 from ._codec import dump_payload, parse_json
 from ._filter import EventFilter
 from ._pace import cancel_requested
-from ._store import EventStore, check_checkpoint_args, check_event, check_read_args
+from ._store import (
+    EventStore,
+    check_checkpoint_args,
+    check_event,
+    check_event_id,
+    check_read_args,
+)
 
 __all__ = ["SCHEMA_VERSION", "SQLiteEventStore"]
 
@@ -255,11 +261,6 @@ def _encode(event: Event) -> tuple[Any, ...]:
         raise type(exc)(f"event {event.id} cannot be stored: {exc}") from exc
 
 
-def _row(event: Event, position: int) -> tuple[Any, ...]:
-    """The row of an event at a position, as the store inserts it."""
-    return (position, *_encode(event))
-
-
 #: States of an append: waiting in the queue, taken by the writer thread
 #: (committed or failing as one batch), or withdrawn by a cancelled appender.
 _QUEUED: Final = 0
@@ -303,7 +304,7 @@ class SQLiteEventStore(EventStore):
     """The durable event store: one SQLite file, WAL, group commit.
 
     ``async with SQLiteEventStore(path) as store:`` opens (or creates) the
-    file and starts its writer task; leaving the block commits every queued
+    file and starts its writer thread; leaving the block commits every queued
     append, then closes. Positions are dense from 1 and follow commit order;
     an ``append`` that returned is on disk (``synchronous="FULL"``).
 
@@ -314,8 +315,9 @@ class SQLiteEventStore(EventStore):
             process, not of the machine; much faster per commit.
         busy_timeout: seconds to wait for another process's lock.
         max_batch: the most events committed in one transaction.
-        queue: appends that may wait for the writer before ``append``
-            blocks (backpressure) and ``append_nowait`` raises WouldBlock.
+        queue: appends that may be queued or committing at once; beyond
+            it ``append`` waits (backpressure) and ``append_nowait`` raises
+            WouldBlock.
         read_only: open an existing store without ever writing to it, and
             follow what other processes append (polling): its listeners (a
             bus) see their events. Writes raise ``StoreReadOnly``.
@@ -346,7 +348,6 @@ class SQLiteEventStore(EventStore):
         "_read_limiter",
         "_reader",
         "_room",
-        "_room_waiters",
         "_synchronous",
         "_token",
         "_writer",
@@ -399,7 +400,6 @@ class SQLiteEventStore(EventStore):
         self._pending = 0
         self._capacity = queue
         self._room = trio.lowlevel.ParkingLot()
-        self._room_waiters = 0
         self._token: trio.lowlevel.TrioToken | None = None
         self._writer: sqlite3.Connection | None = None
         self._reader: sqlite3.Connection | None = None
@@ -729,8 +729,7 @@ class SQLiteEventStore(EventStore):
             else:
                 work.result = result[index]
             trio.lowlevel.reschedule(task)
-        if self._room_waiters:
-            self._room.unpark(count=len(done))
+        self._room.unpark(count=len(done))
 
     def _commit(
         self, events: list[Event], encoded: list[tuple[Any, ...]], head: int
@@ -744,17 +743,6 @@ class SQLiteEventStore(EventStore):
         """
         writer = self._writer
         assert writer is not None
-        if len(events) == 1:
-            # One statement is its own transaction (autocommit): two round
-            # trips fewer for the one-publisher case. A stored id inserts
-            # nothing, and then the stored event is the answer.
-            stored, new, rows = self._place(events, encoded, head, {})
-            before = writer.total_changes
-            writer.execute(_INSERT, rows[0])
-            if writer.total_changes == before:
-                stored = list(self._stored(events).values())
-                new = []
-            return stored, new
         writer.execute("BEGIN IMMEDIATE")
         try:
             stored, new, rows = self._place(events, encoded, head, {})
@@ -813,11 +801,7 @@ class SQLiteEventStore(EventStore):
     async def _room_for_one(self) -> None:
         """Wait while the queue is full (backpressure); raise if the store closed."""
         while self._pending >= self._capacity:
-            self._room_waiters += 1
-            try:
-                await self._room.park()
-            finally:
-                self._room_waiters -= 1
+            await self._room.park()
             self._check_writable()
 
     async def _submit(self, events: list[Event], job: Any = None) -> Any:
@@ -840,8 +824,7 @@ class SQLiteEventStore(EventStore):
             work.task = None
             if withdrawn:
                 self._pending -= 1
-                if self._room_waiters:
-                    self._room.unpark()
+                self._room.unpark()
             return trio.lowlevel.Abort.SUCCEEDED
 
         await trio.lowlevel.wait_task_rescheduled(abort)
@@ -900,8 +883,7 @@ class SQLiteEventStore(EventStore):
         return _events(await self._query(sql, params))
 
     async def get(self, event_id: UUID) -> Event | None:
-        if not isinstance(event_id, UUID):
-            raise TypeError(f"event_id must be a UUID, got {event_id!r}")
+        check_event_id(event_id)
         rows = await self._query(
             f"SELECT {_COLUMNS} FROM events WHERE event_id = ?", (event_id.bytes,)
         )

@@ -54,6 +54,13 @@ def check_event(event: object) -> Event:
     return event
 
 
+def check_event_id(event_id: object) -> UUID:
+    """``event_id`` if it is a UUID (every backend's ``get`` calls it)."""
+    if not isinstance(event_id, UUID):
+        raise TypeError(f"event_id must be a UUID, got {event_id!r}")
+    return event_id
+
+
 def check_read_args(
     filter: EventFilter | None, after: int, limit: int | None
 ) -> EventFilter | None:
