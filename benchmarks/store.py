@@ -62,9 +62,11 @@ import itertools
 import json
 import logging
 import os
+import queue
 import sqlite3
 import subprocess
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Sequence
 from typing import Any, Literal
@@ -385,21 +387,42 @@ def write_replay_file(directory: str, events: Sequence[Event]) -> str:
     return path
 
 
-def thread_hop_us(calls: int = 2_000, windows: int = 3) -> float:
-    """Microseconds per ``trio.to_thread.run_sync`` of a no-op (best of ``windows``)."""
+def thread_hops_us(calls: int = 2_000, windows: int = 3) -> tuple[float, float]:
+    """Microseconds per no-op round trip to a thread (best of ``windows``).
+
+    Returns ``trio.to_thread.run_sync`` (reads pay one per page) and the
+    writer's own hop: a ``SimpleQueue`` to a thread that answers with
+    ``run_sync_soon`` (appends pay one per commit).
+    """
 
     def noop() -> None:
         pass
 
-    async def main() -> float:
+    async def main() -> tuple[float, float]:
         limiter = trio.CapacityLimiter(1)
-        best = float("inf")
+        token = trio.lowlevel.current_trio_token()
+        requests: queue.SimpleQueue[trio.lowlevel.Task | None] = queue.SimpleQueue()
+
+        def answer() -> None:
+            while (task := requests.get()) is not None:
+                token.run_sync_soon(trio.lowlevel.reschedule, task)
+
+        worker = threading.Thread(target=answer, daemon=True)
+        worker.start()
+        to_thread = writer = float("inf")
         for _ in range(windows):
             start = time.perf_counter()
             for _ in range(calls):
                 await trio.to_thread.run_sync(noop, limiter=limiter)
-            best = min(best, time.perf_counter() - start)
-        return best / calls * 1e6
+            to_thread = min(to_thread, time.perf_counter() - start)
+            start = time.perf_counter()
+            for _ in range(calls):
+                requests.put(trio.lowlevel.current_task())
+                await trio.lowlevel.wait_task_rescheduled(lambda _: trio.lowlevel.Abort.FAILED)
+            writer = min(writer, time.perf_counter() - start)
+        requests.put(None)
+        worker.join()
+        return to_thread / calls * 1e6, writer / calls * 1e6
 
     gc.collect()
     return trio.run(main)
@@ -518,7 +541,7 @@ def main() -> None:
         es_many = Series(f"eventsourcing, {BATCH:,} per call (2)", None)
 
         rounds = 0
-        hop = float("inf")
+        hop = writer_hop = float("inf")
         while rounds < ROUNDS and (rounds < MIN_ROUNDS or time.perf_counter() - wall < BUDGET):
             rounds += 1
             for m in modes:
@@ -537,7 +560,8 @@ def main() -> None:
                     es_1, es_b = eventsourcing(es_python, directory, len(evs), BATCH_EVENTS)
                     es_one.add(len(evs), raw_1, len(evs), es_1)
                     es_many.add(BATCH_EVENTS, raw_b, BATCH_EVENTS, es_b)
-            hop = min(hop, thread_hop_us())
+            hops = thread_hops_us()
+            hop, writer_hop = min(hop, hops[0]), min(writer_hop, hops[1])
             scan.add(
                 REPLAY_EVENTS,
                 raw_replay(replay_path, REPLAY_EVENTS),
@@ -586,7 +610,9 @@ def main() -> None:
             " that has it)"
         )
     print(
-        f"trio.to_thread.run_sync round trip (no-op; the store pays one per commit): {hop:.0f} us"
+        f"no-op round trips to a thread: the writer's queue + run_sync_soon (appends pay one"
+        f" per commit) {writer_hop:.0f} us; trio.to_thread.run_sync (reads pay one per page)"
+        f" {hop:.0f} us"
     )
     print()
     for series in (one["FULL"], many["FULL"], batch["FULL"], scan):
