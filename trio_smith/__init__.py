@@ -11,11 +11,13 @@ from ._core._spec import ChildCounts as ChildCounts
 from ._core._spec import ChildInfo as ChildInfo
 from ._core._spec import ChildSpec as ChildSpec
 from ._core._spec import ChildStatus as ChildStatus
+from ._core._spec import Heartbeat as Heartbeat
 from ._core._spec import Restart as Restart
 from ._core._spec import Strategy as Strategy
 from ._exceptions import ChildAlreadyPresent as ChildAlreadyPresent
 from ._exceptions import ChildAlreadyStarted as ChildAlreadyStarted
 from ._exceptions import ChildFailureEscalated as ChildFailureEscalated
+from ._exceptions import ChildHung as ChildHung
 from ._exceptions import ChildLimitReached as ChildLimitReached
 from ._exceptions import ChildNotFound as ChildNotFound
 from ._exceptions import ChildRestarting as ChildRestarting
@@ -55,6 +57,7 @@ __all__ = [
     "ChildInfo",
     "ChildSpec",
     "ChildStatus",
+    "Heartbeat",
     "Restart",
     "Strategy",
     "RestartRecord",
@@ -65,6 +68,7 @@ __all__ = [
     "RestartIntensityExceeded",
     "ChildFailureEscalated",
     "ChildStartFailed",
+    "ChildHung",
     "ChildNotFound",
     "ChildRunning",
     "ChildRestarting",

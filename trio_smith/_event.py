@@ -311,7 +311,8 @@ class SupervisionEvent:
       (it returned) or ``"shutdown"`` (its supervisor stopped it).
     * ``CHILD_FAILED``: ``{"child_id", "error_type", "error"}`` (the
       exception's qualified type name and ``str()``); also a start failure,
-      with ``"during": "start"``.
+      with ``"during": "start"``; a hung child (``ChildHung``) adds
+      ``"reason": "hung"``, ``"phi"`` and ``"silence"`` (seconds).
     * ``CHILD_RESTARTED``: ``{"child_id", "restarts"}``, caused by the failure.
     * ``SUPERVISOR_GAVE_UP``: ``{"reason", "child_id", "error_type", "error"}``.
     * ``SUPERVISOR_STOPPED``: ``{"reason"}``.

@@ -23,6 +23,7 @@ __all__ = [
     "RestartIntensityExceeded",
     "ChildFailureEscalated",
     "ChildStartFailed",
+    "ChildHung",
     "ChildNotFound",
     "ChildRunning",
     "ChildRestarting",
@@ -158,6 +159,37 @@ class ChildStartFailed(SupervisorError, RuntimeError):
     def __init__(self, child_id: str) -> None:
         super().__init__(f"child {child_id!r} failed to start")
         self.child_id = child_id
+
+
+@final
+class ChildHung(SupervisorError, TimeoutError):
+    """A watched child stopped sending heartbeats: its phi reached the threshold.
+
+    The supervisor cancels the child; its exit is abnormal with this error
+    (not a stop), so the strategy, restart type and intensity apply as for a
+    crash, and a give-up error carries it as ``__cause__``. See
+    ``trio_smith.Heartbeat``.
+
+    Attributes:
+        child_id: the hung child.
+        supervisor: its supervisor's name.
+        phi: the suspicion level when it was judged (``math.inf`` possible).
+        silence: seconds since its last heartbeat (or its start).
+        threshold: the threshold phi reached.
+    """
+
+    def __init__(
+        self, child_id: str, supervisor: str, *, phi: float, silence: float, threshold: float
+    ) -> None:
+        super().__init__(
+            f"child {child_id!r} of supervisor {supervisor!r} is hung: no heartbeat for "
+            f"{silence:.3f} s (phi {phi:.2f} >= threshold {threshold!r})"
+        )
+        self.child_id = child_id
+        self.supervisor = supervisor
+        self.phi = phi
+        self.silence = silence
+        self.threshold = threshold
 
 
 @final

@@ -28,6 +28,15 @@ task per running child.
   ``except Exception`` / ``except* Exception`` an abnormal one, and an end
   after the supervisor asked the child to stop is a stop, never a failure
   (OTP R3.5). ``trio.Cancelled`` and other BaseExceptions propagate.
+* **Hung children** (``ChildSpec.heartbeat``). Each incarnation of a watched
+  child gets Akka's phi state (``_core._phi``), its creation counting as the
+  first heartbeat. ``ChildContext.heartbeat()`` feeds it in O(1). The
+  control loop keeps a heap of exact deadlines (``PhiState.suspect_at``)
+  and sleeps until the earliest timer or deadline; a due incarnation whose
+  phi has reached the threshold is cancelled and ends abnormally with
+  ``ChildHung``, otherwise it is rescheduled (lazily: a heartbeat pushes an
+  entry only when it moves the deadline earlier). Incarnations being
+  stopped are not judged. An unwatched child costs a None check.
 * **Ordered shutdown by construction.** Every child's cancel scope is
   shielded, so cancellation from outside reaches only the control loop; its
   ``finally`` then feeds ``ShutdownRequested`` and runs the machine to its
@@ -61,6 +70,7 @@ import trio
 from trio.lowlevel import Abort, Task, current_task, reschedule, wait_task_rescheduled
 
 from ._core._check import optional_name
+from ._core._phi import PhiState, to_ms
 from ._core._protocol import (
     CancelRestart,
     ChildExited,
@@ -84,11 +94,12 @@ from ._core._protocol import (
     StopChild,
     TimerFired,
 )
-from ._core._spec import AutoShutdown, Backoff, ChildSpec, ChildStatus, Strategy
+from ._core._spec import AutoShutdown, Backoff, ChildSpec, ChildStatus, Heartbeat, Strategy
 from ._core._supervision import Phase, SupervisorMachine
 from ._event import Event, EventPublisher, EventType, SupervisionEvent, linked_event
 from ._exceptions import (
     ChildFailureEscalated,
+    ChildHung,
     ChildLimitReached,
     ChildStartFailed,
     NoCurrentChild,
@@ -154,6 +165,7 @@ class ChildContext:
         "_started",
         "_stop_asked",
         "_supervisors",
+        "_watch",
         "id",
         "incarnation",
     )
@@ -182,6 +194,8 @@ class ChildContext:
         self._last_heartbeat: float | None = None
         #: The supervision event that brought this incarnation about (a restart).
         self._cause: Event | None = None
+        #: Hung-child detection (``ChildSpec.heartbeat``); None: not watched.
+        self._watch: _Watch | None = None
 
     @property
     def supervisor(self) -> str:
@@ -202,11 +216,17 @@ class ChildContext:
     def heartbeat(self) -> None:
         """Tell the supervisor that this child is alive and making progress.
 
-        Cheap (no checkpoint). The time and count are kept for hung-child
-        detection; see ``last_heartbeat`` and ``heartbeats``.
+        Cheap (no checkpoint, O(1)). A child whose spec has a
+        :class:`~trio_smith.Heartbeat` must call it about every
+        ``Heartbeat.interval`` seconds, or it is judged hung; for other
+        children it only keeps ``last_heartbeat`` and ``heartbeats``.
         """
-        self._last_heartbeat = trio.current_time()
+        now = trio.current_time()
+        self._last_heartbeat = now
         self._heartbeats += 1
+        watch = self._watch
+        if watch is not None:
+            self._owner._beat(self, watch, now)
 
     @property
     def last_heartbeat(self) -> float | None:
@@ -223,6 +243,28 @@ class ChildContext:
             f"<ChildContext id={self.id!r} supervisor={self._owner.name!r} "
             f"incarnation={self.incarnation}>"
         )
+
+
+@final
+class _Watch:
+    """Hung-child detection for one incarnation: Akka's phi state and its deadline.
+
+    The control loop keeps a heap of ``(due, token, ctx)``; an entry counts
+    only while its token is the watch's (lazy invalidation, so a heartbeat
+    costs no heap operation unless it moves the deadline earlier).
+    """
+
+    __slots__ = ("due", "heartbeat", "hung", "state", "token")
+
+    def __init__(self, heartbeat: Heartbeat, state: PhiState) -> None:
+        self.heartbeat = heartbeat
+        self.state = state
+        #: The ms at which phi reaches the threshold, as last scheduled.
+        self.due = 0
+        #: The token of the heap entry that counts.
+        self.token = 0
+        #: Set when the supervisor judged the incarnation hung and cancelled it.
+        self.hung: ChildHung | None = None
 
 
 @final
@@ -371,6 +413,10 @@ class _Runtime:
         #: Delayed restarts: [deadline, timer id, child id, live].
         self._timers: list[list[Any]] = []
         self._timer_entries: dict[int, list[Any]] = {}
+        #: Hung-child deadlines: (due ms, token, incarnation); an entry is
+        #: stale unless its token is its watch's (see _Watch).
+        self._watches: list[tuple[int, int, ChildContext]] = []
+        self._watch_tokens = 0
         #: Stop now, whatever is under way (outer cancellation, an error in
         #: the body, the parent stopping this supervisor; D5).
         self._interrupt = False
@@ -387,6 +433,18 @@ class _Runtime:
     @property
     def stopping(self) -> bool:
         return self.machine.stopping or self._interrupt or self._shutdown_queued
+
+    @property
+    def watched(self) -> bool:
+        """Whether any child was ever watched for hangs."""
+        return self._watch_tokens > 0
+
+    def phi_of(self, child_id: str, now_ms: int) -> float | None:
+        """The phi of a child's live, watched incarnation, or None."""
+        ctx = self._runs.get(child_id)
+        if ctx is None or ctx._ended or ctx._watch is None:
+            return None
+        return ctx._watch.state.phi(now_ms)
 
     def nested(self, child_id: str) -> list[_Runtime]:
         """The live supervisors run by a child."""
@@ -476,11 +534,15 @@ class _Runtime:
         while self.exit is None:
             if self._timers:
                 self._fire_due_timers()
+            if self._watches:
+                self._judge_due_watches()
             fact = self._next_fact()
             if fact is not None:
                 self._apply(fact)
                 continue
             deadline = self._timers[0][0] if self._timers else math.inf
+            if self._watches:
+                deadline = min(deadline, self._watches[0][0] / 1000)
             blocking = self._blocking
             if type(blocking) is StopChild:
                 ctx = self._runs[blocking.child_id]
@@ -557,6 +619,96 @@ class _Runtime:
             if live:
                 self._queue.append(TimerFired(child_id=cid, timer=timer))
 
+    # ------------------------------------------------------------ hung children
+
+    def _watch_start(self, ctx: ChildContext, heartbeat: Heartbeat) -> None:
+        """Watch a new incarnation; its creation is its first heartbeat.
+
+        Akka's ``expect``: a child that never calls ``heartbeat()`` is still
+        judged, from the bootstrap history.
+        """
+        state = PhiState(heartbeat._config)
+        state.heartbeat(to_ms(trio.current_time()))
+        watch = ctx._watch = _Watch(heartbeat, state)
+        self._watch_schedule(ctx, watch)
+
+    def _watch_schedule(self, ctx: ChildContext, watch: _Watch) -> None:
+        """Push the incarnation's exact deadline (``suspect_at``); older entries go stale."""
+        due = watch.state.suspect_at()
+        assert due is not None  # the state has had its first heartbeat
+        self._watch_tokens += 1
+        token = self._watch_tokens
+        watch.due = due
+        watch.token = token
+        heap = self._watches
+        if len(heap) > 64 and len(heap) > 2 * len(self._runs):
+            # Stale entries of restarted children: drop them (amortised O(1)).
+            heap[:] = [e for e in heap if e[2]._watch is not None and e[2]._watch.token == e[1]]
+            heapq.heapify(heap)
+        heapq.heappush(heap, (due, token, ctx))
+        if heap[0][1] == token:
+            self._poke()  # an earlier wake-up than the loop sleeps for
+
+    def _beat(self, ctx: ChildContext, watch: _Watch, now: float) -> None:
+        """A watched child's heartbeat: O(1); a heap push only if its deadline moved earlier."""
+        state = watch.state
+        interval = state.heartbeat(to_ms(now))
+        if interval is not None:
+            # Akka's warning at 2/3 of the acceptable pause.
+            log.warning(
+                "child %r of supervisor %r: heartbeat interval is growing too large: %d ms",
+                ctx.id,
+                self.name,
+                interval,
+            )
+        # phi is non-decreasing in time, so the new deadline is earlier than
+        # the scheduled one iff phi already reaches the threshold just before it.
+        if (
+            watch.hung is None
+            and not ctx._ended
+            and self.exit is None
+            and state.phi(watch.due - 1) >= state.config.threshold
+        ):
+            self._watch_schedule(ctx, watch)
+
+    def _judge_due_watches(self) -> None:
+        """Judge the incarnations whose deadline has come: hung, or rescheduled."""
+        now = trio.current_time()
+        now_ms = to_ms(now)
+        heap = self._watches
+        while heap and heap[0][0] / 1000 <= now:
+            due, token, ctx = heapq.heappop(heap)
+            watch = ctx._watch
+            assert watch is not None
+            if (
+                watch.token != token
+                or watch.hung is not None
+                or ctx._ended
+                or ctx._stop_asked
+                or self.stopping
+            ):
+                continue  # stale, judged, ended, or being stopped: not judged
+            # The loop woke at due / 1000 s; judge at due even if the clock,
+            # converted back, reads a ms less (huge times).
+            at = max(now_ms, due)
+            state = watch.state
+            phi = state.phi(at)
+            threshold = state.config.threshold
+            if phi < threshold:
+                # A heartbeat moved the deadline later: sleep until then (lazy).
+                self._watch_schedule(ctx, watch)
+                continue
+            assert state.timestamp is not None
+            hung = watch.hung = ChildHung(
+                ctx.id,
+                self.name,
+                phi=phi,
+                silence=(at - state.timestamp) / 1000,
+                threshold=threshold,
+            )
+            # Not a stop: the child's end is abnormal, with ChildHung (_child_main).
+            ctx._scope.cancel(reason=str(hung))
+
     # ------------------------------------------------------------ commands
 
     def _apply(
@@ -616,8 +768,8 @@ class _Runtime:
             self._ready_event.set()
             self._publish(SupervisionEvent.SUPERVISOR_STARTED, {})
 
-    def _incarnation(self, cid: str, incarnation: int) -> ChildContext:
-        """Make and register a child's next incarnation."""
+    def _incarnation(self, cid: str, incarnation: int, heartbeat: Heartbeat | None) -> ChildContext:
+        """Make and register a child's next incarnation (watched if ``heartbeat``)."""
         cause = None
         if cid in self._runs:
             self.restarts += 1
@@ -630,6 +782,8 @@ class _Runtime:
                 )
         ctx = self._runs[cid] = ChildContext(self, cid, incarnation)
         ctx._cause = cause
+        if heartbeat is not None:
+            self._watch_start(ctx, heartbeat)
         return ctx
 
     def _mark_started(self, ctx: ChildContext) -> None:
@@ -678,6 +832,11 @@ class _Runtime:
             self._publish(SupervisionEvent.CHILD_STOPPED, payload)
         else:
             payload.update(_describe(error))
+            if type(error) is ChildHung:
+                payload["reason"] = "hung"
+                # JSON has no infinity: None for a phi past float range.
+                payload["phi"] = error.phi if math.isfinite(error.phi) else None
+                payload["silence"] = error.silence
             if not ctx._started:
                 payload["during"] = "start"
             self._last_failure = self._publish(SupervisionEvent.CHILD_FAILED, payload)
@@ -685,7 +844,7 @@ class _Runtime:
     def _issue_start(self, command: StartChild) -> Input | None:
         cid = command.child_id
         spec = self.machine.spec(cid)
-        ctx = self._incarnation(cid, command.incarnation)
+        ctx = self._incarnation(cid, command.incarnation, spec.heartbeat)
         takes_status = _takes_task_status(spec.fn)
         assert self.nursery is not None
         self.nursery.start_soon(
@@ -831,6 +990,7 @@ class _Runtime:
         self._queue.clear()
         self._timers.clear()
         self._timer_entries.clear()
+        self._watches.clear()
         self._runs.clear()
         self.ready = True
         self._ready_event.set()
@@ -877,6 +1037,12 @@ class _Runtime:
                         # failure, the rest keeps propagating.
                         error = group
                 finished = True
+                watch = ctx._watch
+                if watch is not None and watch.hung is not None and not ctx._stop_asked:
+                    # Judged hung and cancelled (_judge_due_watches): a
+                    # failure, whatever the child did while unwinding.
+                    normal = False
+                    error = watch.hung
             finally:
                 if not finished:
                     # A BaseException (KeyboardInterrupt...) escapes: report
@@ -950,7 +1116,8 @@ class _Runtime:
             )
             if isinstance(outcome, int):
                 # Restarted at once: run the new incarnation in this task.
-                new = self._incarnation(cid, outcome)
+                watch = ctx._watch
+                new = self._incarnation(cid, outcome, None if watch is None else watch.heartbeat)
                 self._mark_started(new)
                 return new
             self._apply(None, outcome, cid)

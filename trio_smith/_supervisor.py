@@ -20,6 +20,7 @@ import attrs
 import trio
 
 from ._core._check import int_at_least
+from ._core._phi import to_ms
 from ._core._protocol import (
     DeleteChildRequested,
     Input,
@@ -277,8 +278,20 @@ class _Base:
         await rt.done.wait()
 
     def which_children(self) -> list[ChildInfo]:
-        """Return a snapshot of every child, in start order (D4). Never blocks."""
-        return self._rt.machine.which_children()
+        """Return a snapshot of every child, in start order (D4). Never blocks.
+
+        A child watched for hangs (``ChildSpec.heartbeat``) has its current
+        ``phi``; the others have None.
+        """
+        rt = self._rt
+        infos = rt.machine.which_children()
+        if not rt.watched:
+            return infos
+        now_ms = to_ms(trio.current_time())
+        return [
+            info if (phi := rt.phi_of(info.id, now_ms)) is None else attrs.evolve(info, phi=phi)
+            for info in infos
+        ]
 
     def count_children(self) -> ChildCounts:
         """Count the children as OTP's ``count_children/1`` does. Never blocks.

@@ -167,6 +167,11 @@ def _positive_seconds(label: str, value: object, minimum: float = 0.001) -> None
         )
 
 
+def _factor(label: str, value: object) -> None:
+    if not is_finite_number(value) or not 0.0 <= value < 1.0:  # type: ignore[operator]
+        raise ValueError(f"{label} must be a number in [0, 1), got {value!r}")
+
+
 @final
 @attrs.frozen(kw_only=True)
 class WaitInterval:
@@ -178,7 +183,8 @@ class WaitInterval:
     starts again from ``initial`` after the breaker closes.
 
     Arithmetic is resilience4j's, in whole milliseconds: the exponential value
-    is ``(long)(initial * multiplier ** (attempt - 1))``, capped at
+    is ``v(1) = initial``, ``v(n+1) = (long)(v(n) * multiplier)`` (truncated
+    at every step, as ``ofExponentialBackoff`` iterates), capped at
     ``maximum``; the randomized value is
     ``max(1, v - f*v + u*(2*f*v + 1))`` for ``u`` in [0, 1).
 
@@ -201,9 +207,7 @@ class WaitInterval:
             raise ValueError(f"multiplier must be a finite number >= 1.0, got {multiplier!r}")
         if self.maximum is not None:
             _positive_seconds("maximum", self.maximum)
-        factor: object = self.randomization
-        if not is_finite_number(factor) or not 0.0 <= factor < 1.0:  # type: ignore[operator]
-            raise ValueError(f"randomization must be a number in [0, 1), got {factor!r}")
+        _factor("randomization", self.randomization)
 
     @classmethod
     def constant(cls, seconds: float) -> WaitInterval:
@@ -212,13 +216,14 @@ class WaitInterval:
         Raises:
             ValueError: ``seconds`` is not a finite number >= 0.001.
         """
+        _positive_seconds("seconds", seconds)
         return cls(initial=seconds)
 
     @classmethod
     def exponential(
         cls, initial: float = 0.5, multiplier: float = 1.5, maximum: float | None = None
     ) -> WaitInterval:
-        """``initial * multiplier ** (attempt - 1)``, capped (``ofExponentialBackoff``).
+        """``initial``, times ``multiplier`` per attempt, capped (``ofExponentialBackoff``).
 
         Raises:
             ValueError: ``initial`` or ``maximum`` under 1 ms, or ``multiplier`` < 1.
@@ -232,6 +237,9 @@ class WaitInterval:
         Raises:
             ValueError: ``seconds`` under 1 ms, or ``factor`` outside [0, 1).
         """
+        # Checked here too, so that the messages name this method's arguments.
+        _positive_seconds("seconds", seconds)
+        _factor("factor", factor)
         return cls(initial=seconds, randomization=factor)
 
     @classmethod
@@ -247,6 +255,7 @@ class WaitInterval:
         Raises:
             ValueError: as :meth:`exponential` and :meth:`randomized`.
         """
+        _factor("factor", factor)
         return cls(initial=initial, multiplier=multiplier, maximum=maximum, randomization=factor)
 
     def delay(self, attempt: int, u: float) -> float:
@@ -262,13 +271,17 @@ class WaitInterval:
         if attempt < 1:
             raise ValueError(f"attempt must be >= 1, got {attempt!r}")
         value = float(int(self.initial * 1000 + 0.5))
-        if self.multiplier != 1.0:
-            try:
-                grown = value * self.multiplier ** (attempt - 1)
-            except OverflowError:
-                grown = math.inf
-            value = float(math.floor(grown)) if math.isfinite(grown) else math.inf
-        if self.randomization:
+        multiplier = self.multiplier
+        if multiplier != 1.0:
+            # Step by step: the closed form initial * multiplier ** (attempt - 1)
+            # differs once a step truncates (500 ms * 1.5: 2530 ms, not 2531, at 5).
+            cap = None if self.maximum is None or self.randomization else self.maximum * 1000
+            for _ in range(attempt - 1):
+                grown = value * multiplier
+                value = float(math.floor(grown)) if grown < math.inf else math.inf
+                if value == math.inf or (cap is not None and value >= cap):
+                    break
+        if self.randomization and value < math.inf:
             # Randomize before the cap (ofExponentialRandomBackoff caps last).
             delta = self.randomization * value
             value = max(1.0, float(math.floor(value - delta + u * (2 * delta + 1))))
@@ -327,8 +340,13 @@ class BreakerConfig:
             if not is_int(value) or value < 1:  # type: ignore[operator]
                 raise ValueError(f"{label} must be an int >= 1, got {value!r}")
         wait: object = self.wait_duration_in_open_state
-        if not isinstance(wait, WaitInterval):
-            _positive_seconds("wait_duration_in_open_state", wait)
+        if not isinstance(wait, WaitInterval) and (
+            not is_finite_number(wait) or wait < 0.001  # type: ignore[operator]
+        ):
+            raise ValueError(
+                "wait_duration_in_open_state must be a WaitInterval or a finite number of "
+                f"seconds >= 0.001, got {wait!r}"
+            )
         half: object = self.max_wait_duration_in_half_open_state
         if not is_finite_number(half) or half < 0 or 0 < half < 0.001:  # type: ignore[operator]
             raise ValueError(
@@ -390,25 +408,28 @@ class _Window:
 class _CountWindow(_Window):
     """The last ``size`` outcomes (resilience4j ``FixedSizeSlidingWindowMetrics``)."""
 
-    __slots__ = ("_index", "_ring", "_size")
+    __slots__ = ("index", "ring", "size")
 
     def __init__(self, size: int) -> None:
         super().__init__()
-        self._size = size
+        self.size = size
         #: Invariant: the codes of the outcomes in the window; -1 for an empty slot.
-        self._ring = [-1] * size
-        self._index = 0
+        self.ring = [-1] * size
+        #: Where the next outcome goes (the oldest one, once full).
+        self.index = 0
 
     def record(self, code: int, now: float) -> None:
-        ring = self._ring
-        index = self._index
+        ring = self.ring
+        index = self.index
         old = ring[index]
-        if old >= 0:
-            self._add(old, -1)
         ring[index] = code
-        self._add(code, 1)
         index += 1
-        self._index = 0 if index == self._size else index
+        self.index = 0 if index == self.size else index
+        # A full window of plain successes (the common case) changes no total.
+        if old != code:
+            if old >= 0:
+                self._add(old, -1)
+            self._add(code, 1)
 
 
 @final
@@ -576,11 +597,11 @@ class BreakerMachine:
     """
 
     __slots__ = (
-        "_closed_fast",
         "_generation",
         "_interval",
         "_random",
         "_slow_threshold",
+        "closed_fast",
         "config",
         "name",
         "observed",
@@ -609,7 +630,8 @@ class BreakerMachine:
         # resilience4j: a configured initial state starts with attempts 1.
         attempts = 1 if initial in (OPEN, FORCED_OPEN, HALF_OPEN) else 0
         self.phase = self._enter(initial, attempts, now, None)
-        self._closed_fast = self._fast()
+        #: CLOSED with a count window: the shell's hot path applies.
+        self.closed_fast = self._fast()
 
     # ------------------------------------------------------------ reading
 
@@ -719,7 +741,7 @@ class BreakerMachine:
             else:
                 attempts = 0
         self.phase = self._enter(to, attempts, now, old, wait)
-        self._closed_fast = self._fast()
+        self.closed_fast = self._fast()
         if self.observed and old.state is not to:
             self._signal(SignalKind.STATE_TRANSITION, from_state=old.state)
 
@@ -775,17 +797,37 @@ class BreakerMachine:
         if self.observed:
             self._signal(SignalKind.IGNORED_ERROR, duration=duration)
 
-    def succeeded(self, duration: float, now: float) -> None:
-        """A call succeeded (or raised an error that is not recorded as a failure)."""
-        if self._closed_fast and not self.observed:
-            # The common case, inlined: CLOSED, count window, nobody listening.
+    def succeeded(self, duration: float, now: float) -> bool:
+        """A call succeeded (or raised an error that is not recorded as a failure).
+
+        Returns:
+            Whether the state moved (a slow success can open the breaker).
+        """
+        if self.closed_fast and not self.observed:
+            # The common case, inlined (docs/performance.md): CLOSED, count
+            # window, nobody listening. A success in a full window of
+            # successes changes nothing but the ring's index.
             metrics = self.phase.metrics
-            window = metrics.window
-            window.record(_SLOW if duration > self._slow_threshold else 0, now)
-            if window.total >= metrics.minimum_calls and (window.failed or window.slow):
+            window: _CountWindow = metrics.window  # type: ignore[assignment]
+            code = _SLOW if duration > self._slow_threshold else 0
+            ring = window.ring
+            index = window.index
+            old = ring[index]
+            ring[index] = code
+            index += 1
+            window.index = 0 if index == window.size else index
+            if old != code:
+                if old >= 0:
+                    window._add(old, -1)
+                window._add(code, 1)
+            if (window.failed or window.slow) and window.total >= metrics.minimum_calls:
+                phase = self.phase
                 self._judge(now)
-            return
+                return self.phase is not phase
+            return False
+        phase = self.phase
         self._record(0, duration, now, SignalKind.SUCCESS)
+        return self.phase is not phase
 
     def failed(self, duration: float, now: float) -> None:
         """A call failed: a recorded exception, or a result recorded as a failure."""
@@ -793,6 +835,12 @@ class BreakerMachine:
 
     def _record(self, code: int, duration: float, now: float, kind: SignalKind) -> None:
         phase = self.phase
+        if phase.state is HALF_OPEN and now >= phase.deadline:
+            # Past its max wait, HALF_OPEN moves on before it judges, as it
+            # would have at its deadline under run() (design.md B2): a trial
+            # call that outlived the limit is a late result, not a verdict.
+            self.deadline_reached(now)
+            phase = self.phase
         if duration > self._slow_threshold:
             code |= _SLOW
         if self.observed:

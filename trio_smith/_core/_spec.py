@@ -7,13 +7,15 @@ constructor with a message naming the value, never deep inside a run.
 from __future__ import annotations
 
 import enum
+import functools
 import math
-from collections.abc import Awaitable, Callable, Iterable
-from typing import final
+from collections.abc import Awaitable, Callable, Iterable, Mapping
+from typing import Final, final
 
 import attrs
 
 from ._check import finite_at_least, is_finite_number, is_number, non_empty_str
+from ._phi import PhiConfig
 
 __all__ = [
     "AutoShutdown",
@@ -22,6 +24,7 @@ __all__ = [
     "ChildInfo",
     "ChildSpec",
     "ChildStatus",
+    "Heartbeat",
     "Restart",
     "Strategy",
 ]
@@ -186,6 +189,89 @@ class Backoff:
         return min(self.maximum, scaled) * (1.0 + u * self.jitter)
 
 
+#: Heartbeat's error messages name its own arguments.
+_HEARTBEAT_LABELS: Final[Mapping[str, str]] = {
+    "acceptable_heartbeat_pause": "acceptable_pause",
+    "first_heartbeat_estimate": "interval",
+}
+
+
+@final
+@attrs.frozen(kw_only=True, init=False)
+class Heartbeat:
+    """Watch a child for hangs: it must call ``current_child().heartbeat()`` regularly.
+
+    A phi-accrual detector (Akka's, see ``trio_smith.resilience``) judges
+    each incarnation of the child from the intervals between its heartbeats;
+    the incarnation's start counts as its first heartbeat. Once phi reaches
+    ``threshold`` the supervisor cancels the child, which then counts as
+    failed with :exc:`ChildHung`: the strategy, restart type and intensity
+    apply as for a crash.
+
+    The defaults scale Akka's cluster settings at a 1 s heartbeat (pause 3 s,
+    min std 100 ms) to ``interval``: with steady heartbeats a child is
+    judged hung about ``4.52 * interval`` after its last one.
+
+    Args:
+        interval: the expected time between heartbeats, seconds, >= 0.001
+            (Akka's ``heartbeat-interval``, the first-heartbeat estimate).
+        threshold: phi at which the child is hung; finite, > 0 (Akka 8.0).
+        acceptable_pause: added to the mean interval, seconds, >= 0; None
+            means ``3 * interval``.
+        min_std_deviation: floor of the standard deviation of the intervals,
+            seconds, >= 0.001; None means ``interval / 10`` (at least 1 ms).
+        max_sample_size: intervals kept, an int >= 1 (Akka 1000).
+
+    Attributes:
+        interval, threshold, acceptable_pause, min_std_deviation,
+        max_sample_size: the resolved values (defaults filled in).
+
+    Raises:
+        ValueError: an argument out of range, naming it and its value.
+    """
+
+    interval: float
+    threshold: float
+    acceptable_pause: float
+    min_std_deviation: float
+    max_sample_size: int
+
+    def __init__(
+        self,
+        interval: float,
+        *,
+        threshold: float = 8.0,
+        acceptable_pause: float | None = None,
+        min_std_deviation: float | None = None,
+        max_sample_size: int = 1000,
+    ) -> None:
+        # Checked first: the defaults are computed from it.
+        finite_at_least("interval", interval, 0.001)
+        self.__attrs_init__(
+            interval=interval,
+            threshold=threshold,
+            acceptable_pause=3 * interval if acceptable_pause is None else acceptable_pause,
+            min_std_deviation=(
+                max(interval / 10, 0.001) if min_std_deviation is None else min_std_deviation
+            ),
+            max_sample_size=max_sample_size,
+        )
+        # Validate now, at construction, not when the child first starts.
+        _ = self._config
+
+    @functools.cached_property
+    def _config(self) -> PhiConfig:
+        """The validated parameters, as the detector's machine takes them."""
+        return PhiConfig(
+            threshold=self.threshold,
+            max_sample_size=self.max_sample_size,
+            min_std_deviation=self.min_std_deviation,
+            acceptable_heartbeat_pause=self.acceptable_pause,
+            first_heartbeat_estimate=self.interval,
+            labels=_HEARTBEAT_LABELS,
+        )
+
+
 def _to_tuple(args: object) -> tuple[object, ...]:
     if isinstance(args, str | bytes) or not isinstance(args, Iterable):
         raise TypeError(f"args must be a tuple of positional arguments, got {args!r}")
@@ -199,6 +285,7 @@ def _check_child_spec(spec: ChildSpec) -> None:
     shutdown: object = spec.shutdown
     significant: object = spec.significant
     backoff: object = spec.backoff
+    heartbeat: object = spec.heartbeat
     non_empty_str("id", child_id)
     if not callable(fn):
         raise TypeError(f"fn must be an async callable, got {fn!r}")
@@ -215,6 +302,8 @@ def _check_child_spec(spec: ChildSpec) -> None:
         raise TypeError(f"significant must be a bool, got {significant!r}")
     if backoff is not None and not isinstance(backoff, Backoff):
         raise TypeError(f"backoff must be a Backoff or None, got {backoff!r}")
+    if heartbeat is not None and not isinstance(heartbeat, Heartbeat):
+        raise TypeError(f"heartbeat must be a Heartbeat or None, got {heartbeat!r}")
     # OTP R1.6 (a): a permanent child is always restarted, so it never ends for
     # good and being significant would mean nothing.
     if significant and restart is Restart.PERMANENT:
@@ -241,6 +330,8 @@ class ChildSpec:
             (auto-shutdown, OTP 1.10). Not allowed with ``Restart.PERMANENT``.
         backoff: delays before its automatic restarts; None uses the
             supervisor's.
+        heartbeat: watch the child for hangs (see :class:`Heartbeat`); None
+            (the default) does not watch it.
 
     Raises:
         ValueError: if an argument is out of range or a combination is
@@ -255,6 +346,7 @@ class ChildSpec:
     shutdown: float | None = attrs.field(default=None, kw_only=True)
     significant: bool = attrs.field(default=False, kw_only=True)
     backoff: Backoff | None = attrs.field(default=None, kw_only=True)
+    heartbeat: Heartbeat | None = attrs.field(default=None, kw_only=True)
 
     def __attrs_post_init__(self) -> None:
         _check_child_spec(self)
@@ -272,6 +364,9 @@ class ChildInfo:
         significant: whether it is significant for auto-shutdown.
         restarts: how many times it was started again after its first start
             (automatic restarts, group restarts and ``restart_child``).
+        phi: the hung-child detector's suspicion level of its current
+            incarnation (see :class:`Heartbeat`); None if the child is not
+            watched or has no live incarnation.
     """
 
     id: str
@@ -279,6 +374,7 @@ class ChildInfo:
     restart: Restart
     significant: bool
     restarts: int
+    phi: float | None = None
 
 
 @final

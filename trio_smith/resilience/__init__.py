@@ -11,6 +11,9 @@ from .._exceptions import CallNotPermitted as CallNotPermitted
 from ._breaker import BreakerStatistics as BreakerStatistics
 from ._breaker import CircuitBreaker as CircuitBreaker
 from ._breaker import CircuitBreakerEvent as CircuitBreakerEvent
+from ._detector import PhiAccrualFailureDetector as PhiAccrualFailureDetector
+from ._detector import PhiDetectorStatistics as PhiDetectorStatistics
+from ._detector import PhiNodeStatistics as PhiNodeStatistics
 
 __all__ = [
     "BreakerStatistics",
@@ -18,6 +21,9 @@ __all__ = [
     "CircuitBreaker",
     "CircuitBreakerEvent",
     "CircuitState",
+    "PhiAccrualFailureDetector",
+    "PhiDetectorStatistics",
+    "PhiNodeStatistics",
     "SlidingWindowType",
     "WaitInterval",
 ]

@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import contextvars
 import functools
+import importlib
 import logging
 import random as _random
 from collections.abc import Awaitable, Callable
+from time import perf_counter as _perf_counter
 from types import TracebackType
 from typing import Any, Final, ParamSpec, TypeVar, final
 
@@ -31,6 +33,13 @@ from .._core._breaker import (
 from .._core._check import is_finite_number, non_empty_str
 from .._event import Event, EventPublisher, EventType, SystemEvent
 from .._exceptions import CallNotPermitted
+
+# trio's run context and default clock: the breaker's hot path reads the time
+# through them (see CircuitBreaker.call); tests/resilience/test_breaker_clock.py
+# checks it against trio.current_time(). A trio without them: the public path.
+_trio_run: Any = importlib.import_module("trio._core._run")
+_RUN_CONTEXT: Any = getattr(_trio_run, "GLOBAL_RUN_CONTEXT", None)
+_SystemClock: Any = getattr(_trio_run, "SystemClock", None)
 
 __all__ = ["BreakerStatistics", "CircuitBreaker", "CircuitBreakerEvent"]
 
@@ -256,7 +265,10 @@ class CircuitBreaker:
         self._events = events
         self._events_dropped = 0
         self._clock: Callable[[], float] = clock if clock is not None else trio.current_time
-        self._own_clock = clock is not None
+        #: The time is trio's, and may be read through its run context.
+        self._trio_clock = clock is None and _RUN_CONTEXT is not None
+        #: The hot path of call() may be taken (docs/performance.md).
+        self._fast = self._trio_clock and record_result is None and events is None
         # The machine is built on first use: its clock may need a running trio.
         self._config = config
         self._random = random if random is not None else _random.random
@@ -371,6 +383,14 @@ class CircuitBreaker:
 
     # ------------------------------------------------------------ calls
 
+    def _acquire(self, machine: BreakerMachine, now: float) -> int | None:
+        """Ask the machine for a permit; publish what that did (to HALF_OPEN, a rejection)."""
+        generation = machine.phase.generation
+        permit = machine.acquire(now)
+        if machine.signals or machine.phase.generation != generation:
+            self._after(machine, generation)
+        return permit
+
     async def _reject(self, machine: BreakerMachine, now: float) -> CallNotPermitted:
         # A rejected call is still a checkpoint, so a retry loop cannot
         # starve the scheduler (resilience.md T6, trio's checkpoint rule).
@@ -424,18 +444,37 @@ class CircuitBreaker:
                 that trips the breaker).
         """
         machine = self._machine or self._get_machine()
-        clock = self._clock
-        start = clock()
-        permit = machine.acquire(start)
+        if self._fast and machine.closed_fast:
+            # The hot path (docs/performance.md): CLOSED, count window, trio's
+            # own clock, nobody listening, no result predicate. With trio's
+            # SystemClock, current_time() is offset + perf_counter(), read
+            # here without its two layers of calls; durations need no offset.
+            clock = _RUN_CONTEXT.runner.clock
+            if type(clock) is _SystemClock:
+                held = machine.phase.generation
+                start = _perf_counter()
+                try:
+                    result = await fn(*args)
+                except BaseException as error:
+                    end = _perf_counter()
+                    self._classify(held, error, end - start, clock.offset + end)
+                    raise
+                end = _perf_counter()
+                if machine.succeeded(end - start, clock.offset + end):
+                    self._after(machine, -1)
+                return result
+        read = self._clock
+        start = read()
+        permit = self._acquire(machine, start)
         if permit is None:
             raise await self._reject(machine, start)
         try:
             result = await fn(*args)
         except BaseException as error:
-            now = clock()
+            now = read()
             self._classify(permit, error, now - start, now)
             raise
-        now = clock()
+        now = read()
         predicate = self._record_result
         generation = machine.phase.generation
         # resilience4j never tests a null result.
@@ -449,11 +488,19 @@ class CircuitBreaker:
 
     async def __aenter__(self) -> CircuitBreaker:
         machine = self._machine or self._get_machine()
-        start = self._clock()
-        permit = machine.acquire(start)
+        # trio's SystemClock read directly, as in call(): start is then a
+        # perf_counter() reading and the entry keeps the clock for its offset.
+        clock = _RUN_CONTEXT.runner.clock if self._trio_clock else None
+        if clock is not None and type(clock) is _SystemClock:
+            start = _perf_counter()
+            now = clock.offset + start
+        else:
+            clock = None
+            start = now = self._clock()
+        permit = self._acquire(machine, now)
         if permit is None:
-            raise await self._reject(machine, start)
-        _ENTRY.set((self, permit, start, _ENTRY.get()))
+            raise await self._reject(machine, now)
+        _ENTRY.set((self, permit, start, _ENTRY.get(), clock))
         return self
 
     async def __aexit__(
@@ -467,16 +514,22 @@ class CircuitBreaker:
         assert entry is not None
         assert entry[0] is self
         _ENTRY.set(entry[3])
-        permit, start = entry[1], entry[2]
-        now = self._clock()
+        permit, start, clock = entry[1], entry[2], entry[4]
+        if clock is not None:
+            end = _perf_counter()
+            duration = end - start
+            now = clock.offset + end
+        else:
+            now = self._clock()
+            duration = now - start
         if exc is None:
             machine = self._get_machine()
             generation = machine.phase.generation
-            machine.succeeded(now - start, now)
+            machine.succeeded(duration, now)
             if machine.signals or machine.phase.generation != generation:
                 self._after(machine, generation)
         else:
-            self._classify(permit, exc, now - start, now)
+            self._classify(permit, exc, duration, now)
         return False
 
     def __call__(self, fn: Callable[P, Awaitable[T]]) -> Callable[P, Awaitable[T]]:

@@ -1,0 +1,316 @@
+"""Benchmark: the circuit breaker's cost per call, and the phi detector's per heartbeat.
+
+Target (issue 6, design notes section 7; docs/performance.md): the overhead
+of a successful call through a CLOSED breaker, on trio, is no more than the
+cheapest Python peer's measured in the same run (circuitbreaker, purgatory,
+aiobreaker: ``make bench`` installs them, the ``bench`` extra), or, when
+none is installed, no more than 0.6 us over the bare ``await``.
+
+Measured in one process, each variant a loop of CALLS awaits of the same
+trivial ``async def`` in one ``trio.run``:
+
+* bare: ``await work()``, the floor;
+* trio_smith: ``await breaker.call(work)``, ``async with breaker: await
+  work()`` and a ``@breaker``-decorated function, with resilience4j's
+  defaults (count window of 100, minimum 100 calls, durations read from
+  ``trio.current_time``);
+* peers, when importable: circuitbreaker's ``@circuit``, purgatory's
+  decorator and ``async with`` forms, aiobreaker's ``call_async``.
+
+Overhead = time per call minus the bare time per call. The variants run in
+turn, ROUNDS times; each figure is the best round (a shared machine only
+ever slows a run down), and the spread of the rounds is printed.
+
+It also measures ``PhiAccrualFailureDetector.heartbeat(node)`` and
+``phi(node)`` with 1 and 10,000 monitored nodes (the cost must not grow with
+the number of nodes or of samples: O(1) per heartbeat), and the extra cost
+of ``current_child().heartbeat()`` in a watched child.
+
+Run: ``make bench`` or ``.venv/bin/python benchmarks/resilience.py``.
+"""
+
+from __future__ import annotations
+
+import gc
+import importlib
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import trio
+
+from trio_smith.resilience import CircuitBreaker
+
+CALLS = 100_000
+ROUNDS = 5
+#: The target when no peer is installed, in microseconds.
+ABSOLUTE_TARGET_US = 0.6
+
+Loop = Callable[[], Awaitable[float]]
+
+
+async def work() -> int:
+    return 1
+
+
+def timed(body: Callable[[], Awaitable[None]]) -> Loop:
+    async def run() -> float:
+        start = time.perf_counter()
+        await body()
+        return (time.perf_counter() - start) / CALLS * 1e6
+
+    return run
+
+
+def bare() -> Loop:
+    async def body() -> None:
+        for _ in range(CALLS):
+            await work()
+
+    return timed(body)
+
+
+def breaker_call() -> Loop:
+    breaker = CircuitBreaker("bench")
+
+    async def body() -> None:
+        call = breaker.call
+        for _ in range(CALLS):
+            await call(work)
+        assert breaker.statistics().buffered_calls == min(CALLS, 100)
+
+    return timed(body)
+
+
+def breaker_context() -> Loop:
+    breaker = CircuitBreaker("bench")
+
+    async def body() -> None:
+        for _ in range(CALLS):
+            async with breaker:
+                await work()
+
+    return timed(body)
+
+
+def breaker_decorated() -> Loop:
+    breaker = CircuitBreaker("bench")
+    protected = breaker(work)
+
+    async def body() -> None:
+        for _ in range(CALLS):
+            await protected()
+
+    return timed(body)
+
+
+def peers() -> dict[str, Callable[[], Loop]]:
+    """The peers that are importable, by name: a factory of their loop each."""
+    found: dict[str, Callable[[], Loop]] = {}
+    try:
+        circuitbreaker: Any = importlib.import_module("circuitbreaker")
+    except ImportError:
+        pass
+    else:
+
+        def circuit() -> Loop:
+            protected = circuitbreaker.circuit(failure_threshold=5)(work)
+
+            async def body() -> None:
+                for _ in range(CALLS):
+                    await protected()
+
+            return timed(body)
+
+        found["circuitbreaker 2 @circuit"] = circuit
+    try:
+        purgatory: Any = importlib.import_module("purgatory")
+    except ImportError:
+        pass
+    else:
+
+        def purgatory_decorator() -> Loop:
+            protected = purgatory.AsyncCircuitBreakerFactory()(circuit="bench")(work)
+
+            async def body() -> None:
+                for _ in range(CALLS):
+                    await protected()
+
+            return timed(body)
+
+        def purgatory_context() -> Loop:
+            factory = purgatory.AsyncCircuitBreakerFactory()
+
+            async def body() -> None:
+                for _ in range(CALLS):
+                    async with await factory.get_breaker("bench"):
+                        await work()
+
+            return timed(body)
+
+        found["purgatory 3 decorator"] = purgatory_decorator
+        found["purgatory 3 async with"] = purgatory_context
+    try:
+        aiobreaker: Any = importlib.import_module("aiobreaker")
+    except ImportError:
+        pass
+    else:
+
+        def aiobreaker_call() -> Loop:
+            breaker = aiobreaker.CircuitBreaker()
+
+            async def body() -> None:
+                for _ in range(CALLS):
+                    await breaker.call_async(work)
+
+            return timed(body)
+
+        found["aiobreaker 1 call_async"] = aiobreaker_call
+    return found
+
+
+def run_loop(factory: Callable[[], Loop]) -> float:
+    """Microseconds per call of one loop, in its own trio.run."""
+    loop = factory()
+    gc.collect()
+    return trio.run(loop)
+
+
+# ---------------------------------------------------------------- phi
+
+
+def detector_costs() -> dict[str, float] | None:
+    """Microseconds per heartbeat / phi, with 1 and 10,000 nodes; None if there is no detector."""
+    try:
+        resilience: Any = importlib.import_module("trio_smith.resilience")
+        detector_class = resilience.PhiAccrualFailureDetector
+    except (ImportError, AttributeError):
+        return None
+    n = 100_000
+    results: dict[str, float] = {}
+
+    async def main() -> None:
+        for nodes in (1, 10_000):
+            detector = detector_class()
+            names = [f"node-{i}" for i in range(nodes)]
+            for name in names:
+                detector.heartbeat(name)
+            # Fill every history to its maximum sample size first, so the
+            # figure is that of a full window (eviction included).
+            target = names[0]
+            for _ in range(1_100):
+                detector.heartbeat(target)
+            heartbeat, phi = detector.heartbeat, detector.phi
+            start = time.perf_counter()
+            for _ in range(n):
+                heartbeat(target)
+            results[f"heartbeat(node), {nodes:,} nodes"] = (time.perf_counter() - start) / n * 1e6
+            start = time.perf_counter()
+            for _ in range(n):
+                phi(target)
+            results[f"phi(node), {nodes:,} nodes"] = (time.perf_counter() - start) / n * 1e6
+
+    trio.run(main)
+    return results
+
+
+def child_heartbeat_costs() -> dict[str, float] | None:
+    """Microseconds per ``current_child().heartbeat()``, unwatched and watched."""
+    try:
+        smith: Any = importlib.import_module("trio_smith")
+        heartbeat_spec = smith.Heartbeat
+    except AttributeError:
+        return None
+    n = 100_000
+    results: dict[str, float] = {}
+
+    async def child(label: str, done: trio.Event) -> None:
+        ctx = smith.current_child()
+        beat = ctx.heartbeat
+        start = time.perf_counter()
+        for _ in range(n):
+            beat()
+        results[label] = (time.perf_counter() - start) / n * 1e6
+        done.set()
+
+    async def main() -> None:
+        for label, spec in (
+            ("child heartbeat(), not watched", None),
+            ("child heartbeat(), watched", heartbeat_spec(1.0)),
+        ):
+            extra = {} if spec is None else {"heartbeat": spec}
+            done = trio.Event()
+            child_spec = smith.ChildSpec(
+                "c", child, (label, done), restart=smith.Restart.TEMPORARY, **extra
+            )
+            async with smith.Supervisor([child_spec]) as sup:
+                await done.wait()
+                await sup.shutdown()
+
+    trio.run(main)
+    return results
+
+
+# ---------------------------------------------------------------- main
+
+
+def main() -> None:
+    ours: dict[str, Callable[[], Loop]] = {
+        "trio_smith await breaker.call(fn)": breaker_call,
+        "trio_smith async with breaker": breaker_context,
+        "trio_smith @breaker": breaker_decorated,
+    }
+    others = peers()
+    variants = {"bare await": bare, **ours, **others}
+    best: dict[str, float] = {}
+    rounds: dict[str, list[float]] = {name: [] for name in variants}
+    run_loop(bare)  # warm-up
+    for _ in range(ROUNDS):
+        floor = run_loop(bare)
+        rounds["bare await"].append(floor)
+        for name, factory in variants.items():
+            if name == "bare await":
+                continue
+            rounds[name].append(run_loop(factory) - floor)
+    for name, values in rounds.items():
+        best[name] = min(values)
+
+    print(
+        f"Circuit breaker overhead per successful call, CLOSED (best of {ROUNDS} rounds of"
+        f" {CALLS:,} calls; in brackets the min-max over the rounds)"
+    )
+    print(f"{'variant':<40}{'us per call':>12}  rounds")
+    for name, values in rounds.items():
+        label = "time" if name == "bare await" else "overhead"
+        print(f"{name:<40}{best[name]:>12.3f}  ({min(values):.3f}-{max(values):.3f}) {label}")
+
+    ours_best = min(best[name] for name in ours)
+    call_best = best["trio_smith await breaker.call(fn)"]
+    if others:
+        peer_name = min(others, key=lambda name: best[name])
+        target = best[peer_name]
+        verdict = "PASS" if call_best <= target else "FAIL"
+        print(
+            f"\n{verdict}: breaker.call overhead {call_best:.3f} us <= cheapest peer"
+            f" ({peer_name}) {target:.3f} us; fastest trio_smith form {ours_best:.3f} us"
+        )
+    else:
+        verdict = "PASS" if call_best <= ABSOLUTE_TARGET_US else "FAIL"
+        print(
+            f"\n{verdict}: breaker.call overhead {call_best:.3f} us <= {ABSOLUTE_TARGET_US} us"
+            " (no peer installed: `pip install -e '.[bench]'` adds them)"
+        )
+
+    for title, costs in (
+        ("Phi-accrual detector (us per operation)", detector_costs()),
+        ("Hung-child detection (us per heartbeat)", child_heartbeat_costs()),
+    ):
+        if costs is None:
+            continue
+        print(f"\n{title}")
+        for name, value in costs.items():
+            print(f"{name:<40}{value:>12.3f}")
+
+
+if __name__ == "__main__":
+    main()

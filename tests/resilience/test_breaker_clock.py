@@ -1,0 +1,76 @@
+"""The breaker's hot path reads trio's SystemClock directly: it must agree with trio.current_time().
+
+No real sleeping: a long wait in OPEN shows whether the deadline computed on
+the hot path (``offset + perf_counter()``) is on trio's clock.
+"""
+
+from __future__ import annotations
+
+import contextlib
+
+import trio
+import trio.testing
+
+from trio_smith.resilience import CircuitBreaker, CircuitState, _breaker
+
+
+async def fail() -> None:
+    raise ValueError("down")
+
+
+async def succeed() -> int:
+    return 1
+
+
+def test_the_hot_path_knows_trio_s_run_context_and_system_clock() -> None:
+    assert _breaker._RUN_CONTEXT is not None
+    assert _breaker._SystemClock is trio._core._run.SystemClock
+
+
+async def test_a_deadline_set_on_the_hot_path_is_on_trio_s_clock() -> None:
+    breaker = CircuitBreaker(
+        "clock", sliding_window_size=2, minimum_calls=2, wait_duration_in_open_state=1000.0
+    )
+    await breaker.call(succeed)
+    before = trio.current_time()
+    with contextlib.suppress(ValueError):
+        await breaker.call(fail)  # the tripping call, on the hot path
+    after = trio.current_time()
+    assert breaker.state is CircuitState.OPEN
+    retry_after = breaker.statistics().retry_after
+    assert retry_after is not None
+    # The deadline is now + 1000 s on trio's clock, the trip between before and after.
+    assert before + 1000.0 - 1.0 <= trio.current_time() + retry_after <= after + 1000.0 + 1e-6
+
+
+async def test_a_deadline_set_in_async_with_is_on_trio_s_clock() -> None:
+    breaker = CircuitBreaker(
+        "clock", sliding_window_size=1, minimum_calls=1, wait_duration_in_open_state=1000.0
+    )
+    before = trio.current_time()
+    with contextlib.suppress(ValueError):
+        async with breaker:
+            raise ValueError("down")
+    after = trio.current_time()
+    retry_after = breaker.statistics().retry_after
+    assert retry_after is not None
+    assert before + 1000.0 - 1.0 <= trio.current_time() + retry_after <= after + 1000.0 + 1e-6
+
+
+async def test_a_mock_clock_drives_durations_off_the_hot_path(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    breaker = CircuitBreaker(
+        "clock",
+        sliding_window_size=1,
+        minimum_calls=1,
+        slow_call_duration_threshold=5.0,
+        slow_call_rate_threshold=100.0,
+    )
+
+    async def slow() -> None:
+        await trio.sleep(6.0)
+
+    await breaker.call(slow)
+    # One slow call of one: 100 % slow, the breaker opens (a success can trip it).
+    assert breaker.state is CircuitState.OPEN
