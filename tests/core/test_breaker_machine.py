@@ -626,6 +626,16 @@ class BreakerComparison(RuleBasedStateMachine):
         permit, stay, _ = self.held.pop(index)
         self._finish(permit, stay, how, took)
 
+    @precondition(lambda self: bool(self.held) and self.model.deadline is not None)
+    @rule(how=st.sampled_from(["success", "failure", "ignore", "release"]), took=DURATIONS)
+    def finish_held_at_the_deadline(self, how: str, took: float) -> None:
+        # A call that outlives OPEN's wait or HALF_OPEN's limit, no acquire between.
+        deadline = self.model.deadline
+        assert deadline is not None
+        self.now = max(self.now, deadline)
+        permit, stay, _ = self.held.pop()
+        self._finish(permit, stay, how, took)
+
     # -- time
 
     @rule(step=STEPS)

@@ -162,7 +162,7 @@ class CircuitBreaker:
     wait (resilience4j's default). Run :meth:`run` in a nursery to make it
     happen at the deadline, and to enforce
     ``max_wait_duration_in_half_open_state`` on time (without it, that limit
-    is applied at the next call).
+    is applied at the next call, or when a trial call ends past it).
 
     Args:
         name: names the breaker in errors, events and logs.
@@ -394,9 +394,11 @@ class CircuitBreaker:
     async def _reject(self, machine: BreakerMachine, now: float) -> CallNotPermitted:
         # A rejected call is still a checkpoint, so a retry loop cannot
         # starve the scheduler (resilience.md T6, trio's checkpoint rule).
+        # What rejected it is read first: other tasks may move the state
+        # during the checkpoint (a trial call may close the breaker).
+        error = CallNotPermitted(self._name, machine.state.value, machine.retry_after(now))
         await trio.lowlevel.checkpoint()
-        state = machine.state
-        return CallNotPermitted(self._name, state.value, machine.retry_after(now))
+        return error
 
     def _classify(self, permit: int, error: BaseException, duration: float, now: float) -> None:
         """Record what a call that raised did (resilience.md 1.6, in resilience4j's order)."""
@@ -408,11 +410,19 @@ class CircuitBreaker:
             # cancellation): never an outcome; the permit goes back.
             machine.release(permit)
             return
-        if isinstance(error, self._ignore_types) or (
-            self._ignore_predicate is not None and self._ignore_predicate(error)
-        ):
+        try:
+            ignored = isinstance(error, self._ignore_types) or (
+                self._ignore_predicate is not None and self._ignore_predicate(error)
+            )
+            failed = not ignored and self._records(error)
+        except BaseException:
+            # A predicate that raises: no outcome, and the permit goes back,
+            # or a HALF_OPEN would wait for it for ever (resilience4j #2324).
+            machine.release(permit)
+            raise
+        if ignored:
             machine.ignored(permit, duration)
-        elif self._records(error):
+        elif failed:
             machine.failed(duration, now)
         else:
             machine.succeeded(duration, now)
@@ -478,7 +488,12 @@ class CircuitBreaker:
         predicate = self._record_result
         generation = machine.phase.generation
         # resilience4j never tests a null result.
-        if predicate is not None and result is not None and predicate(result):
+        try:
+            failed = predicate is not None and result is not None and predicate(result)
+        except BaseException:
+            machine.release(permit)  # as in _classify: no outcome, no leak
+            raise
+        if failed:
             machine.failed(now - start, now)
         else:
             machine.succeeded(now - start, now)
@@ -626,7 +641,8 @@ class CircuitBreaker:
         While it runs, OPEN moves to HALF_OPEN when its wait ends
         (resilience4j ``automaticTransitionFromOpenToHalfOpenEnabled``) and
         HALF_OPEN's max wait is enforced at its deadline, even if no call
-        comes. Without it, both happen lazily at the next call.
+        comes. Without it, both happen lazily at the next call (and the
+        max wait also when a trial call ends past it).
 
         Raises:
             RuntimeError: it is already running.
