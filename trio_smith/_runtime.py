@@ -70,7 +70,7 @@ import trio
 from trio.lowlevel import Abort, Task, current_task, reschedule, wait_task_rescheduled
 
 from ._core._check import optional_name
-from ._core._phi import PhiState, to_ms
+from ._core._phi import PhiDeadlines, PhiState, to_ms
 from ._core._protocol import (
     CancelRestart,
     ChildExited,
@@ -247,22 +247,17 @@ class ChildContext:
 
 @final
 class _Watch:
-    """Hung-child detection for one incarnation: Akka's phi state and its deadline.
+    """Hung-child detection for one incarnation: Akka's phi state.
 
-    The control loop keeps a heap of ``(due, token, ctx)``; an entry counts
-    only while its token is the watch's (lazy invalidation, so a heartbeat
-    costs no heap operation unless it moves the deadline earlier).
+    Its deadline lives in the supervisor's ``PhiDeadlines`` agenda, which a
+    heartbeat touches only when it moves the deadline earlier.
     """
 
-    __slots__ = ("due", "heartbeat", "hung", "state", "token")
+    __slots__ = ("heartbeat", "hung", "state")
 
     def __init__(self, heartbeat: Heartbeat, state: PhiState) -> None:
         self.heartbeat = heartbeat
         self.state = state
-        #: The ms at which phi reaches the threshold, as last scheduled.
-        self.due = 0
-        #: The token of the heap entry that counts.
-        self.token = 0
         #: Set when the supervisor judged the incarnation hung and cancelled it.
         self.hung: ChildHung | None = None
 
@@ -413,10 +408,10 @@ class _Runtime:
         #: Delayed restarts: [deadline, timer id, child id, live].
         self._timers: list[list[Any]] = []
         self._timer_entries: dict[int, list[Any]] = {}
-        #: Hung-child deadlines: (due ms, token, incarnation); an entry is
-        #: stale unless its token is its watch's (see _Watch).
-        self._watches: list[tuple[int, int, ChildContext]] = []
-        self._watch_tokens = 0
+        #: Hung-child deadlines of the watched incarnations, ms.
+        self._watches: PhiDeadlines[ChildContext] = PhiDeadlines()
+        #: Whether any child was ever watched for hangs.
+        self.watched = False
         #: Stop now, whatever is under way (outer cancellation, an error in
         #: the body, the parent stopping this supervisor; D5).
         self._interrupt = False
@@ -433,11 +428,6 @@ class _Runtime:
     @property
     def stopping(self) -> bool:
         return self.machine.stopping or self._interrupt or self._shutdown_queued
-
-    @property
-    def watched(self) -> bool:
-        """Whether any child was ever watched for hangs."""
-        return self._watch_tokens > 0
 
     def phi_of(self, child_id: str, now_ms: int) -> float | None:
         """The phi of a child's live, watched incarnation, or None."""
@@ -542,7 +532,9 @@ class _Runtime:
                 continue
             deadline = self._timers[0][0] if self._timers else math.inf
             if self._watches:
-                deadline = min(deadline, self._watches[0][0] / 1000)
+                due = self._watches.next_due()
+                if due is not None:
+                    deadline = min(deadline, due / 1000)
             blocking = self._blocking
             if type(blocking) is StopChild:
                 ctx = self._runs[blocking.child_id]
@@ -630,27 +622,18 @@ class _Runtime:
         state = PhiState(heartbeat._config)
         state.heartbeat(to_ms(trio.current_time()))
         watch = ctx._watch = _Watch(heartbeat, state)
+        self.watched = True
         self._watch_schedule(ctx, watch)
 
     def _watch_schedule(self, ctx: ChildContext, watch: _Watch) -> None:
-        """Push the incarnation's exact deadline (``suspect_at``); older entries go stale."""
+        """Set the incarnation's exact deadline (``suspect_at``) in the agenda."""
         due = watch.state.suspect_at()
         assert due is not None  # the state has had its first heartbeat
-        self._watch_tokens += 1
-        token = self._watch_tokens
-        watch.due = due
-        watch.token = token
-        heap = self._watches
-        if len(heap) > 64 and len(heap) > 2 * len(self._runs):
-            # Stale entries of restarted children: drop them (amortised O(1)).
-            heap[:] = [e for e in heap if e[2]._watch is not None and e[2]._watch.token == e[1]]
-            heapq.heapify(heap)
-        heapq.heappush(heap, (due, token, ctx))
-        if heap[0][1] == token:
+        if self._watches.schedule(ctx, due):
             self._poke()  # an earlier wake-up than the loop sleeps for
 
     def _beat(self, ctx: ChildContext, watch: _Watch, now: float) -> None:
-        """A watched child's heartbeat: O(1); a heap push only if its deadline moved earlier."""
+        """A watched child's heartbeat: O(1); rescheduled only if its deadline moved earlier."""
         state = watch.state
         interval = state.heartbeat(to_ms(now))
         if interval is not None:
@@ -661,34 +644,22 @@ class _Runtime:
                 self.name,
                 interval,
             )
-        # phi is non-decreasing in time, so the new deadline is earlier than
-        # the scheduled one iff phi already reaches the threshold just before it.
-        if (
-            watch.hung is None
-            and not ctx._ended
-            and self.exit is None
-            and state.phi(watch.due - 1) >= state.config.threshold
-        ):
+        if watch.hung is not None or ctx._ended or self.exit is not None:
+            return
+        due = self._watches.due(ctx)
+        if due is not None and state.suspected_before(due):
             self._watch_schedule(ctx, watch)
 
     def _judge_due_watches(self) -> None:
         """Judge the incarnations whose deadline has come: hung, or rescheduled."""
         now = trio.current_time()
         now_ms = to_ms(now)
-        heap = self._watches
-        while heap and heap[0][0] / 1000 <= now:
-            due, token, ctx = heapq.heappop(heap)
+        for ctx, due in self._watches.pop_due(now):
             watch = ctx._watch
             assert watch is not None
-            if (
-                watch.token != token
-                or watch.hung is not None
-                or ctx._ended
-                or ctx._stop_asked
-                or self.stopping
-            ):
-                continue  # stale, judged, ended, or being stopped: not judged
-            # The loop woke at due / 1000 s; judge at due even if the clock,
+            if watch.hung is not None or ctx._ended or ctx._stop_asked or self.stopping:
+                continue  # judged, ended, or being stopped: not judged
+            # The loop woke at due / 1000 s: judge at due even if the clock,
             # converted back, reads a ms less (huge times).
             at = max(now_ms, due)
             state = watch.state
@@ -1067,6 +1038,8 @@ class _Runtime:
         takes no ``task_status`` and its task is not unwinding).
         """
         ctx._ended = True
+        if ctx._watch is not None:
+            self._watches.discard(ctx)
         if self.exit is not None:
             return None
         if self.events is not None:

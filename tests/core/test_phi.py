@@ -21,6 +21,7 @@ from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, ru
 from trio_smith._core._phi import (
     HeartbeatHistory,
     PhiConfig,
+    PhiDeadlines,
     PhiState,
     crossing,
     phi,
@@ -610,3 +611,41 @@ class PhiMachineComparison(RuleBasedStateMachine):
 
 
 TestPhiMachineComparison = PhiMachineComparison.TestCase
+
+
+_OPS = st.lists(
+    st.one_of(
+        st.tuples(st.just("schedule"), st.integers(0, 9), st.integers(0, 5_000)),
+        st.tuples(st.just("discard"), st.integers(0, 9), st.just(0)),
+        st.tuples(st.just("pop"), st.just(0), st.integers(0, 5_000)),
+    ),
+    max_size=300,
+)
+
+
+@given(_OPS)
+def test_deadlines_agree_with_a_plain_dict(ops: list[tuple[str, int, int]]) -> None:
+    """PhiDeadlines (heap, lazy invalidation, sweeps) against a dict of key -> due."""
+    deadlines: PhiDeadlines[int] = PhiDeadlines()
+    model: dict[int, int] = {}
+    for op, key, value in ops:
+        if op == "schedule":
+            soonest = deadlines.schedule(key, value)
+            model[key] = value
+            # "Soonest" is never claimed wrongly (a watcher woken for nothing
+            # would only recompute; one not woken must already wake earlier).
+            if soonest:
+                assert value == min(model.values())
+        elif op == "discard":
+            deadlines.discard(key)
+            model.pop(key, None)
+        else:
+            taken = deadlines.pop_due(value / 1000)
+            expected = sorted((due, k) for k, due in model.items() if due <= value)
+            assert sorted((due, k) for k, due in taken) == expected
+            for _, k in expected:
+                del model[k]
+        assert len(deadlines) == len(model)
+        assert deadlines.next_due() == (min(model.values()) if model else None)
+        for k in range(10):
+            assert deadlines.due(k) == model.get(k)

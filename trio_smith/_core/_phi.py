@@ -52,10 +52,11 @@ milliseconds, so 0.5 ms becomes a zero standard deviation).
 
 from __future__ import annotations
 
+import heapq
 import math
 from collections import deque
-from collections.abc import Iterable, Mapping
-from typing import Final, final
+from collections.abc import Hashable, Iterable, Mapping
+from typing import Final, Generic, TypeVar, final
 
 import attrs
 
@@ -64,11 +65,14 @@ from ._check import finite_at_least, int_at_least
 __all__ = [
     "HeartbeatHistory",
     "PhiConfig",
+    "PhiDeadlines",
     "PhiState",
     "crossing",
     "phi",
     "to_ms",
 ]
+
+K = TypeVar("K", bound=Hashable)
 
 #: The logistic approximation's coefficients (Akka, citing the "beta
 #: Mathematics Handbook"; error 0.00014 at +-3.16 sigma).
@@ -425,6 +429,14 @@ class PhiState:
         """Whether ``phi(now_ms) < threshold`` (strict, as Akka)."""
         return self.phi(now_ms) < self.config.threshold
 
+    def suspected_before(self, due: int) -> bool:
+        """Whether phi reaches the threshold before ``due`` ms (a deadline moved earlier).
+
+        phi is non-decreasing in the silence, so it does iff it does one ms
+        before.
+        """
+        return self.phi(due - 1) >= self.config.threshold
+
     def suspect_at(self) -> int | None:
         """Return the first ms at which phi >= threshold if no heartbeat comes.
 
@@ -440,3 +452,80 @@ class PhiState:
         if last is None:
             return None
         return last + crossing(self.config.threshold, self._mean, self._std)
+
+
+@final
+class PhiDeadlines(Generic[K]):
+    """When each watched key's phi reaches its threshold, soonest first: a watcher's agenda.
+
+    The failure detector's watcher and the supervisor's hung-child watch
+    share it. A key holds at most one live deadline; :meth:`schedule` makes
+    its earlier entries stale (lazy invalidation: a rescheduled key costs a
+    push, never a search), and stale entries are dropped when they surface
+    or, once they outnumber the live ones, in one sweep (amortised O(1)).
+
+    Invariant: ``_live[key] == (token, due)`` of the key's one live heap
+    entry; every other entry of the heap is stale.
+    """
+
+    __slots__ = ("_heap", "_live", "_tokens")
+
+    def __init__(self) -> None:
+        self._heap: list[tuple[int, int, K]] = []
+        self._live: dict[K, tuple[int, int]] = {}
+        self._tokens = 0
+
+    def __len__(self) -> int:
+        return len(self._live)
+
+    def due(self, key: K) -> int | None:
+        """The key's live deadline, ms, or None if it has none."""
+        entry = self._live.get(key)
+        return None if entry is None else entry[1]
+
+    def schedule(self, key: K, due: int) -> bool:
+        """Set the key's deadline to ``due`` ms; return whether it is now the soonest."""
+        self._tokens += 1
+        token = self._tokens
+        live = self._live
+        live[key] = (token, due)
+        heap = self._heap
+        if len(heap) > 64 and len(heap) > 2 * len(live):
+            heap[:] = [e for e in heap if live.get(e[2], (0, 0))[0] == e[1]]
+            heapq.heapify(heap)
+        heapq.heappush(heap, (due, token, key))
+        return heap[0][1] == token
+
+    def discard(self, key: K) -> None:
+        """Forget the key's deadline, if any."""
+        self._live.pop(key, None)
+
+    def clear(self) -> None:
+        """Forget every deadline."""
+        self._heap.clear()
+        self._live.clear()
+
+    def next_due(self) -> int | None:
+        """The soonest live deadline, ms, or None."""
+        heap = self._heap
+        live = self._live
+        while heap and live.get(heap[0][2], (0, 0))[0] != heap[0][1]:
+            heapq.heappop(heap)
+        return heap[0][0] if heap else None
+
+    def pop_due(self, now: float) -> list[tuple[K, int]]:
+        """Take the keys whose deadline is at or before ``now`` seconds, with their deadlines.
+
+        A taken key has no deadline any more; schedule it again to keep
+        watching it. Seconds, not ms: the caller woke at ``due / 1000`` on its
+        clock, and converting that clock back to ms may read a ms less.
+        """
+        heap = self._heap
+        live = self._live
+        taken: list[tuple[K, int]] = []
+        while heap and heap[0][0] / 1000 <= now:
+            due, token, key = heapq.heappop(heap)
+            if live.get(key, (0, 0))[0] == token:
+                del live[key]
+                taken.append((key, due))
+        return taken

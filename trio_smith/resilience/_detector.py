@@ -21,22 +21,21 @@ available. Time is ``trio.current_time()``, converted to whole ms.
   detector:`` runs one task that sleeps until the earliest moment a node
   crosses the threshold (``PhiState.suspect_at``, exact to the ms), then
   calls ``on_unreachable(node, phi)`` once for that reachable -> unreachable
-  edge. Its heap holds ``(due ms, token, node)``; an entry counts only while
-  its token is the node's (lazy invalidation). A heartbeat is O(1): it
-  pushes an entry only when it moves the node's deadline *earlier* (phi
+  edge. Its agenda is a ``PhiDeadlines`` (the supervisor's hung-child
+  watch uses the same). A heartbeat is O(1): it
+  reschedules only when it moves the node's deadline *earlier* (phi
   already reaches the threshold just before the scheduled instant), which
   is rare; a deadline that moves later is found when the entry comes due.
   ``on_reachable(node)`` is called by ``heartbeat()`` when a node reported
   unreachable is available again.
 
 Invariant (while the watcher runs): every monitored or expected node that
-was not reported unreachable has exactly one counting heap entry, at its
-exact deadline or earlier.
+was not reported unreachable has a deadline in the agenda, at its exact
+deadline or earlier.
 """
 
 from __future__ import annotations
 
-import heapq
 import logging
 import math
 from collections.abc import Callable, Hashable
@@ -48,7 +47,7 @@ import attrs
 import trio
 
 from .._core._check import finite_at_least
-from .._core._phi import PhiConfig, PhiState, to_ms
+from .._core._phi import PhiConfig, PhiDeadlines, PhiState, to_ms
 
 __all__ = ["PhiAccrualFailureDetector", "PhiDetectorStatistics", "PhiNodeStatistics"]
 
@@ -115,7 +114,7 @@ class PhiDetectorStatistics:
 class _Node:
     """One registered node: Akka's state, plus the watcher's bookkeeping."""
 
-    __slots__ = ("due", "expect_ms", "state", "token", "unreachable")
+    __slots__ = ("expect_ms", "state", "unreachable")
 
     def __init__(self, state: PhiState) -> None:
         self.state = state
@@ -123,9 +122,6 @@ class _Node:
         self.expect_ms: int | None = None
         #: on_unreachable was called and on_reachable not since.
         self.unreachable = False
-        #: The counting heap entry's token and due ms (token 0: none).
-        self.token = 0
-        self.due = 0
 
 
 @final
@@ -197,9 +193,8 @@ class PhiAccrualFailureDetector(Generic[N]):
         self._on_unreachable = on_unreachable
         self._on_reachable = on_reachable
         self._nodes: dict[N, _Node] = {}
-        #: The watcher's deadlines: (due ms, token, node); see the module docstring.
-        self._heap: list[tuple[int, int, N]] = []
-        self._tokens = 0
+        #: The watcher's agenda: each node's next instant to look at, ms.
+        self._deadlines: PhiDeadlines[N] = PhiDeadlines()
         self._watching = False
         self._wake: trio.Event | None = None
         self._nursery: trio.Nursery | None = None
@@ -268,12 +263,10 @@ class PhiAccrualFailureDetector(Generic[N]):
                     self._schedule(node, entry)
                 self._notify_reachable(node)
             return
-        if self._watching and (
-            entry.token == 0 or state.phi(entry.due - 1) >= self._config.threshold
-        ):
-            # phi is non-decreasing in time: it reaches the threshold before the
-            # scheduled instant iff it does one ms before it.
-            self._schedule(node, entry)
+        if self._watching:
+            due = self._deadlines.due(node)
+            if due is None or state.suspected_before(due):
+                self._schedule(node, entry)
 
     def expect(self, node: N) -> None:
         """Expect a first heartbeat from ``node`` within ``expected_response_after``.
@@ -295,17 +288,20 @@ class PhiAccrualFailureDetector(Generic[N]):
                 return
         if entry.expect_ms is None or at < entry.expect_ms:
             entry.expect_ms = at
-            if self._watching and (entry.token == 0 or at < entry.due):
-                self._schedule(node, entry)
+            if self._watching:
+                due = self._deadlines.due(node)
+                if due is None or at < due:
+                    self._schedule(node, entry)
 
     def remove(self, node: N) -> None:
         """Forget a node (no callback). Unknown nodes are ignored."""
         self._nodes.pop(node, None)
+        self._deadlines.discard(node)
 
     def reset(self) -> None:
         """Forget every node (no callbacks)."""
         self._nodes.clear()
-        self._heap.clear()
+        self._deadlines.clear()
 
     # ------------------------------------------------------------ queries
 
@@ -402,9 +398,8 @@ class PhiAccrualFailureDetector(Generic[N]):
         nursery = await manager.__aenter__()
         self._nursery_manager = manager
         self._watching = True
-        self._heap.clear()
+        self._deadlines.clear()
         for node, entry in self._nodes.items():
-            entry.token = 0
             if not entry.unreachable:
                 self._schedule(node, entry)
         nursery.start_soon(self._watch, name="trio_smith phi-accrual watcher")
@@ -424,7 +419,7 @@ class PhiAccrualFailureDetector(Generic[N]):
         assert manager is not None
         nursery.cancel_scope.cancel(reason="the failure detector's async with exited")
         self._watching = False
-        self._heap.clear()
+        self._deadlines.clear()
         self._wake = None
         self._nursery = None
         self._nursery_manager = None
@@ -441,46 +436,33 @@ class PhiAccrualFailureDetector(Generic[N]):
             entry.state.heartbeat(at)
 
     def _schedule(self, node: N, entry: _Node) -> None:
-        """Push the node's next instant to look at: its deadline, or a pending expect."""
+        """Set the node's next instant to look at: its deadline, or a pending expect."""
         due = entry.state.suspect_at()
         if due is None:
             due = entry.expect_ms
             if due is None:
-                entry.token = 0
+                self._deadlines.discard(node)
                 return
-        self._tokens += 1
-        token = entry.token = self._tokens
-        entry.due = due
-        heap = self._heap
-        if len(heap) > 64 and len(heap) > 2 * len(self._nodes):
-            # Stale entries: drop them (amortised O(1) per push).
-            nodes = self._nodes
-            heap[:] = [e for e in heap if (n := nodes.get(e[2])) is not None and n.token == e[1]]
-            heapq.heapify(heap)
-        heapq.heappush(heap, (due, token, node))
-        if heap[0][1] == token and self._wake is not None:
-            self._wake.set()
+        if self._deadlines.schedule(node, due) and self._wake is not None:
+            self._wake.set()  # sooner than the watcher sleeps for
 
     async def _watch(self) -> None:
-        heap = self._heap
+        deadlines = self._deadlines
         while True:
             self._fire_due()
             self._wake = trio.Event()
-            deadline = heap[0][0] / 1000 if heap else math.inf
-            with trio.move_on_at(deadline):
+            due = deadlines.next_due()
+            with trio.move_on_at(math.inf if due is None else due / 1000):
                 await self._wake.wait()
 
     def _fire_due(self) -> None:
         now = trio.current_time()
         now_ms = to_ms(now)
-        heap = self._heap
         threshold = self._config.threshold
-        while heap and heap[0][0] / 1000 <= now:
-            due, token, node = heapq.heappop(heap)
+        for node, due in self._deadlines.pop_due(now):
             entry = self._nodes.get(node)
-            if entry is None or entry.token != token or entry.unreachable:
-                continue  # removed, rescheduled, or already reported
-            entry.token = 0
+            if entry is None or entry.unreachable:
+                continue  # removed, or already reported
             # Woken at due / 1000 s: look at the node at due at least, even
             # if the clock, converted back, reads a ms less (huge times).
             at = max(now_ms, due)
