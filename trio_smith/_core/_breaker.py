@@ -630,8 +630,8 @@ class BreakerMachine:
         # resilience4j: a configured initial state starts with attempts 1.
         attempts = 1 if initial in (OPEN, FORCED_OPEN, HALF_OPEN) else 0
         self.phase = self._enter(initial, attempts, now, None)
-        #: CLOSED with a count window: the shell's hot path applies.
-        self.closed_fast = self._fast()
+        #: CLOSED: the success fast path (and the shell's hot path) applies.
+        self.closed_fast = self.phase.state is CLOSED
 
     # ------------------------------------------------------------ reading
 
@@ -711,13 +711,6 @@ class BreakerMachine:
         # DISABLED and FORCED_OPEN record nothing: empty metrics.
         return _Phase(state, attempts, _Metrics(_CountWindow(1), 1), generation)
 
-    def _fast(self) -> bool:
-        # The success path of a CLOSED count window, skipping the general code.
-        return (
-            self.phase.state is CLOSED
-            and self.config.sliding_window_type is SlidingWindowType.COUNT_BASED
-        )
-
     def _signal(self, kind: SignalKind, **fields: object) -> None:
         state = self.phase.state
         if state in _PUBLISHING or kind is SignalKind.STATE_TRANSITION or kind is SignalKind.RESET:
@@ -741,7 +734,7 @@ class BreakerMachine:
             else:
                 attempts = 0
         self.phase = self._enter(to, attempts, now, old, wait)
-        self.closed_fast = self._fast()
+        self.closed_fast = self.phase.state is CLOSED
         if self.observed and old.state is not to:
             self._signal(SignalKind.STATE_TRANSITION, from_state=old.state)
 
@@ -804,22 +797,12 @@ class BreakerMachine:
             Whether the state moved (a slow success can open the breaker).
         """
         if self.closed_fast and not self.observed:
-            # The common case, inlined (docs/performance.md): CLOSED, count
-            # window, nobody listening. A success in a full window of
-            # successes changes nothing but the ring's index.
+            # The common case (docs/performance.md): CLOSED, nobody listening.
+            # No signal, and no judging while the window holds no failed or
+            # slow call (no rate can reach a threshold).
             metrics = self.phase.metrics
-            window: _CountWindow = metrics.window  # type: ignore[assignment]
-            code = _SLOW if duration > self._slow_threshold else 0
-            ring = window.ring
-            index = window.index
-            old = ring[index]
-            ring[index] = code
-            index += 1
-            window.index = 0 if index == window.size else index
-            if old != code:
-                if old >= 0:
-                    window._add(old, -1)
-                window._add(code, 1)
+            window = metrics.window
+            window.record(_SLOW if duration > self._slow_threshold else 0, now)
             if (window.failed or window.slow) and window.total >= metrics.minimum_calls:
                 phase = self.phase
                 self._judge(now)

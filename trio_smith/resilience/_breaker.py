@@ -276,6 +276,8 @@ class CircuitBreaker:
         #: While :meth:`run` waits: set when the state moves (its deadline may have).
         self._runner_wakeup: trio.Event | None = None
         self._running = False
+        #: The machine's stay (generation) when :meth:`_after` last looked.
+        self._generation = 0
 
     # ------------------------------------------------------------ reading
 
@@ -330,18 +332,20 @@ class CircuitBreaker:
                 self._config, name=self._name, now=self._clock(), random=self._random
             )
             machine.observed = self._events is not None
+            self._generation = machine.phase.generation
         return machine
 
-    def _after(
-        self, machine: BreakerMachine, generation: int, error: BaseException | None = None
-    ) -> None:
+    def _after(self, machine: BreakerMachine, error: BaseException | None = None) -> None:
         """After a machine step: publish its signals, wake :meth:`run` if the state moved."""
         if machine.signals:
             signals = machine.signals
             machine.signals = []
             for signal in signals:
                 self._publish(signal, error)
-        if machine.phase.generation != generation:
+        generation = machine.phase.generation
+        if generation != self._generation:
+            # A new stay: its deadline (OPEN's wait, HALF_OPEN's limit) may differ.
+            self._generation = generation
             wakeup = self._runner_wakeup
             if wakeup is not None:
                 self._runner_wakeup = None
@@ -385,10 +389,9 @@ class CircuitBreaker:
 
     def _acquire(self, machine: BreakerMachine, now: float) -> int | None:
         """Ask the machine for a permit; publish what that did (to HALF_OPEN, a rejection)."""
-        generation = machine.phase.generation
         permit = machine.acquire(now)
-        if machine.signals or machine.phase.generation != generation:
-            self._after(machine, generation)
+        if machine.signals or machine.phase.generation != self._generation:
+            self._after(machine)
         return permit
 
     async def _reject(self, machine: BreakerMachine, now: float) -> CallNotPermitted:
@@ -403,7 +406,6 @@ class CircuitBreaker:
     def _classify(self, permit: int, error: BaseException, duration: float, now: float) -> None:
         """Record what a call that raised did (resilience.md 1.6, in resilience4j's order)."""
         machine = self._get_machine()
-        generation = machine.phase.generation
         if not isinstance(error, Exception):
             # Cancelled, KeyboardInterrupt, SystemExit, GeneratorExit, and any
             # BaseExceptionGroup (a group of Cancelled leaves is a
@@ -426,7 +428,7 @@ class CircuitBreaker:
             machine.failed(duration, now)
         else:
             machine.succeeded(duration, now)
-        self._after(machine, generation, error)
+        self._after(machine, error)
 
     def _records(self, error: Exception) -> bool:
         types = self._record_types
@@ -455,7 +457,7 @@ class CircuitBreaker:
         """
         machine = self._machine or self._get_machine()
         if self._fast and machine.closed_fast:
-            # The hot path (docs/performance.md): CLOSED, count window, trio's
+            # The hot path (docs/performance.md): CLOSED, trio's
             # own clock, nobody listening, no result predicate. With trio's
             # SystemClock, current_time() is offset + perf_counter(), read
             # here without its two layers of calls; durations need no offset.
@@ -471,7 +473,7 @@ class CircuitBreaker:
                     raise
                 end = _perf_counter()
                 if machine.succeeded(end - start, clock.offset + end):
-                    self._after(machine, -1)
+                    self._after(machine)
                 return result
         read = self._clock
         start = read()
@@ -486,7 +488,6 @@ class CircuitBreaker:
             raise
         now = read()
         predicate = self._record_result
-        generation = machine.phase.generation
         # resilience4j never tests a null result.
         try:
             failed = predicate is not None and result is not None and predicate(result)
@@ -497,8 +498,7 @@ class CircuitBreaker:
             machine.failed(now - start, now)
         else:
             machine.succeeded(now - start, now)
-        if machine.signals or machine.phase.generation != generation:
-            self._after(machine, generation)
+        self._after(machine)
         return result
 
     async def __aenter__(self) -> CircuitBreaker:
@@ -539,10 +539,8 @@ class CircuitBreaker:
             duration = now - start
         if exc is None:
             machine = self._get_machine()
-            generation = machine.phase.generation
-            machine.succeeded(duration, now)
-            if machine.signals or machine.phase.generation != generation:
-                self._after(machine, generation)
+            if machine.succeeded(duration, now) or machine.signals:
+                self._after(machine)
         else:
             self._classify(permit, exc, duration, now)
         return False
@@ -571,9 +569,8 @@ class CircuitBreaker:
 
     def _manual(self, step: Callable[[BreakerMachine, float], None]) -> None:
         machine = self._get_machine()
-        generation = machine.phase.generation
         step(machine, self._clock())
-        self._after(machine, generation)
+        self._after(machine)
 
     def transition_to(self, state: CircuitState) -> None:
         """Move to ``state`` by hand (resilience4j ``transitionTo<State>State``).
@@ -666,7 +663,7 @@ class CircuitBreaker:
                     continue
                 generation = machine.phase.generation
                 machine.deadline_reached(self._clock())
-                self._after(machine, generation)
+                self._after(machine)
                 if machine.phase.generation == generation:
                     # The clock has not reached it yet (a custom clock): try again soon.
                     await trio.lowlevel.checkpoint()
