@@ -8,28 +8,17 @@ import trio.testing
 
 from trio_smith import ChildSpec, Restart, RestartIntensityExceeded, Supervisor
 from trio_smith.events import (
-    Event,
     EventBus,
     EventFilter,
     MemoryEventStore,
     SupervisionEvent,
 )
 
+from ..publisher import Recorder
 
-class Recorder:
-    """A publisher that keeps what it is given (the protocol: publish_nowait)."""
 
-    def __init__(self, refuse: bool = False) -> None:
-        self.events: list[Event] = []
-        self.refuse = refuse
-
-    def publish_nowait(self, event: Event) -> None:
-        if self.refuse:
-            raise trio.WouldBlock
-        self.events.append(event)
-
-    def kinds(self) -> list[tuple[str, str | None]]:
-        return [(e.type.name, e.payload.get("child_id")) for e in self.events]
+def kinds(rec: Recorder) -> list[tuple[str, str | None]]:
+    return [(e.type.name, e.payload.get("child_id")) for e in rec.events]
 
 
 async def idle() -> None:
@@ -55,7 +44,7 @@ async def test_a_crash_and_restart_publish_failed_restarted_started_in_one_chain
     ) as sup:
         await trio.sleep(2)
         await sup.shutdown()
-    assert rec.kinds() == [
+    assert kinds(rec) == [
         ("child_started", "db"),
         ("child_started", "worker"),
         ("supervisor_started", None),

@@ -22,7 +22,7 @@ import trio.testing
 
 from trio_smith import IllegalStateTransition
 from trio_smith._core._breaker import BreakerConfig, BreakerMachine
-from trio_smith.events import Event, SystemEvent
+from trio_smith.events import SystemEvent
 from trio_smith.resilience import (
     BreakerStatistics,
     CallNotPermitted,
@@ -32,6 +32,8 @@ from trio_smith.resilience import (
     SlidingWindowType,
     WaitInterval,
 )
+
+from ..publisher import Recorder
 
 CLOSED = CircuitState.CLOSED
 OPEN = CircuitState.OPEN
@@ -59,33 +61,6 @@ class Boom(Exception):
 
 class Ignored(LookupError):
     pass
-
-
-class FakeBus:
-    """A publisher that keeps what it is given."""
-
-    def __init__(self) -> None:
-        self.events: list[Event] = []
-
-    def publish_nowait(self, event: Event) -> None:
-        self.events.append(event)
-
-    def take(self) -> list[str]:
-        """The wire names published since the last take."""
-        names = [event.type.wire for event in self.events]
-        self.events.clear()
-        return names
-
-
-class RefusingBus:
-    """A full bus: every publish raises ``trio.WouldBlock``."""
-
-    def __init__(self) -> None:
-        self.tries = 0
-
-    def publish_nowait(self, event: Event) -> None:
-        self.tries += 1
-        raise trio.WouldBlock
 
 
 def state(breaker: CircuitBreaker) -> CircuitState:
@@ -189,7 +164,7 @@ async def test_slow_calls_open_the_breaker_and_only_strictly_longer_calls_are_sl
     autojump_clock: trio.testing.MockClock,
 ) -> None:
     # S04: durations come from the clock; slow means > slow_call_duration_threshold.
-    bus = FakeBus()
+    bus = Recorder()
     breaker = CircuitBreaker(
         "b",
         sliding_window_size=4,
@@ -218,7 +193,7 @@ async def test_slow_calls_open_the_breaker_and_only_strictly_longer_calls_are_sl
 async def test_both_rates_exceeded_report_failure_before_slow_then_open(
     autojump_clock: trio.testing.MockClock,
 ) -> None:
-    bus = FakeBus()
+    bus = Recorder()
     breaker = CircuitBreaker(
         "b",
         sliding_window_size=1,
@@ -331,7 +306,7 @@ async def test_open_for_and_open_until_override_the_wait_and_keep_attempts(
     autojump_clock: trio.testing.MockClock,
 ) -> None:
     # S06 (transitionToOpenStateFor) and S07 (transitionToOpenStateUntil).
-    bus = FakeBus()
+    bus = Recorder()
     breaker = CircuitBreaker("b", wait_duration_in_open_state=60.0, events=bus)
     breaker.open_for(3.0)
     stats = breaker.statistics()
@@ -427,7 +402,7 @@ async def test_ignored_exceptions_release_half_open_permits_and_are_not_recorded
 ) -> None:
     # S16, S17: an ignored error gives its permit back; four of them in a row
     # in a HALF_OPEN of four permits, then four successes close it.
-    bus = FakeBus()
+    bus = Recorder()
 
     async def lookup() -> None:
         raise Ignored("not here")
@@ -472,7 +447,7 @@ async def test_ignore_exceptions_cover_subclasses() -> None:
 
 
 async def test_an_ignored_error_event_names_the_error() -> None:
-    bus = FakeBus()
+    bus = Recorder()
     breaker = CircuitBreaker("b", ignore_exception=lambda e: "skip" in str(e), events=bus)
 
     async def skip() -> None:
@@ -585,7 +560,7 @@ async def test_a_trial_call_that_outlives_the_half_open_limit_is_a_late_result(
 
 async def test_reset_publishes_a_transition_only_when_not_closed_then_reset() -> None:
     # S18.
-    bus = FakeBus()
+    bus = Recorder()
     breaker = CircuitBreaker("b", events=bus)
     await breaker.call(ok)
     bus.take()
@@ -606,7 +581,7 @@ async def test_reset_publishes_a_transition_only_when_not_closed_then_reset() ->
 
 async def test_disabled_and_forced_open_publish_only_transitions_and_resets() -> None:
     # S19.
-    bus = FakeBus()
+    bus = Recorder()
     breaker = CircuitBreaker("b", sliding_window_size=1, minimum_calls=1, events=bus)
     breaker.disable()
     assert bus.take() == [TRANSITION]
@@ -643,7 +618,7 @@ async def test_forced_open_never_leaves_by_itself(
 
 async def test_illegal_transitions_raise_and_change_nothing() -> None:
     # S21.
-    bus = FakeBus()
+    bus = Recorder()
     breaker = CircuitBreaker("b", events=bus)
     await breaker.call(ok)
     bus.take()
@@ -684,7 +659,7 @@ async def test_metrics_only_reports_each_exceeded_rate_once_per_stay_and_never_o
     autojump_clock: trio.testing.MockClock,
 ) -> None:
     # S23 (failure rate), S24 (slow-call rate).
-    bus = FakeBus()
+    bus = Recorder()
     breaker = CircuitBreaker(
         "b",
         sliding_window_size=2,
@@ -716,7 +691,7 @@ async def test_a_transition_to_the_current_state_starts_a_new_stay_without_an_ev
     autojump_clock: trio.testing.MockClock,
 ) -> None:
     # S25; and OPEN -> OPEN re-arms the wait with one more attempt.
-    bus = FakeBus()
+    bus = Recorder()
     breaker = CircuitBreaker("b", wait_duration_in_open_state=10.0, events=bus)
     await breaker.call(ok)
     breaker.transition_to(CLOSED)
@@ -739,7 +714,7 @@ async def test_run_moves_open_to_half_open_at_the_deadline_and_a_manual_move_can
 ) -> None:
     # S28: the scheduled transition happens at the deadline; any transition
     # out of OPEN cancels it.
-    bus = FakeBus()
+    bus = Recorder()
     breaker = CircuitBreaker("b", wait_duration_in_open_state=2.0, events=bus)
     async with trio.open_nursery() as nursery:
         await nursery.start(breaker.run)
@@ -859,7 +834,7 @@ async def test_a_time_window_on_trio_s_clock_forgets_old_failures(
 
 async def test_an_exception_that_is_not_recorded_counts_as_a_success() -> None:
     # S30.
-    bus = FakeBus()
+    bus = Recorder()
     breaker = CircuitBreaker("b", record_exceptions=(Boom,), events=bus)
 
     async def value_error() -> None:
@@ -901,7 +876,7 @@ async def test_ignore_takes_precedence_over_record() -> None:
 
 async def test_record_result_marks_a_returned_value_as_a_failure() -> None:
     # S32: the value is still returned; a None result is never tested.
-    bus = FakeBus()
+    bus = Recorder()
     tested: list[object] = []
 
     def bad(result: Any) -> bool:
@@ -1308,7 +1283,7 @@ async def test_statistics_report_every_field(autojump_clock: trio.testing.MockCl
         failure_rate_threshold=60.0,
         slow_call_rate_threshold=60.0,
         slow_call_duration_threshold=1.0,
-        events=RefusingBus(),
+        events=Recorder(refuse=True),
     )
     await breaker.call(ok)
     await fail(breaker)
@@ -1343,7 +1318,7 @@ def test_a_breaker_shows_its_initial_state_before_its_first_use() -> None:
 async def test_events_on_a_trip_come_in_resilience4j_order_with_their_payloads(
     autojump_clock: trio.testing.MockClock,
 ) -> None:
-    bus = FakeBus()
+    bus = Recorder()
     breaker = CircuitBreaker(
         "api",
         sliding_window_size=2,
@@ -1388,7 +1363,7 @@ async def test_events_on_a_trip_come_in_resilience4j_order_with_their_payloads(
 async def test_a_lazy_move_to_half_open_is_published_when_it_happens(
     autojump_clock: trio.testing.MockClock,
 ) -> None:
-    bus = FakeBus()
+    bus = Recorder()
     breaker = CircuitBreaker("b", wait_duration_in_open_state=1.0, events=bus)
     breaker.transition_to(OPEN)
     bus.take()
@@ -1403,7 +1378,7 @@ async def test_a_lazy_move_to_half_open_is_published_when_it_happens(
 
 
 async def test_a_refusing_publisher_counts_dropped_events_and_never_affects_a_call() -> None:
-    bus = RefusingBus()
+    bus = Recorder(refuse=True)
     breaker = CircuitBreaker("b", sliding_window_size=1, minimum_calls=1, events=bus)
     assert await breaker.call(ok) == "ok"
     assert breaker.statistics().events_dropped == 1

@@ -12,7 +12,7 @@ import pytest
 import trio
 import trio.testing
 
-from trio_smith.events import Event, SystemEvent
+from trio_smith.events import SystemEvent
 from trio_smith.resilience import (
     CallNotPermitted,
     CircuitBreaker,
@@ -20,26 +20,12 @@ from trio_smith.resilience import (
     CircuitState,
 )
 
+from ..publisher import Recorder
+
 
 def state_of(breaker: CircuitBreaker) -> CircuitState:
     """The state, read through a call (so mypy does not narrow it between reads)."""
     return breaker.state
-
-
-class Sink:
-    """A publisher that keeps what it is given (or refuses it)."""
-
-    def __init__(self, refuse: bool = False) -> None:
-        self.events: list[Event] = []
-        self.refuse = refuse
-
-    def publish_nowait(self, event: Event) -> None:
-        if self.refuse:
-            raise trio.WouldBlock
-        self.events.append(event)
-
-    def kinds(self) -> list[str]:
-        return [str(event.type) for event in self.events]
 
 
 async def ok() -> str:
@@ -294,14 +280,14 @@ async def test_call_takes_partials_for_keywords() -> None:
 
 
 async def test_events_on_a_trip_come_in_resilience4j_s_order() -> None:
-    sink = Sink()
+    sink = Recorder()
     breaker = CircuitBreaker("api", sliding_window_size=2, minimum_calls=2, events=sink)
     await breaker.call(ok)
     with pytest.raises(ValueError, match=r"^boom$"):
         await breaker.call(boom)
     with pytest.raises(CallNotPermitted):
         await breaker.call(ok)
-    assert sink.kinds() == [
+    assert sink.wire_names() == [
         str(CircuitBreakerEvent.SUCCESS),
         str(CircuitBreakerEvent.ERROR),
         str(CircuitBreakerEvent.FAILURE_RATE_EXCEEDED),
@@ -319,11 +305,11 @@ async def test_events_on_a_trip_come_in_resilience4j_s_order() -> None:
 
 
 async def test_reset_publishes_the_closing_and_the_reset() -> None:
-    sink = Sink()
+    sink = Recorder()
     breaker = CircuitBreaker("api", events=sink)
     breaker.force_open()
     breaker.reset()
-    assert sink.kinds() == [
+    assert sink.wire_names() == [
         str(CircuitBreakerEvent.STATE_TRANSITION),
         str(SystemEvent.CIRCUIT_BREAKER_OPEN),
         str(CircuitBreakerEvent.STATE_TRANSITION),
@@ -333,7 +319,7 @@ async def test_reset_publishes_the_closing_and_the_reset() -> None:
 
 
 async def test_a_refusing_bus_never_affects_a_call() -> None:
-    sink = Sink(refuse=True)
+    sink = Recorder(refuse=True)
     breaker = CircuitBreaker("api", events=sink)
     assert await breaker.call(ok) == "ok"
     with pytest.raises(ValueError, match=r"^boom$"):

@@ -32,8 +32,9 @@ from trio_smith import (
     SupervisorError,
     current_child,
 )
-from trio_smith.events import Event, SupervisionEvent
+from trio_smith.events import SupervisionEvent
 
+from ..publisher import Recorder
 from .helpers import Log, worker
 
 #: Silence after steady 1 s heartbeats at which phi reaches 8 (4522.60 ms).
@@ -43,19 +44,6 @@ FIRST = 5.307
 #: phi at those instants.
 PHI_STEADY = 8.012869649581168
 PHI_FIRST = 8.00645430354629
-
-
-class Recorder:
-    """A publisher that keeps the supervision events it is given."""
-
-    def __init__(self) -> None:
-        self.events: list[Event] = []
-
-    def publish_nowait(self, event: Event) -> None:
-        self.events.append(event)
-
-    def failed(self) -> list[Event]:
-        return [e for e in self.events if e.type == SupervisionEvent.CHILD_FAILED]
 
 
 def silent(log: Log) -> Callable[[], Awaitable[None]]:
@@ -183,7 +171,7 @@ async def test_a_child_that_stops_heartbeating_is_restarted_when_suspect_at_says
         await sup.shutdown()
     assert log.events == [("start", "w"), ("start", "w")]
     assert log.times == [0.0, 20 + STEADY]
-    [failed] = rec.failed()
+    [failed] = rec.of(SupervisionEvent.CHILD_FAILED)
     assert failed.payload["silence"] == STEADY
     assert failed.payload["phi"] == pytest.approx(PHI_STEADY, abs=1e-9)
 
@@ -227,7 +215,7 @@ async def test_a_healthy_child_is_never_judged_hung(
             assert info.restarts == 0
             await sup.shutdown()
     assert beats == 3498
-    assert rec.failed() == []
+    assert rec.of(SupervisionEvent.CHILD_FAILED) == []
     # Akka's warning at 2/3 of the acceptable pause (2000 ms), once.
     warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
     assert warnings == [
@@ -294,7 +282,7 @@ async def test_the_failure_event_says_hung_with_phi_and_silence(
     async with Supervisor([spec], name="sup", events=rec) as sup:
         await trio.sleep(FIRST + 1)
         await sup.shutdown()
-    [failed] = rec.failed()
+    [failed] = rec.of(SupervisionEvent.CHILD_FAILED)
     assert failed.payload == {
         "supervisor": "sup",
         "child_id": "w",
@@ -332,7 +320,7 @@ async def test_a_hang_before_the_child_has_started_is_a_start_failure(
             pytest.fail("the body must not run")  # pragma: no cover
     assert trio.current_time() == FIRST
     assert isinstance(info.value.__cause__, ChildHung)
-    [failed] = rec.failed()
+    [failed] = rec.of(SupervisionEvent.CHILD_FAILED)
     assert failed.payload["during"] == "start"
     assert failed.payload["reason"] == "hung"
 
@@ -378,7 +366,7 @@ async def test_a_child_being_stopped_is_not_judged_hung(
         await sup.shutdown()
     assert log.events == [("start", "w"), ("stop", "w")]
     assert log.times == [0.0, 11.0]
-    assert rec.failed() == []
+    assert rec.of(SupervisionEvent.CHILD_FAILED) == []
     [stopped] = [e for e in rec.events if e.type == SupervisionEvent.CHILD_STOPPED]
     assert stopped.payload["reason"] == "shutdown"
 
