@@ -1,5 +1,6 @@
-# trio_smith: `make test` runs the whole check; `make bench` the benchmarks.
-# Both create or update .venv from nothing but python3 (>= 3.11).
+# trio_smith: `make demo` runs the live demo; `make test` the whole check;
+# `make bench` the benchmarks.
+# All three create or update .venv from nothing but python3 (>= 3.11).
 
 PYTHON ?= python3
 VENV   := .venv
@@ -7,7 +8,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 BENCH_STAMP := $(VENV)/.installed-bench
 
-.PHONY: test lint typecheck pytest bench clean
+.PHONY: test lint typecheck pytest bench demo clean
 
 $(BIN)/python:
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "trio_smith needs Python >= 3.11, found " + sys.version.split()[0])'
@@ -28,6 +29,9 @@ typecheck: $(STAMP)
 
 pytest: $(STAMP)
 	$(BIN)/pytest
+
+demo: $(STAMP)
+	$(BIN)/trio-smith demo
 
 $(BENCH_STAMP): pyproject.toml $(STAMP)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[dev,bench]'

@@ -18,6 +18,9 @@ LAYERS: dict[str, int] = {
     "trio_smith": 3,  # the supervision shell and the package's public face
     "trio_smith.events": 4,  # filter, codec, bus and stores
     "trio_smith.resilience": 4,
+    "trio_smith.routing": 5,  # agents, mailboxes, the router (over events, resilience)
+    "trio_smith.cli": 6,  # the trio-smith command, over everything
+    "trio_smith.__main__": 7,
 }
 
 #: What the sans-io core must never import (STYLE.md section 1).
