@@ -369,3 +369,124 @@ class SubscriberOverflowed(EventsError, BufferError):
         self.subscription = subscription
         self.buffer = buffer
         self.last_position = last_position
+
+
+class RoutingError(TrioSmithError):
+    """Base class of the errors of the agent registry and the router."""
+
+
+@final
+class AgentNotFound(RoutingError, LookupError):
+    """No agent is registered under this name (never, or no longer).
+
+    Attributes:
+        agent: the name looked up.
+    """
+
+    def __init__(self, agent: str) -> None:
+        super().__init__(f"no agent named {agent!r}")
+        self.agent = agent
+
+
+@final
+class AgentNameTaken(RoutingError, ValueError):
+    """A running agent already holds this name.
+
+    Attributes:
+        agent: the name.
+    """
+
+    def __init__(self, agent: str) -> None:
+        super().__init__(f"the agent name {agent!r} is taken by a running agent")
+        self.agent = agent
+
+
+@final
+class AgentUnavailable(RoutingError, ConnectionError):
+    """The agent is down (restarting, or stopped) and did not come back in time.
+
+    Attributes:
+        agent: the agent's name.
+        waited: seconds the sender waited for it.
+    """
+
+    def __init__(self, agent: str, waited: float) -> None:
+        super().__init__(f"agent {agent!r} is not running; waited {waited:g} s for it to restart")
+        self.agent = agent
+        self.waited = waited
+
+
+@final
+class AgentDied(RoutingError, ConnectionAbortedError):
+    """The agent ended (crashed, hung, was stopped) before it replied.
+
+    The caller learns it at once. The agent's own error, if it crashed, is
+    the ``__cause__``.
+
+    Attributes:
+        agent: the agent's name.
+        request_id: the request it was handling or had queued.
+        reason: how it ended, e.g. ``"crashed: ValueError: bad input"``.
+    """
+
+    def __init__(self, agent: str, request_id: object, reason: str) -> None:
+        super().__init__(f"agent {agent!r} ended before replying to request {request_id}: {reason}")
+        self.agent = agent
+        self.request_id = request_id
+        self.reason = reason
+
+
+@final
+class RequestTimeout(RoutingError, TimeoutError):
+    """No reply came within the request's timeout.
+
+    A reply that comes later is dropped (and counted); it never reaches the
+    caller and never fails the agent.
+
+    Attributes:
+        agent: the agent's name.
+        request_id: the request, or None if the agent stayed down (restarting)
+            the whole time and the request was never sent.
+        timeout: the timeout, in seconds.
+    """
+
+    def __init__(self, agent: str, request_id: object, timeout: float) -> None:
+        detail = "it stayed down" if request_id is None else f"request {request_id}"
+        super().__init__(f"no reply from agent {agent!r} within {timeout:g} s ({detail})")
+        self.agent = agent
+        self.request_id = request_id
+        self.timeout = timeout
+
+
+@final
+class NoRoute(RoutingError, LookupError):
+    """The router has no role for this task type and no default.
+
+    Attributes:
+        task_type: the task's type.
+    """
+
+    def __init__(self, task_type: str) -> None:
+        super().__init__(f"no route for task type {task_type!r} and no default role")
+        self.task_type = task_type
+
+
+@final
+class NoAgentAvailable(RoutingError, ConnectionError):
+    """No agent of the role can take the task now (none, all down, or all behind an open breaker).
+
+    Attributes:
+        role: the role.
+        down: agents of the role that are down (restarting or stopped).
+        open: agents whose circuit breaker refused the task.
+    """
+
+    def __init__(self, role: str, *, down: int = 0, open: int = 0) -> None:
+        if down == 0 and open == 0:
+            detail = "no agent has that role"
+        else:
+            detail = f"{down} down, {open} behind an open circuit breaker"
+        super().__init__(f"no agent of role {role!r} is available: {detail}")
+        self.role = role
+        self.down = down
+        self.open = open

@@ -238,6 +238,14 @@ class ChildContext:
         """How many times :meth:`heartbeat` was called in this incarnation."""
         return self._heartbeats
 
+    def _listen(self, listener: Callable[[ChildStatus | None], None]) -> None:
+        """Have ``listener`` told this child's status after each fact about it (None: gone).
+
+        For trio_smith.routing: an agent's name outlives an incarnation only
+        while its supervisor may start it again.
+        """
+        self._owner.listen(self.id, listener)
+
     def __repr__(self) -> str:
         return (
             f"<ChildContext id={self.id!r} supervisor={self._owner.name!r} "
@@ -302,7 +310,7 @@ class _Call:
 #: Queued by ``shutdown()``: a ShutdownRequested that waits its turn (D5).
 _SHUTDOWN_REQUEST: Final = ShutdownRequested()
 _RESULTS: Final = frozenset({ChildStarted, StartFailed, StartIgnored, ChildStopped})
-_CHILD_FACTS: Final = (ChildExited, ChildStopped, StartFailed, StartIgnored)
+_CHILD_FACTS: Final = (ChildExited, ChildStopped, StartFailed, StartIgnored, DeleteChildRequested)
 _FAILURES: Final = frozenset({ExitReason.INTENSITY, ExitReason.ESCALATED, ExitReason.START_FAILED})
 
 _Item = Input | _Call
@@ -422,6 +430,10 @@ class _Runtime:
         self.restarts = 0
         #: Ids of children seen running a supervisor (count_children, D11).
         self.supervisor_ids: set[str] = set()
+        #: Told a child's status after each fact about it, and None once it
+        #: is gone or this supervisor has stopped (routing's registry: will a
+        #: stopped agent come back?). One per child id.
+        self._listeners: dict[str, Callable[[ChildStatus | None], None]] = {}
 
     # ------------------------------------------------------------ queries
 
@@ -905,6 +917,17 @@ class _Runtime:
             )
         self._poke()
 
+    def listen(self, child_id: str, listener: Callable[[ChildStatus | None], None]) -> None:
+        """Tell ``listener`` the child's status after each fact about it (None: gone).
+
+        It replaces the child's previous listener; it is dropped once told None.
+        It must not raise.
+        """
+        if self.exit is not None:
+            listener(None)
+        else:
+            self._listeners[child_id] = listener
+
     def _tidy(self, cid: str) -> None:
         """Forget a child the core no longer holds; a pool drops stopped children."""
         status = self.machine.child_status(cid)
@@ -914,6 +937,12 @@ class _Runtime:
             # OTP R4.7/R4.8: a pool keeps no stopped children.
             self.machine.handle(DeleteChildRequested(child_id=cid), now=trio.current_time())
             self._runs.pop(cid, None)
+            status = None
+        listener = self._listeners.get(cid)
+        if listener is not None:
+            if status is None:
+                del self._listeners[cid]
+            listener(status)
 
     def _on_exit(self, command: Exit) -> None:
         self.exit = command
@@ -963,6 +992,10 @@ class _Runtime:
         self._timer_entries.clear()
         self._watches.clear()
         self._runs.clear()
+        listeners = list(self._listeners.values())
+        self._listeners.clear()
+        for listener in listeners:
+            listener(None)
         self.ready = True
         self._ready_event.set()
         if self.events is not None:
