@@ -8,7 +8,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 BENCH_STAMP := $(VENV)/.installed-bench
 
-.PHONY: test lint typecheck pytest bench demo clean
+.PHONY: test lint typecheck pytest docs bench demo clean
 
 $(BIN)/python:
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "trio_smith needs Python >= 3.11, found " + sys.version.split()[0])'
@@ -18,7 +18,7 @@ $(STAMP): pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[dev]'
 	@touch $(STAMP)
 
-test: lint typecheck pytest
+test: lint typecheck pytest docs
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
@@ -29,6 +29,11 @@ typecheck: $(STAMP)
 
 pytest: $(STAMP)
 	$(BIN)/pytest
+
+# Warnings are errors (-W), every cross-reference must resolve (-n); --keep-going
+# reports them all at once.
+docs: $(STAMP)
+	$(BIN)/sphinx-build -W -n --keep-going -q -b html docs docs/_build/html
 
 demo: $(STAMP)
 	$(BIN)/trio-smith demo

@@ -375,12 +375,13 @@ class Supervisor(_Base):
         TypeError: an argument of the wrong type.
 
     ``async with`` raises:
-        ChildStartFailed: a child failed before it had started, on entry;
-            the children already started were stopped in reverse order.
-        RestartIntensityExceeded: too many restarts (bare, ``__cause__`` is
-            the child's error, ``.restarts`` the window).
-        ChildFailureEscalated: an abnormal exit under ``Strategy.ESCALATE``.
-        The body's own exception, after the ordered shutdown.
+
+    - ``ChildStartFailed``: a child failed before it had started, on entry;
+      the children already started were stopped in reverse order.
+    - ``RestartIntensityExceeded``: too many restarts (bare, ``__cause__`` is
+      the child's error, ``.restarts`` the window).
+    - ``ChildFailureEscalated``: an abnormal exit under ``Strategy.ESCALATE``.
+    - The body's own exception, after the ordered shutdown.
     """
 
     __slots__ = ()
