@@ -54,6 +54,25 @@ def test_the_first_supervision_tree_prints_what_getting_started_shows(
     assert crash.getMessage() == "child 'db' of supervisor 'supervisor' failed"
 
 
+#: Pages whose every ``trio.run(main)`` example prints what the page shows.
+EXAMPLE_PAGES = {"tutorial.md": 6, "routing.md": 1}
+
+
+@pytest.mark.parametrize("page", sorted(EXAMPLE_PAGES))
+def test_every_example_prints_what_its_page_shows(
+    page: str,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: pathlib.Path,
+) -> None:
+    monkeypatch.chdir(tmp_path)  # the events example writes tutorial.db here
+    examples = _examples(page)
+    assert len(examples) == EXAMPLE_PAGES[page]
+    for number, (code, output) in enumerate(examples, 1):
+        _run(code, f"{DOCS / page} example {number}")
+        assert capsys.readouterr().out == output, f"{page} example {number}"
+
+
 def _documented() -> set[str]:
     """The objects docs/api.md documents: ``.. autoclass:: trio_smith.Supervisor`` and kin."""
     text = (DOCS / "api.md").read_text()
