@@ -157,6 +157,7 @@ class Envelope:
             # Its caller gave up: drop the answer, never raise in the agent.
             if state == _REPLIED:
                 registry._late_replies += 1
+                registry._count_handled(self)
             return
         if self._state != _PENDING:
             raise IllegalStateTransition(
@@ -253,7 +254,7 @@ class AgentInfo:
         queued: messages waiting in its mailbox.
         in_flight: requests its current incarnation has taken and not answered.
         mailbox_size: the mailbox's capacity.
-        handled: requests it answered.
+        handled: messages it answered (late replies included).
         failures: incarnations that ended with an error.
         breaker: its circuit breaker's state, or None without one.
     """
@@ -279,7 +280,7 @@ class RegistryStatistics:
         running: of those, RUNNING.
         down: of those, DOWN (restarting, or stopped and not yet forgotten).
         sent: messages put in mailboxes (``send`` and ``request``).
-        replies: requests answered.
+        replies: messages answered while their sender still waited.
         failed: requests that failed (:class:`AgentDied`, or the agent's
             :meth:`Envelope.fail`).
         timeouts: requests whose caller gave up waiting (timeout or cancellation).
@@ -907,11 +908,14 @@ class Registry:
 
     # ------------------------------------------------------------ events
 
-    def _handled(self, envelope: Envelope) -> None:
-        self._replies += 1
+    def _count_handled(self, envelope: Envelope) -> None:
         agent = self._agents.get(envelope._agent)
         if agent is not None:
             agent.handled += 1
+
+    def _handled(self, envelope: Envelope) -> None:
+        self._replies += 1
+        self._count_handled(envelope)
         if envelope._received is not None:
             self._publish(
                 AgentEvent.MESSAGE_PROCESSED,
