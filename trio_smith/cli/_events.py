@@ -1,14 +1,565 @@
-"""``trio-smith events`` (being written)."""
+"""``trio-smith events``: inspect an event store file: list, query, follow, trace, stats.
+
+Every subcommand opens the store with ``SQLiteEventStore(path,
+read_only=True)``, so it never writes to the file (nor creates one), and can
+run beside the process that is appending to it. Filters become one
+:class:`~trio_smith.events.EventFilter` and go to the store's ``read``, so
+SQLite answers them from its indexes. docs/cli.md is the reference;
+``_events_args`` parses the arguments and ``_events_render`` writes the
+output.
+
+Exit statuses: 0 done (also after Ctrl-C or SIGTERM ends ``follow``, and
+when the reader of the output goes away, as with ``| head``); 1 a bad store
+file or an unknown correlation (one line on stderr, via ``CommandError``); 2
+a bad argument (argparse, one line).
+"""
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import math
+import os
+import signal
+import sqlite3
+import sys
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from typing import Final, final
+from uuid import UUID
+
+import trio
+
+from ..events import Event, EventFilter, SQLiteEventStore, StoreFileError, dumps
+from . import _main
+from ._events_args import (
+    CorrelationRef,
+    category,
+    correlation_ref,
+    event_type,
+    moment,
+    position,
+    positive_int,
+    source,
+    uuid,
+)
+from ._events_render import (
+    Tally,
+    build_tree,
+    event_line,
+    stats_json,
+    stats_lines,
+    tree_json,
+    tree_lines,
+)
+
+__all__ = ["configure", "run"]
+
+#: ``list`` shows this many events unless ``--limit`` says otherwise.
+DEFAULT_LIST_LIMIT: Final = 20
+#: Events per read when a command walks the store.
+PAGE: Final = 1000
+#: ``list`` reads position windows backwards from the head, doubling each
+#: time; a window never spans more positions than this (or ``--limit``).
+MAX_WINDOW: Final = 10_000
+
+Command = Callable[[argparse.Namespace], Awaitable[int]]
+
+
+# ---------------------------------------------------------------- arguments
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
-    """Add the events command's arguments."""
+    """Add the events command's subcommands and their arguments to ``parser``."""
+    commands = parser.add_subparsers(
+        dest="events_command", metavar="SUBCOMMAND", parser_class=type(parser)
+    )
+    commands.required = True
+
+    listing = commands.add_parser(
+        "list",
+        help="the last matching events (default 20), oldest first",
+        description="Print the last N events that match the filters (default 20), in "
+        "position order, oldest first.",
+    )
+    _add_store(listing)
+    _add_filters(listing)
+    listing.add_argument(
+        "--limit",
+        type=positive_int,
+        default=DEFAULT_LIST_LIMIT,
+        metavar="N",
+        help=f"how many of the last matching events to print (default {DEFAULT_LIST_LIMIT})",
+    )
+    _add_json(listing)
+
+    query = commands.add_parser(
+        "query",
+        help="every matching event, from the first",
+        description="Print every event that matches the filters, in position order, "
+        "from the first.",
+    )
+    _add_store(query)
+    _add_filters(query)
+    query.add_argument(
+        "--limit", type=positive_int, metavar="N", help="stop after N events (default: no limit)"
+    )
+    _add_json(query)
+
+    follow = commands.add_parser(
+        "follow",
+        help="print matching events as they are appended, until Ctrl-C",
+        description="Print matching events as another process appends them, from the "
+        "current head on (or replay from --from-position first), until Ctrl-C or "
+        "SIGTERM; with --to-position, stop after that position.",
+    )
+    _add_store(follow)
+    _add_filters(follow)
+    _add_json(follow)
+
+    trace = commands.add_parser(
+        "trace",
+        help="the causal tree of one correlation",
+        description="Draw the events of one correlation as a tree: each event under the "
+        "event that caused it.",
+    )
+    _add_store(trace)
+    trace.add_argument(
+        "correlation",
+        type=correlation_ref,
+        metavar="CORRELATION_ID",
+        help="a correlation id, or at least 4 hex digits from its start or its end "
+        "(as list shows them) that no other correlation in the store has",
+    )
+    _add_json(trace, "print the tree as one JSON document")
+
+    stats = commands.add_parser(
+        "stats",
+        help="counts: events, types, categories, sources, correlations",
+        description="Summarise a store: its size, its time span and what its events are.",
+    )
+    _add_store(stats)
+    _add_json(stats, "print the statistics as one JSON object")
+
+
+def _add_store(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("db", metavar="DB", help="the event store file (SQLite)")
+
+
+def _add_json(
+    parser: argparse.ArgumentParser,
+    text: str = "print JSON Lines: each event as trio_smith.events.dumps writes it",
+) -> None:
+    parser.add_argument("--json", action="store_true", help=text)
+
+
+def _add_filters(parser: argparse.ArgumentParser) -> None:
+    """The filter options ``list``, ``query`` and ``follow`` share (each one narrows)."""
+    group = parser.add_argument_group(
+        "filters",
+        "Options given several times take any of their values; different options "
+        "must all match. --source and --source-prefix together take either.",
+    )
+    group.add_argument(
+        "--type",
+        dest="types",
+        action="append",
+        type=event_type,
+        metavar="WIRE",
+        help="events of this type, e.g. agent.failed",
+    )
+    group.add_argument(
+        "--category",
+        dest="categories",
+        action="append",
+        type=category,
+        metavar="CAT",
+        help="events of this category, e.g. supervision",
+    )
+    group.add_argument(
+        "--source",
+        dest="sources",
+        action="append",
+        type=source,
+        metavar="SRC",
+        help="events from exactly this source",
+    )
+    group.add_argument(
+        "--source-prefix",
+        dest="source_prefixes",
+        action="append",
+        type=source,
+        metavar="PREFIX",
+        help="events whose source starts with this, e.g. agents/",
+    )
+    group.add_argument(
+        "--correlation",
+        dest="correlations",
+        action="append",
+        type=uuid,
+        metavar="UUID",
+        help="events of this correlation (a whole id)",
+    )
+    group.add_argument(
+        "--since",
+        type=moment,
+        metavar="TIME",
+        help="events at or after TIME: ISO 8601 (UTC if no zone is given) or a "
+        "duration ago, e.g. 30s, 5m, 2h, 1d",
+    )
+    group.add_argument("--until", type=moment, metavar="TIME", help="events before TIME")
+    group.add_argument(
+        "--from-position",
+        type=position,
+        metavar="N",
+        help="events at position N or later",
+    )
+    group.add_argument(
+        "--to-position", type=position, metavar="N", help="events at position N or earlier"
+    )
+
+
+def event_filter(args: argparse.Namespace) -> EventFilter:
+    """The filter the options in ``args`` describe (positions are inclusive)."""
+    return EventFilter(
+        types=args.types,
+        categories=args.categories,
+        sources=args.sources,
+        source_prefixes=args.source_prefixes,
+        correlation_ids=args.correlations,
+        since=args.since,
+        until=args.until,
+        after_position=None if args.from_position is None else args.from_position - 1,
+        until_position=args.to_position,
+    )
+
+
+# ---------------------------------------------------------------- running
 
 
 def run(args: argparse.Namespace) -> int:
-    """Run an events subcommand; return the exit status."""
-    raise NotImplementedError("trio-smith events is being written")
+    """Run an events subcommand; return the exit status.
+
+    Raises:
+        CommandError: a bad store file, or a correlation not in the store.
+    """
+    check_store_path(args.db)
+    command = _COMMANDS[args.events_command]
+    status = trio.run(command, args)
+    try:
+        sys.stdout.flush()
+    except BrokenPipeError:
+        _silence_stdout()
+    return status
+
+
+def _fail(message: str) -> _main.CommandError:
+    """The error that ends the command with ``message`` and exit status 1."""
+    return _main.CommandError(message)
+
+
+def check_store_path(path: str) -> None:
+    """Refuse a path that is no store file before trying to open it.
+
+    The store itself would say "no such file" for an empty file and "disk
+    I/O error" for a directory; these messages say what they are.
+
+    Raises:
+        CommandError: no such file, a directory, or an empty file.
+    """
+    if not os.path.exists(path):
+        raise _fail(f"no such store file: {path!r}")
+    if os.path.isdir(path):
+        raise _fail(str(StoreFileError(path, "it is a directory")))
+    if os.path.getsize(path) == 0:
+        raise _fail(str(StoreFileError(path, "it is empty, not a trio_smith event store")))
+
+
+@contextlib.asynccontextmanager
+async def open_store(path: str) -> AsyncIterator[SQLiteEventStore]:
+    """Open the store at ``path`` read-only, for the duration of the block.
+
+    Raises:
+        CommandError: a file that is not a store this version reads (the
+            message is the ``StoreFileError``'s).
+    """
+    store = SQLiteEventStore(path, read_only=True)
+    try:
+        await store.__aenter__()
+    except StoreFileError as exc:
+        raise _fail(str(exc)) from None
+    except sqlite3.Error as exc:
+        raise _fail(str(StoreFileError(path, f"cannot be read ({exc})"))) from None
+    try:
+        yield store
+    finally:
+        await store.__aexit__(None, None, None)
+
+
+@final
+class _Printer:
+    """Writes events to stdout, plain or as JSON Lines; notices a closed pipe."""
+
+    __slots__ = ("_flush", "_json", "_width")
+
+    def __init__(self, *, json: bool, head: int, flush: bool = False) -> None:
+        self._json = json
+        self._width = len(str(head))
+        self._flush = flush
+
+    def event(self, event: Event) -> bool:
+        """Write one event; False if nobody reads the output any more."""
+        return write(dumps(event) if self._json else event_line(event, self._width), self._flush)
+
+
+def write(line: str, flush: bool = False) -> bool:
+    """Write one line to stdout.
+
+    Returns:
+        False if the reader has gone (a closed pipe: ``| head``); then
+        stdout is sent to the null device, so that nothing more complains.
+    """
+    try:
+        sys.stdout.write(line + "\n")
+        if flush:
+            sys.stdout.flush()
+    except BrokenPipeError:
+        _silence_stdout()
+        return False
+    return True
+
+
+def _silence_stdout() -> None:
+    """Point stdout at the null device, as the Python docs advise after a SIGPIPE.
+
+    Else the interpreter's last flush, at exit, would raise again.
+    """
+    try:
+        fileno = sys.stdout.fileno()
+    except (OSError, ValueError):  # not a file (captured output)
+        return
+    null = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(null, fileno)
+    finally:
+        os.close(null)
+
+
+# ---------------------------------------------------------------- list, query
+
+
+async def list_events(args: argparse.Namespace) -> int:
+    """``list``: the last ``--limit`` matching events, oldest first."""
+    wanted = event_filter(args)
+    async with open_store(args.db) as store:
+        head = await store.head()
+        printer = _Printer(json=args.json, head=head)
+        for event in await last_events(store, wanted, args.limit, head):
+            if not printer.event(event):
+                break
+    return 0
+
+
+async def last_events(
+    store: SQLiteEventStore, wanted: EventFilter, limit: int, head: int
+) -> list[Event]:
+    """The last ``limit`` events up to ``head`` that ``wanted`` takes, in position order.
+
+    The store reads forwards only, so this reads windows of positions
+    backwards from the head: ``limit`` positions, then twice as many before
+    them, and so on (at most ``MAX_WINDOW``), until it has enough. Each
+    window is one indexed read; an unfiltered list is one read of ``limit``
+    rows. When the first window falls short, one count says whether the
+    rest is needed whole (a rare type, say), which one read then fetches.
+    """
+    floor = wanted.after_position or 0
+    high = head if wanted.until_position is None else min(head, wanted.until_position)
+    windows: list[list[Event]] = []
+    found = 0
+    width = limit
+    while high > floor and found < limit:
+        low = max(floor, high - width)
+        window = await store.read(wanted & EventFilter(after_position=low, until_position=high))
+        windows.append(window)
+        found += len(window)
+        high = low
+        width = min(width * 2, max(limit, MAX_WINDOW))
+        if len(windows) == 1 and found < limit and high > floor:
+            rest = wanted & EventFilter(after_position=floor, until_position=high)
+            if found + await store.count(rest) <= limit:
+                windows.append(await store.read(rest))
+                break
+    events = [event for window in reversed(windows) for event in window]
+    return events[-limit:]
+
+
+async def query_events(args: argparse.Namespace) -> int:
+    """``query``: every matching event up to the head, from the first (or ``--limit``)."""
+    async with open_store(args.db) as store:
+        head = await store.head()
+        wanted = event_filter(args) & EventFilter(until_position=head)
+        printer = _Printer(json=args.json, head=head)
+        left: int | None = args.limit
+        after = 0
+        while left is None or left > 0:
+            size = PAGE if left is None else min(PAGE, left)
+            page = await store.read(wanted, after=after, limit=size)
+            for event in page:
+                if not printer.event(event):
+                    return 0
+            if len(page) < size:
+                break
+            last = page[-1].position
+            assert last is not None
+            after = last
+            if left is not None:
+                left -= len(page)
+    return 0
+
+
+# ---------------------------------------------------------------- follow
+
+
+async def follow_events(args: argparse.Namespace) -> int:
+    """``follow``: print matching events as they are appended, until a signal.
+
+    SIGINT (Ctrl-C) and SIGTERM end it with status 0, as does the end of
+    ``--to-position`` or a closed pipe.
+    """
+    wanted = event_filter(args)
+    with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+        async with open_store(args.db) as store, trio.open_nursery() as nursery:
+            nursery.start_soon(_cancel_on_signal, signals, nursery.cancel_scope)
+            await _follow(store, wanted, json=args.json)
+            nursery.cancel_scope.cancel()
+    return 0
+
+
+async def _cancel_on_signal(signals: AsyncIterator[int], scope: trio.CancelScope) -> None:
+    async for _ in signals:
+        scope.cancel()
+
+
+async def _follow(store: SQLiteEventStore, wanted: EventFilter, *, json: bool) -> None:
+    """Replay from ``--from-position`` if given, then print what the store announces.
+
+    No gap and no repeat: the listener is added before the head is read, so
+    every event after that head reaches the listener, and those at or
+    before it (which the listener may also see) are skipped there.
+    """
+    batches, receive = trio.open_memory_channel[Sequence[Event]](math.inf)
+    remove = store.add_listener(batches.send_nowait)
+    try:
+        head = await store.head()
+        printer = _Printer(json=json, head=head, flush=True)
+        end = wanted.until_position
+        if wanted.after_position is not None:
+            async for event in store.scan(wanted & EventFilter(until_position=head)):
+                if not printer.event(event):
+                    return
+        if end is not None and end <= head:
+            return
+        async for batch in receive:
+            for event in batch:
+                at = event.position
+                assert at is not None
+                if at <= head:
+                    continue
+                if wanted.matches(event) and not printer.event(event):
+                    return
+                if end is not None and at >= end:
+                    return
+    finally:
+        remove()
+
+
+# ---------------------------------------------------------------- trace
+
+
+async def trace_correlation(args: argparse.Namespace) -> int:
+    """``trace``: the causal tree of one correlation."""
+    ref: CorrelationRef = args.correlation
+    async with open_store(args.db) as store:
+        correlation = await resolve(store, ref)
+        events = await store.get_by_correlation(correlation)
+    if not events:
+        raise _fail(f"no events with correlation id {correlation}")
+    roots = build_tree(events)
+    if args.json:
+        write(tree_json(correlation, len(events), roots))
+        return 0
+    count = f"{len(events)} event{'' if len(events) == 1 else 's'}"
+    if write(f"correlation {correlation}: {count}"):
+        for line in tree_lines(roots):
+            if not write(line):
+                break
+    return 0
+
+
+async def resolve(store: SQLiteEventStore, ref: CorrelationRef) -> UUID:
+    """The one correlation id in the store that ``ref`` names.
+
+    A whole id is taken as it is. Hex digits are matched against the start
+    and the end of every correlation id in the store (one pass over it).
+
+    Raises:
+        CommandError: no correlation id matches the digits, or several do.
+    """
+    if ref.uuid is not None:
+        return ref.uuid
+    found: set[UUID] = set()
+    async for event in store.scan():
+        correlation = event.correlation_id
+        if correlation is not None and correlation not in found and ref.matches(correlation):
+            found.add(correlation)
+    if not found:
+        raise _fail(f"no correlation id in the store starts or ends with {ref.text!r}")
+    if len(found) > 1:
+        some = ", ".join(str(c) for c in sorted(found)[:3])
+        more = ", ..." if len(found) > 3 else ""
+        raise _fail(
+            f"{ref.text!r} is ambiguous: {len(found)} correlation ids start or end "
+            f"with it ({some}{more})"
+        )
+    return found.pop()
+
+
+# ---------------------------------------------------------------- stats
+
+
+async def store_stats(args: argparse.Namespace) -> int:
+    """``stats``: counts of the store's events, its time span and its size."""
+    async with open_store(args.db) as store:
+        head = await store.head()
+        tally = Tally()
+        async for event in store.scan(EventFilter(until_position=head)):
+            tally.add(event)
+        stats = tally.finish(
+            path=args.db,
+            head=head,
+            file_size=await _size(args.db),
+            wal_size=await _size(f"{args.db}-wal"),
+        )
+    if args.json:
+        write(stats_json(stats))
+        return 0
+    for line in stats_lines(stats):
+        if not write(line):
+            break
+    return 0
+
+
+async def _size(path: str) -> int:
+    """The size of a file in bytes; 0 if there is none."""
+    try:
+        return (await trio.Path(path).stat()).st_size
+    except FileNotFoundError:
+        return 0
+
+
+_COMMANDS: Final[dict[str, Command]] = {
+    "list": list_events,
+    "query": query_events,
+    "follow": follow_events,
+    "trace": trace_correlation,
+    "stats": store_stats,
+}
