@@ -185,6 +185,16 @@ async def test_a_read_only_store_follows_what_another_connection_writes(
                 await reader.save_checkpoint("x", 1)
 
 
+@pytest.mark.parametrize("name", ["what?.db", "a#b.db", "100%.db", "sp ace.db"])
+async def test_a_read_only_store_opens_any_file_name(tmp_path: pathlib.Path, name: str) -> None:
+    # SQLite reads ?, # and % in a file: URI as syntax; the path is quoted.
+    path = tmp_path / name
+    async with SQLiteEventStore(path) as store:
+        await store.append(Event.new(AgentEvent.STARTED, source="a"))
+    async with SQLiteEventStore(path, read_only=True) as reader:
+        assert [e.position for e in await reader.read()] == [1]
+
+
 async def test_a_read_only_store_never_creates_a_file(tmp_path: pathlib.Path) -> None:
     path = tmp_path / "absent.db"
     message = (

@@ -39,6 +39,7 @@ import logging
 import os
 import sqlite3
 import threading
+import urllib.parse
 import uuid
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
@@ -300,6 +301,15 @@ _END: Final = _Work([], None)
 
 
 @final
+def _read_only_uri(path: str) -> str:
+    """A ``file:`` URI that opens ``path`` read-only, whatever characters it holds.
+
+    SQLite reads ``?``, ``#`` and ``%`` in a URI as syntax, so they are
+    percent-encoded (as is everything but the path's separators and letters).
+    """
+    return f"file:{urllib.parse.quote(os.path.abspath(path))}?mode=ro"
+
+
 class SQLiteEventStore(EventStore):
     """The durable event store: one SQLite file, WAL, group commit.
 
@@ -443,7 +453,7 @@ class SQLiteEventStore(EventStore):
             raise StoreFileError(self._path, "no such file (read-only stores are not created)")
         if self.read_only:
             reader = sqlite3.connect(
-                f"file:{self._path}?mode=ro",
+                _read_only_uri(self._path),
                 uri=True,
                 timeout=self.busy_timeout,
                 isolation_level=None,
@@ -496,7 +506,7 @@ class SQLiteEventStore(EventStore):
             True if it is an SQLite database without any table (to be created).
         """
         try:
-            probe = sqlite3.connect(f"file:{self._path}?mode=ro", uri=True)
+            probe = sqlite3.connect(_read_only_uri(self._path), uri=True)
         except sqlite3.Error as exc:
             raise StoreFileError(self._path, f"cannot be read ({exc})") from None
         try:
