@@ -937,13 +937,29 @@ class Registry:
         cause: Event | None,
         correlation_id: UUID | None,
     ) -> Event | None:
-        """Publish an agent event; a full or closed publisher drops it (counted)."""
-        events = self.events
+        """Publish an agent event (source ``agents/<agent>``)."""
+        return self._publish_to(
+            self.events, kind, f"agents/{agent}", payload, cause, correlation_id
+        )
+
+    def _publish_to(
+        self,
+        events: EventPublisher | None,
+        kind: EventType,
+        source: str,
+        payload: dict[str, object],
+        cause: Event | None,
+        correlation_id: UUID | None,
+    ) -> Event | None:
+        """Publish a routing event; a full or closed publisher drops it (counted).
+
+        The registry's and its routers' events, so one count covers both.
+        """
         if events is None:
             return None
         # Our payloads are JSON-safe, and the cause is explicit (None: a root
         # event), never whatever the publishing task happens to be handling.
-        event = linked_event(kind, f"agents/{agent}", payload, cause, correlation_id=correlation_id)
+        event = linked_event(kind, source, payload, cause, correlation_id=correlation_id)
         try:
             events.publish_nowait(event)
         except Exception:  # trio.WouldBlock, BusClosed, the publisher's own

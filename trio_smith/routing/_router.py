@@ -18,7 +18,6 @@ from .._event import (
     EventType,
     caused_by,
     current_cause,
-    linked_event,
     uuid7,
 )
 from .._exceptions import CallNotPermitted, NoAgentAvailable
@@ -339,12 +338,6 @@ class Router:
         cause: Event | None,
         correlation_id: UUID | None = None,
     ) -> Event | None:
-        events = self.events
-        if events is None:
-            return None
-        event = linked_event(kind, self._source, payload, cause, correlation_id=correlation_id)
-        try:
-            events.publish_nowait(event)
-        except Exception:  # trio.WouldBlock, BusClosed, the publisher's own
-            self.registry._events_dropped += 1
-        return event
+        return self.registry._publish_to(
+            self.events, kind, self._source, payload, cause, correlation_id
+        )
