@@ -238,6 +238,11 @@ class ChildContext:
         """How many times :meth:`heartbeat` was called in this incarnation."""
         return self._heartbeats
 
+    def _hung(self) -> ChildHung | None:
+        """The verdict if this incarnation was judged hung (it is being cancelled for it)."""
+        watch = self._watch
+        return None if watch is None else watch.hung
+
     def _listen(self, listener: Callable[[ChildStatus | None], None]) -> None:
         """Have ``listener`` told this child's status after each fact about it (None: gone).
 

@@ -11,6 +11,7 @@ import trio.testing
 
 from trio_smith import (
     Backoff,
+    ChildHung,
     ChildSpec,
     Heartbeat,
     IllegalStateTransition,
@@ -387,7 +388,8 @@ async def test_cancelling_the_caller_abandons_the_request(
 async def test_a_hung_agent_fails_its_request_at_once_and_restarts(
     autojump_clock: trio.testing.MockClock,
 ) -> None:
-    registry = Registry()
+    recorder = Recorder()
+    registry = Registry(events=recorder)
 
     async def handler(message: object) -> object:
         if message == "hang":
@@ -406,9 +408,12 @@ async def test_a_hung_agent_fails_its_request_at_once_and_restarts(
         with pytest.raises(AgentDied) as info:
             await registry.request("w", "hang", timeout=60)
         assert trio.current_time() - t0 < 2
-        assert "is hung: no heartbeat" in info.value.reason
+        assert info.value.reason.startswith("it hung: child 'w' of supervisor 'supervisor' is hung")
+        assert isinstance(info.value.__cause__, ChildHung)
         assert await registry.request("w", "ok") == "ok"
-        assert registry.lookup("w").restarts == 1
+        assert (registry.lookup("w").restarts, registry.lookup("w").failures) == (1, 1)
+        [failed] = recorder.of(AgentEvent.FAILED)
+        assert failed.payload["error_type"] == "ChildHung"
         await sup.shutdown()
 
 
@@ -512,3 +517,31 @@ async def test_agent_spec_is_a_child_spec() -> None:
     spec = Registry().agent("w", echo, restart=Restart.TRANSIENT, shutdown=1.0)
     assert isinstance(spec, ChildSpec)
     assert (spec.id, spec.restart, spec.shutdown) == ("w", Restart.TRANSIENT, 1.0)
+
+
+async def test_a_handler_cancelled_inside_its_nursery_was_stopped_not_crashed(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    # Cancelled comes out of a handler's nursery as a group of Cancelled.
+    recorder = Recorder()
+    registry = Registry(events=recorder)
+
+    async def handler(message: object) -> object:
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(trio.sleep_forever)
+            await trio.sleep_forever()
+        raise AssertionError  # never: the supervisor cancels it
+
+    reasons: list[str] = []
+    async with trio.open_nursery() as nursery, Supervisor([registry.agent("w", handler)]) as sup:
+
+        async def ask() -> None:
+            with pytest.raises(AgentDied) as info:
+                await registry.request("w", 1)
+            reasons.append(info.value.reason)
+
+        nursery.start_soon(ask)
+        await trio.testing.wait_all_tasks_blocked()
+        await sup.shutdown()
+    assert reasons == ["it was stopped (stopped by supervisor 'supervisor')"]
+    assert recorder.wire_names()[-1] == "agent.stopped"

@@ -1,14 +1,247 @@
-"""``trio-smith demo`` (being written)."""
+"""``trio-smith demo``: a supervised multi-agent system under chaos, shown live.
+
+A router hub with researcher, coder and analyst workers under a supervision
+tree, a flaky search tool behind a circuit breaker, workers that crash at
+random, one that hangs and is caught by the phi-accrual detector, and a
+group that gives up and is restarted whole by its parent. On a terminal it
+draws the tree live (rich); otherwise, or with ``--plain``, it prints one
+line per notable event. Every event goes to a SQLite store; the summary
+says how to inspect it with ``trio-smith events``.
+
+The decisions live in ``_demo_plan`` (timeline, seeded chaos), the system
+and ``run_demo`` in ``_demo_system``, what is shown in ``_demo_view``;
+this module parses the arguments, checks the store path and handles
+Ctrl-C. docs/cli.md is the reference.
+
+Exit statuses: 0 when the run ended (its duration passed, or Ctrl-C /
+SIGTERM stopped it: the summary is printed either way); 1 for a store file
+it cannot use (one line on stderr, the file untouched); 2 for a bad
+argument (argparse, one line).
+"""
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import logging
+import math
+import os
+import random
+import signal
+import sqlite3
+import sys
+from collections.abc import AsyncIterator, Iterator
+from typing import TextIO
+
+import trio
+from rich.console import Console
+
+from ..events import StoreFileError
+from . import _main
+from ._demo_plan import DEFAULT_CHAOS, DEFAULT_DB, DEFAULT_DURATION, DemoConfig
+from ._demo_system import run_demo
+from ._demo_view import LiveReporter, PlainReporter, Reporter, Summary, summary_lines
+
+__all__ = ["chaos_rate", "configure", "duration", "make_reporter", "run", "seed", "store_path"]
+
+
+def duration(text: str) -> float:
+    """Seconds, a finite number > 0 (``--duration``).
+
+    Raises:
+        argparse.ArgumentTypeError: not a number, or not > 0.
+    """
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not (math.isfinite(value) and value > 0):
+        raise argparse.ArgumentTypeError(f"expected a number of seconds > 0, got {text!r}")
+    return value
+
+
+def chaos_rate(text: str) -> float:
+    """A probability from 0 to 1 (``--chaos``).
+
+    Raises:
+        argparse.ArgumentTypeError: not a number in [0, 1].
+    """
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not 0 <= value <= 1:  # also refuses nan
+        raise argparse.ArgumentTypeError(f"expected a probability from 0 to 1, got {text!r}")
+    return value
+
+
+def seed(text: str) -> int:
+    """An integer (``--seed``).
+
+    Raises:
+        argparse.ArgumentTypeError: not an integer.
+    """
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+
+
+def store_path(text: str) -> str:
+    """A file path, not empty (``--db``).
+
+    Raises:
+        argparse.ArgumentTypeError: an empty string.
+    """
+    if not text:
+        raise argparse.ArgumentTypeError("expected a file path, got ''")
+    return text
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
-    """Add the demo's arguments."""
+    """Add the demo's arguments to ``parser``."""
+    parser.add_argument(
+        "--duration",
+        type=duration,
+        default=DEFAULT_DURATION,
+        metavar="SECONDS",
+        help=f"stop after this many seconds (default {DEFAULT_DURATION:g}); Ctrl-C stops "
+        "it earlier, cleanly",
+    )
+    parser.add_argument(
+        "--chaos",
+        type=chaos_rate,
+        default=DEFAULT_CHAOS,
+        metavar="RATE",
+        help=f"probability that a task crashes its worker, 0 to 1 (default {DEFAULT_CHAOS:g}); "
+        "the scripted outage, hang and crash burst happen whatever it is",
+    )
+    parser.add_argument(
+        "--seed",
+        type=seed,
+        metavar="N",
+        help="seed of every random decision, to repeat a run (default: a new one, printed)",
+    )
+    parser.add_argument(
+        "--db",
+        type=store_path,
+        default=DEFAULT_DB,
+        metavar="PATH",
+        help=f"the SQLite event store (default ./{DEFAULT_DB}); an existing demo store "
+        "is appended to",
+    )
+    parser.add_argument(
+        "--plain",
+        action="store_true",
+        help="plain lines, one per notable event, even on a terminal (the default when "
+        "the output is not a terminal)",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
-    """Run the demo; return the exit status."""
-    raise NotImplementedError("trio-smith demo is being written")
+    """Run the demo; return the exit status.
+
+    Raises:
+        CommandError: the store file cannot be used (the message says why).
+    """
+    given = args.seed is not None
+    # A short seed, easy to type back in.
+    chosen = args.seed if given else random.SystemRandom().randrange(1_000_000)
+    config = DemoConfig(seed=chosen, duration=args.duration, chaos=args.chaos, db=args.db)
+    _check_db(config.db)
+    reporter = make_reporter(sys.stdout, plain=args.plain)
+    with _quiet_library_logs():
+        summary = trio.run(_demo_main, config, reporter, given)
+    if isinstance(summary, str):
+        raise _main.CommandError(summary)
+    reporter.summary(summary_lines(summary))
+    return 0
+
+
+def make_reporter(out: TextIO, *, plain: bool) -> Reporter:
+    """The live tree on a terminal; plain lines elsewhere, or when ``plain``."""
+    if plain or not out.isatty():
+        return PlainReporter(out)
+    return LiveReporter(Console(file=out, highlight=False))
+
+
+def _check_db(path: str) -> None:
+    """Refuse, before opening anything, a store path that is no regular file.
+
+    SQLite would call a directory or a device a "disk I/O error"; other bad
+    files (not a store, a missing directory) are refused by the store
+    itself, unchanged.
+
+    Raises:
+        CommandError: ``path`` is a directory, a device or a pipe.
+    """
+    if os.path.isdir(path):
+        raise _main.CommandError(str(StoreFileError(path, "it is a directory")))
+    if os.path.exists(path) and not os.path.isfile(path):
+        raise _main.CommandError(str(StoreFileError(path, "it is not a regular file")))
+
+
+@contextlib.contextmanager
+def _quiet_library_logs() -> Iterator[None]:
+    """Keep trio_smith's own log records (crash tracebacks) off the terminal.
+
+    Supervisors log every crash at ERROR with its traceback; with no
+    logging configured, Python's last-resort handler would print them all
+    over the demo's output. The demo shows those crashes itself, as events.
+    """
+    logger = logging.getLogger("trio_smith")
+    handler = logging.NullHandler()
+    logger.addHandler(handler)
+    propagate = logger.propagate
+    logger.propagate = False
+    try:
+        yield
+    finally:
+        logger.propagate = propagate
+        logger.removeHandler(handler)
+
+
+async def _demo_main(config: DemoConfig, reporter: Reporter, seed_given: bool) -> Summary | str:
+    """Run the demo in trio, stopping it cleanly on SIGINT or SIGTERM.
+
+    Returns:
+        The summary, or the message of a store file it cannot use (returned,
+        not raised: out of the signal watcher's nursery it would come
+        wrapped in an ExceptionGroup).
+    """
+    stop = trio.Event()
+    if isinstance(reporter, PlainReporter):
+        reporter.on_gone = stop.set  # nobody reads the lines any more: stop
+    repeat = "" if seed_given else f" (a new one: --seed {config.seed} repeats this run)"
+    banner = [
+        f"trio-smith demo: {config.duration:g} s, chaos {config.chaos:g}, seed {config.seed}"
+        f"{repeat}"
+    ]
+    async with _stop_on_signals(stop):
+        try:
+            return await run_demo(config, reporter=reporter, stop=stop, banner=banner)
+        except StoreFileError as exc:
+            return str(exc)
+        except sqlite3.Error as exc:
+            return str(StoreFileError(config.db, f"cannot be used ({exc})"))
+
+
+@contextlib.asynccontextmanager
+async def _stop_on_signals(stop: trio.Event) -> AsyncIterator[None]:
+    """Within the block, Ctrl-C (and SIGTERM) set ``stop`` instead of raising.
+
+    The demo then stops its tree in order, prints its summary and exits 0:
+    no KeyboardInterrupt traceback, and the store is closed properly.
+    """
+    with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+        async with trio.open_nursery() as nursery:
+
+            async def watch() -> None:
+                async for _ in signals:
+                    stop.set()
+
+            nursery.start_soon(watch)
+            try:
+                yield
+            finally:
+                nursery.cancel_scope.cancel()

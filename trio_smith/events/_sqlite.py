@@ -300,7 +300,6 @@ class _Work:
 _END: Final = _Work([], None)
 
 
-@final
 def _read_only_uri(path: str) -> str:
     """A ``file:`` URI that opens ``path`` read-only, whatever characters it holds.
 
@@ -310,6 +309,7 @@ def _read_only_uri(path: str) -> str:
     return f"file:{urllib.parse.quote(os.path.abspath(path))}?mode=ro"
 
 
+@final
 class SQLiteEventStore(EventStore):
     """The durable event store: one SQLite file, WAL, group commit.
 

@@ -48,11 +48,13 @@ from .._exceptions import (
     AgentNameTaken,
     AgentNotFound,
     AgentUnavailable,
+    ChildHung,
     IllegalStateTransition,
     NoCurrentChild,
     RequestTimeout,
 )
-from .._runtime import current_child
+from .._runtime import ChildContext, current_child
+from .._supervisor import _only_cancelled
 from ..resilience import CircuitBreaker, CircuitState
 
 #: An envelope's states: waiting for its reply, then exactly one end.
@@ -184,10 +186,12 @@ class Envelope:
 class _Binding:
     """One incarnation's hold on a name: the requests it has taken."""
 
-    __slots__ = ("listening", "open", "orphaned", "taken")
+    __slots__ = ("child", "listening", "open", "orphaned", "taken")
 
     def __init__(self) -> None:
         self.taken: set[Envelope] = set()
+        #: The supervised child holding the name, if any.
+        self.child: ChildContext | None = None
         self.open = True
         #: Held by a supervised child whose supervisor will tell us its fate.
         self.listening = False
@@ -411,11 +415,23 @@ def _by_id(envelope: Envelope) -> UUID:
     return envelope.id
 
 
-def _end_reason(error: BaseException | None) -> str:
+def _cancel_reason(error: BaseException) -> str | None:
+    """The reason of the first Cancelled in ``error`` (one, or a group of them)."""
+    if isinstance(error, trio.Cancelled):
+        return error.reason
+    if isinstance(error, BaseExceptionGroup):
+        return _cancel_reason(error.exceptions[0])
+    return None
+
+
+def _end_reason(error: BaseException | None, stopped: bool) -> str:
     if error is None:
         return "it stopped"
-    if isinstance(error, trio.Cancelled):
-        return f"it was stopped ({error.reason})" if error.reason else "it was stopped"
+    if stopped:
+        reason = _cancel_reason(error)
+        return f"it was stopped ({reason})" if reason else "it was stopped"
+    if isinstance(error, ChildHung):
+        return f"it hung: {error}"
     return f"it crashed: {type(error).__qualname__}: {error}"
 
 
@@ -648,6 +664,7 @@ class Registry:
             pass
         else:
             binding.listening = True
+            binding.child = child
             child._listen(lambda status: self._settled(agent, binding, status))
         self._changed_status(agent)
         self._publish(
@@ -661,8 +678,14 @@ class Registry:
 
     def _unbind(self, agent: _Agent, binding: _Binding, error: BaseException | None) -> None:
         binding.open = False
-        reason = _end_reason(error)
-        if error is not None and not isinstance(error, trio.Cancelled):
+        # Cancelled (alone, or a handler's nursery's group of them) is a stop,
+        # unless the supervisor cancelled the agent because it hung: a failure.
+        stopped = error is None or _only_cancelled(error)
+        hung = None if binding.child is None else binding.child._hung()
+        if hung is not None:
+            error, stopped = hung, False
+        reason = _end_reason(error, stopped)
+        if not stopped:
             agent.failures += 1
         # The end joins the causal chain of a request it cut short (the
         # oldest taken), so a trace of that task shows the crash.
@@ -678,7 +701,7 @@ class Registry:
         agent.status = agent_step(agent.name, agent.status, AgentInput.UNBIND)
         agent.down_since = trio.current_time()
         payload: dict[str, object] = {"agent": agent.name, "reason": reason}
-        if error is None or isinstance(error, trio.Cancelled):
+        if stopped or error is None:
             self._publish(AgentEvent.STOPPED, agent.name, payload, cause, None)
         else:
             payload["error_type"] = type(error).__qualname__

@@ -1,0 +1,736 @@
+"""What the demo shows: notable events as lines, snapshots of the tree, and the summary.
+
+Pure functions and small classes, no trio: :class:`Observer` turns the
+events the demo subscribes to into counters and one :class:`Line` per
+notable event; :class:`Snapshot` is the state of the running system at one
+moment; the two reporters show them, :class:`PlainReporter` as plain lines
+(a pipe, a log file, ``--plain``) and :class:`LiveReporter` as a rich live
+tree on a terminal. ``summary_lines`` writes the end-of-run summary.
+"""
+
+from __future__ import annotations
+
+import collections
+import math
+import os
+from collections.abc import Callable, Mapping, Sequence
+from typing import Final, Protocol, TextIO, final
+from uuid import UUID
+
+import attrs
+from rich.console import Console, Group, RenderableType
+from rich.live import Live
+from rich.panel import Panel
+from rich.table import Table
+from rich.text import Text
+from rich.tree import Tree
+
+from .. import TreeNode
+from ..events import Event, EventType, SupervisionEvent
+from ..resilience import CircuitBreakerEvent, CircuitState
+
+__all__ = [
+    "AgentView",
+    "ChaosEvent",
+    "Counts",
+    "DemoEvent",
+    "GroupView",
+    "Line",
+    "LiveReporter",
+    "NOTABLE_TYPES",
+    "Observer",
+    "PlainReporter",
+    "Reporter",
+    "Snapshot",
+    "Summary",
+    "TaskCounts",
+    "TraceChoice",
+    "summary_lines",
+]
+
+
+@final
+class DemoEvent:
+    """The demo's own event types (category ``demo``): where a run begins and ends."""
+
+    RUN_STARTED: Final = EventType("demo", "run_started")
+    #: Published once the tree has stopped: every event of the run precedes it.
+    RUN_ENDED: Final = EventType("demo", "run_ended")
+
+
+@final
+class ChaosEvent:
+    """The injected chaos (category ``chaos``), so the store shows what was done on purpose."""
+
+    OUTAGE_STARTED: Final = EventType("chaos", "outage_started")
+    OUTAGE_ENDED: Final = EventType("chaos", "outage_ended")
+    HANG_PLANNED: Final = EventType("chaos", "hang_planned")
+    BURST: Final = EventType("chaos", "crash_burst")
+    #: Published by a worker, in the task's causal chain, just before it crashes.
+    CRASH_INJECTED: Final = EventType("chaos", "crash_injected")
+    #: Published by a worker, in the task's causal chain, as it stops heartbeating.
+    HANG_INJECTED: Final = EventType("chaos", "hang_injected")
+
+
+#: What the demo's subscription takes: the events that make a line.
+NOTABLE_TYPES: Final = frozenset(
+    {
+        SupervisionEvent.CHILD_FAILED,
+        SupervisionEvent.CHILD_RESTARTED,
+        SupervisionEvent.SUPERVISOR_GAVE_UP,
+        CircuitBreakerEvent.STATE_TRANSITION,
+        ChaosEvent.OUTAGE_STARTED,
+        ChaosEvent.OUTAGE_ENDED,
+        ChaosEvent.HANG_PLANNED,
+        ChaosEvent.BURST,
+        DemoEvent.RUN_ENDED,
+    }
+)
+
+#: Width of a line's kind column.
+_KIND_WIDTH: Final = 9
+
+#: Styles of the live view.
+_STATUS_STYLES: Final = {
+    "running": "green",
+    "starting": "yellow",
+    "restarting": "bold yellow",
+    "stopping": "red",
+    "stopped": "red",
+}
+_BREAKER_STYLES: Final = {
+    CircuitState.CLOSED: "bold green",
+    CircuitState.HALF_OPEN: "bold yellow",
+    CircuitState.OPEN: "bold red",
+}
+_LINE_STYLES: Final = {
+    "restart": "yellow",
+    "hung": "magenta",
+    "escalate": "bold red",
+    "breaker": "cyan",
+    "chaos": "blue",
+}
+
+
+@final
+@attrs.frozen(kw_only=True, slots=True)
+class Line:
+    """One notable event as the demo shows it.
+
+    Attributes:
+        at: seconds since the run began, when the demo saw it.
+        kind: ``restart``, ``hung``, ``escalate``, ``breaker``, ``chaos``
+            or ``status``.
+        text: what happened.
+    """
+
+    at: float
+    kind: str
+    text: str
+
+    def __str__(self) -> str:
+        return f"[{self.at:7.2f}s] {self.kind:<{_KIND_WIDTH}}{self.text}"
+
+
+@final
+@attrs.frozen(kw_only=True, slots=True)
+class Counts:
+    """What the demo counted from the events it saw.
+
+    Attributes:
+        restarts: ``supervision.child_restarted`` events, at every level.
+        crashes: children that failed other than by hanging (workers and
+            supervisors that gave up).
+        hung: children the phi-accrual detector judged hung.
+        escalations: supervisors that gave up (``supervisor_gave_up``).
+        breaker_trips: breaker moves from CLOSED to OPEN.
+        breaker_opened: breaker moves to OPEN, also after a failed trial.
+        breaker_closed: breaker moves back to CLOSED.
+    """
+
+    restarts: int = 0
+    crashes: int = 0
+    hung: int = 0
+    escalations: int = 0
+    breaker_trips: int = 0
+    breaker_opened: int = 0
+    breaker_closed: int = 0
+
+
+def _short_type(name: object) -> str:
+    """``ChaosCrash`` for ``trio_smith.cli._demo_system.ChaosCrash``."""
+    return str(name).rsplit(".", 1)[-1]
+
+
+def _who(supervisor: object, child_id: object, root: str) -> str:
+    """A child's place below the root: ``researchers/researcher-1``, ``coders``."""
+    path = str(supervisor)
+    if path == root:
+        return str(child_id)
+    if path.startswith(root + "/"):
+        path = path[len(root) + 1 :]
+    return f"{path}/{child_id}"
+
+
+@final
+class Observer:
+    """Counts the notable events and words them; knows when the run's events are all in.
+
+    Args:
+        root: the root supervisor's name (dropped from the paths it shows).
+    """
+
+    __slots__ = ("_failures", "counts", "ended", "root")
+
+    def __init__(self, root: str) -> None:
+        self.root = root
+        self.counts = Counts()
+        #: The ``demo.run_ended`` event, once seen.
+        self.ended: Event | None = None
+        #: The last failure of each child, for the line of its restart.
+        self._failures: dict[str, str] = {}
+
+    def see(self, event: Event, at: float) -> Line | None:
+        """Count ``event`` and return its line (None: nothing to show).
+
+        Args:
+            event: one of ``NOTABLE_TYPES``.
+            at: seconds since the run began.
+        """
+        kind = event.type
+        payload = event.payload
+        counts = self.counts
+        if kind == SupervisionEvent.CHILD_FAILED:
+            who = _who(payload.get("supervisor"), payload.get("child_id"), self.root)
+            if payload.get("reason") == "hung":
+                self.counts = attrs.evolve(counts, hung=counts.hung + 1)
+                phi = payload.get("phi")
+                silence = payload.get("silence")
+                phi_text = f"{phi:.1f}" if isinstance(phi, int | float) else "inf"
+                silence_text = f"{silence:.2f}" if isinstance(silence, int | float) else "?"
+                self._failures[who] = f"hung, phi {phi_text}"
+                return Line(
+                    at=at,
+                    kind="hung",
+                    text=f"{who} (phi {phi_text}, silent {silence_text} s): cancelled",
+                )
+            self.counts = attrs.evolve(counts, crashes=counts.crashes + 1)
+            error_type = _short_type(payload.get("error_type"))
+            if error_type in ("RestartIntensityExceeded", "ChildFailureEscalated"):
+                self._failures[who] = "it gave up"  # its own line said why
+            else:
+                self._failures[who] = f"{error_type}: {payload.get('error')}"
+            return None
+        if kind == SupervisionEvent.CHILD_RESTARTED:
+            who = _who(payload.get("supervisor"), payload.get("child_id"), self.root)
+            self.counts = attrs.evolve(counts, restarts=counts.restarts + 1)
+            failure = self._failures.pop(who, None)
+            subtree = " (the whole subtree)" if who in _SUBTREES else ""
+            after = f" after {failure}" if failure else ""
+            return Line(at=at, kind="restart", text=f"{who}{subtree}{after}")
+        if kind == SupervisionEvent.SUPERVISOR_GAVE_UP:
+            self.counts = attrs.evolve(counts, escalations=counts.escalations + 1)
+            path = str(payload.get("supervisor"))
+            name = path.rsplit("/", 1)[-1]
+            cause = f"{payload.get('child_id')}, {_short_type(payload.get('error_type'))}"
+            if payload.get("reason") == "intensity":
+                why = f"too many restarts (last: {cause})"
+            else:
+                why = f"{payload.get('reason')} ({cause})"
+            upward = "its parent takes over" if "/" in path else "nothing above it"
+            return Line(at=at, kind="escalate", text=f"{name} gave up: {why}; {upward}")
+        if kind == CircuitBreakerEvent.STATE_TRANSITION:
+            state = payload.get("state")
+            before = payload.get("from_state")
+            if state == CircuitState.OPEN.value:
+                trip = 1 if before == CircuitState.CLOSED.value else 0
+                self.counts = attrs.evolve(
+                    counts,
+                    breaker_opened=counts.breaker_opened + 1,
+                    breaker_trips=counts.breaker_trips + trip,
+                )
+            elif state == CircuitState.CLOSED.value:
+                self.counts = attrs.evolve(counts, breaker_closed=counts.breaker_closed + 1)
+            return Line(at=at, kind="breaker", text=f"{payload.get('breaker')} {before} -> {state}")
+        if kind == DemoEvent.RUN_ENDED:
+            self.ended = event
+            return None
+        text = _CHAOS_TEXT.get(kind)
+        if text is not None:
+            return Line(at=at, kind="chaos", text=text.format_map(dict(payload)))
+        return None
+
+
+#: Children of the root that are supervisors: their restart restarts a subtree.
+_SUBTREES: Final = frozenset({"researchers", "coders", "analysts"})
+
+_CHAOS_TEXT: Final[Mapping[EventType, str]] = {
+    ChaosEvent.OUTAGE_STARTED: "{tool} outage begins: every call fails for {seconds:.1f} s",
+    ChaosEvent.OUTAGE_ENDED: "{tool} outage ends",
+    ChaosEvent.HANG_PLANNED: "an analyst gets a task on which it will stop heartbeating",
+    ChaosEvent.BURST: "a burst of {tasks} code tasks that crash their coder",
+}
+
+
+@final
+@attrs.frozen(kw_only=True, slots=True)
+class AgentView:
+    """An agent in a snapshot.
+
+    Attributes:
+        phi: its hung-worker suspicion (None: not running).
+        queued: messages waiting in its mailbox.
+        in_flight: requests it has taken and not answered.
+    """
+
+    phi: float | None
+    queued: int
+    in_flight: int
+
+
+@final
+@attrs.frozen(kw_only=True, slots=True)
+class GroupView:
+    """A sub-supervisor's restart intensity, for its label."""
+
+    max_restarts: int
+    within: float
+
+
+@final
+@attrs.frozen(kw_only=True, slots=True)
+class TaskCounts:
+    """Tasks, as the hub and the router count them.
+
+    Attributes:
+        submitted: tasks the hub (and the scripted chaos) submitted.
+        ok: of those, answered fully.
+        degraded: answered with a fallback (the tool failed or its breaker
+            was open, or a coder's research did not come).
+        failed: not answered: the worker died (crash, hang), no worker was
+            available, or the request timed out.
+        routed: tasks the router gave to an agent, delegated research included.
+        completed: routed tasks that got their reply.
+        route_failed: routed tasks whose request raised.
+    """
+
+    submitted: int = 0
+    ok: int = 0
+    degraded: int = 0
+    failed: int = 0
+    routed: int = 0
+    completed: int = 0
+    route_failed: int = 0
+
+
+@final
+@attrs.frozen(kw_only=True, slots=True)
+class Snapshot:
+    """The running system at one moment, for the reporters.
+
+    Attributes:
+        elapsed: seconds since the run began.
+        duration: the run's planned length.
+        tree: the supervision tree (None before it starts).
+        agents: by name.
+        groups: the sub-supervisors' restart intensities, by name.
+        breaker: the breaker's name, state and seconds until a trial call
+            (OPEN only).
+        hub_in_flight: hub tasks waiting for their reply.
+        concurrency: the most the hub lets wait at once.
+        counts: what the observer counted.
+        tasks: task counts.
+        events_stored: events the run has stored so far.
+    """
+
+    elapsed: float
+    duration: float
+    tree: TreeNode | None
+    agents: Mapping[str, AgentView]
+    groups: Mapping[str, GroupView]
+    breaker: tuple[str, CircuitState, float | None]
+    hub_in_flight: int
+    concurrency: int
+    counts: Counts
+    tasks: TaskCounts
+    events_stored: int
+
+
+@final
+@attrs.frozen(kw_only=True, slots=True)
+class TraceChoice:
+    """The correlation the summary suggests tracing, and why.
+
+    Attributes:
+        correlation_id: the chain's id.
+        task: the label of the task that began it.
+        depth: the longest cause-to-effect path in it, in events.
+        delegated: a worker routed a sub-task within it.
+        crashed: a worker crashed within it.
+    """
+
+    correlation_id: UUID
+    task: str
+    depth: int
+    delegated: bool
+    crashed: bool
+
+
+@final
+@attrs.frozen(kw_only=True, slots=True)
+class Summary:
+    """The outcome of a run.
+
+    Attributes:
+        db: the store file.
+        seed, duration, chaos: the run's settings.
+        elapsed: seconds it ran.
+        interrupted: stopped early by Ctrl-C (or SIGTERM).
+        root_failure: the root supervisor gave up with this message.
+        tasks: task counts.
+        counts: what the observer counted.
+        events_before: events the store held before the run.
+        events_stored: events the run stored.
+        events_dropped: events a full bus refused (0 normally).
+        trace: the correlation worth tracing, if any.
+    """
+
+    db: str
+    seed: int
+    duration: float
+    chaos: float
+    elapsed: float
+    interrupted: bool
+    root_failure: str | None
+    tasks: TaskCounts
+    counts: Counts
+    events_before: int
+    events_stored: int
+    events_dropped: int
+    trace: TraceChoice | None
+
+
+def _plural(count: int, word: str, plural: str | None = None) -> str:
+    return f"{count} {word if count == 1 else plural or word + 's'}"
+
+
+def status_line(snapshot: Snapshot) -> Line:
+    """The periodic one-line status of a plain run."""
+    tasks = snapshot.tasks
+    counts = snapshot.counts
+    name, state, _ = snapshot.breaker
+    return Line(
+        at=snapshot.elapsed,
+        kind="status",
+        text=(
+            f"tasks {tasks.submitted} ({tasks.ok} ok, {tasks.degraded} degraded, "
+            f"{tasks.failed} failed), routed {tasks.routed} | restarts {counts.restarts} | "
+            f"hung {counts.hung} | escalations {counts.escalations} | "
+            f"{name} {state.value} | events {snapshot.events_stored}"
+        ),
+    )
+
+
+def _cut(count: int) -> str:
+    """Requests still waiting when the run stopped: neither answered nor failed."""
+    return f", {count} cut short by the end" if count > 0 else ""
+
+
+def _quote(path: str) -> str:
+    """``path`` as a shell word (the commands the summary prints are copied and run)."""
+    if path and all(c.isalnum() or c in "._-/+:=@%," for c in path):
+        return path
+    return "'" + path.replace("'", "'\\''") + "'"
+
+
+def summary_lines(summary: Summary) -> list[str]:
+    """The end-of-run summary, with the commands that inspect the store."""
+    tasks = summary.tasks
+    counts = summary.counts
+    how = "interrupted" if summary.interrupted else "done"
+    if summary.root_failure is not None:
+        how = "stopped: the root supervisor gave up"
+    lines = [
+        f"trio-smith demo {how} after {summary.elapsed:.1f} s "
+        f"(seed {summary.seed}, chaos {summary.chaos:g})",
+    ]
+    if summary.root_failure is not None:
+        lines.append(f"  root failure   {summary.root_failure}")
+    cut = tasks.routed - tasks.completed - tasks.route_failed
+    hub_cut = tasks.submitted - tasks.ok - tasks.degraded - tasks.failed
+    lines += [
+        f"  tasks routed   {tasks.routed}: {tasks.completed} completed, {tasks.route_failed} "
+        f"failed{_cut(cut)} (delegated research included)",
+        f"  hub tasks      {tasks.submitted}: {tasks.ok} ok, {tasks.degraded} degraded, "
+        f"{tasks.failed} failed{_cut(hub_cut)}",
+        f"  failures       {counts.crashes + counts.hung}: "
+        f"{_plural(counts.crashes, 'crash', 'crashes')}, {counts.hung} hung",
+        f"  restarts       {counts.restarts}",
+        f"  hung caught    {counts.hung}",
+        f"  escalations    {counts.escalations}",
+        f"  breaker trips  {counts.breaker_trips} (opened {_plural(counts.breaker_opened, 'time')},"
+        f" closed again {_plural(counts.breaker_closed, 'time')})",
+        f"  events stored  {summary.events_stored} in {summary.db}"
+        + (f" (after {summary.events_before} from earlier runs)" if summary.events_before else ""),
+    ]
+    if summary.events_dropped:
+        lines.append(f"  events dropped {summary.events_dropped} (the bus was full)")
+    db = _quote(summary.db)
+    lines += ["", "Inspect them:", f"  trio-smith events stats {db}"]
+    trace = summary.trace
+    if trace is not None:
+        what = ["a delegation" if trace.delegated else "", "a crash" if trace.crashed else ""]
+        about = " and ".join(w for w in what if w) or "its causal chain"
+        lines.append(f"  trio-smith events trace {db} {trace.correlation_id}")
+        lines.append(f"      (task {trace.task}: {about}, {trace.depth} events deep)")
+    lines.append(f"  trio-smith events list {db} --type supervision.supervisor_gave_up")
+    return lines
+
+
+class Reporter(Protocol):
+    """Shows a run: its banner, each notable line, and snapshots.
+
+    ``interval`` is the seconds between two snapshots it wants.
+    """
+
+    interval: float
+
+    def begin(self, lines: Sequence[str], snapshot: Snapshot) -> None:
+        """The run begins: its banner and the tree as started."""
+
+    def notable(self, line: Line) -> None:
+        """A notable event."""
+
+    def update(self, snapshot: Snapshot) -> None:
+        """The system now."""
+
+    def end(self, snapshot: Snapshot) -> None:
+        """The run has ended; the summary follows."""
+
+    def summary(self, lines: Sequence[str]) -> None:
+        """Show the summary (after ``end``, out of trio)."""
+
+
+@final
+class PlainReporter:
+    """Plain lines: one per notable event, a status line every ``interval`` seconds.
+
+    Each line is flushed, so ``| tee``, ``| grep --line-buffered`` and log
+    files see it at once. When the reader goes away (``| head``), output
+    goes to the null device and ``on_gone`` is called (the demo stops).
+    """
+
+    def __init__(
+        self,
+        out: TextIO,
+        *,
+        interval: float = 1.0,
+        on_gone: Callable[[], None] | None = None,
+    ) -> None:
+        self.out = out
+        self.interval = interval
+        self.on_gone = on_gone
+        self.gone = False
+
+    def _write(self, text: str) -> None:
+        if self.gone:
+            return
+        try:
+            self.out.write(text + "\n")
+            self.out.flush()
+        except BrokenPipeError:
+            self.gone = True
+            silence(self.out)
+            if self.on_gone is not None:
+                self.on_gone()
+
+    def begin(self, lines: Sequence[str], snapshot: Snapshot) -> None:
+        """Print the banner and the tree as text."""
+        for line in lines:
+            self._write(line)
+        if snapshot.tree is not None:
+            self._write(snapshot.tree.render())
+
+    def notable(self, line: Line) -> None:
+        """Print the line."""
+        self._write(str(line))
+
+    def update(self, snapshot: Snapshot) -> None:
+        """Print a status line."""
+        self._write(str(status_line(snapshot)))
+
+    def end(self, snapshot: Snapshot) -> None:
+        """Print the last status line."""
+        self.update(snapshot)
+
+    def summary(self, lines: Sequence[str]) -> None:
+        """Print the summary after an empty line."""
+        self._write("\n" + "\n".join(lines))
+
+
+@final
+class LiveReporter:
+    """A rich live view: the tree with statuses, restarts, phi and the breaker; counters; a log.
+
+    Args:
+        console: where to draw (a terminal).
+        log_size: how many of the last notable lines it keeps on screen.
+        interval: seconds between redraws.
+    """
+
+    def __init__(self, console: Console, *, log_size: int = 8, interval: float = 0.125) -> None:
+        self.console = console
+        self.interval = interval
+        self._log: collections.deque[Line] = collections.deque(maxlen=log_size)
+        self._banner: Sequence[str] = ()
+        self._live: Live | None = None
+        self._last: Snapshot | None = None
+
+    def begin(self, lines: Sequence[str], snapshot: Snapshot) -> None:
+        """Print the banner, then start the live view."""
+        for line in lines:
+            self.console.print(line, highlight=False, markup=False)
+        # Redrawn by update() from the trio task, never from rich's own
+        # refresh thread: the snapshot is read on the trio thread only.
+        self._live = Live(
+            render_live(snapshot, self._log),
+            console=self.console,
+            auto_refresh=False,
+            redirect_stdout=False,
+            redirect_stderr=False,
+        )
+        self._live.start(refresh=True)
+        self._last = snapshot
+
+    def notable(self, line: Line) -> None:
+        """Add the line to the log (drawn at the next update)."""
+        self._log.append(line)
+
+    def update(self, snapshot: Snapshot) -> None:
+        """Redraw."""
+        self._last = snapshot
+        if self._live is not None:
+            self._live.update(render_live(snapshot, self._log), refresh=True)
+
+    def end(self, snapshot: Snapshot) -> None:
+        """Draw the last frame and leave it on the screen."""
+        self.update(snapshot)
+        if self._live is not None:
+            self._live.stop()
+            self._live = None
+
+    def summary(self, lines: Sequence[str]) -> None:
+        """Print the summary below the last frame."""
+        self.console.print()
+        for line in lines:
+            self.console.print(line, markup=False, highlight=False)
+
+
+def silence(out: TextIO) -> None:
+    """Send ``out`` (a closed pipe) to the null device, so that nothing more complains.
+
+    What the Python docs advise for SIGPIPE: the interpreter's last flush at
+    exit would raise again. Only for a stream with a file descriptor.
+    """
+    try:
+        fd = out.fileno()
+    except (OSError, ValueError):
+        return
+    null = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(null, fd)
+    finally:
+        os.close(null)
+
+
+def _status(status: str) -> Text:
+    return Text(status, style=_STATUS_STYLES.get(status, "white"))
+
+
+def _phi_style(phi: float) -> str:
+    # The detector's threshold is 8 (Akka's default); 1 means about a 10 %
+    # chance that a heartbeat this late is still normal.
+    if phi < 1:
+        return "green"
+    if phi < 4:
+        return "yellow"
+    return "bold red"
+
+
+def _node_label(node: TreeNode, snapshot: Snapshot) -> Text:
+    label = Text()
+    label.append(node.id, style="bold" if node.kind == "supervisor" else "")
+    label.append("  ")
+    label.append_text(_status(node.status))
+    if node.restarts:
+        label.append(f"  restarts {node.restarts}", style="yellow")
+    group = snapshot.groups.get(node.id)
+    if group is not None:
+        label.append(f"  (gives up after {group.max_restarts} in {group.within:g} s)", style="dim")
+    agent = snapshot.agents.get(node.id)
+    if agent is not None:
+        if agent.phi is not None:
+            phi = "inf" if math.isinf(agent.phi) else f"{agent.phi:.2f}"
+            label.append("  phi ")
+            label.append(phi, style=_phi_style(agent.phi))
+        label.append(f"  mailbox {agent.queued}")
+        if agent.in_flight:
+            label.append(f" +{agent.in_flight} busy", style="dim")
+    if node.id == "tools":
+        name, state, retry = snapshot.breaker
+        label.append(f"  {name} ")
+        label.append(state.value, style=_BREAKER_STYLES.get(state, "white"))
+        if retry is not None and retry > 0:
+            label.append(f" (trial in {retry:.1f} s)", style="dim")
+    if node.id == "hub":
+        label.append(f"  in flight {snapshot.hub_in_flight}/{snapshot.concurrency}", style="dim")
+    return label
+
+
+def _add_children(branch: Tree, node: TreeNode, snapshot: Snapshot) -> None:
+    for child in node.children:
+        _add_children(branch.add(_node_label(child, snapshot)), child, snapshot)
+
+
+def render_live(snapshot: Snapshot, log: Sequence[Line]) -> RenderableType:
+    """The live view: the tree, the counters and the last notable lines."""
+    if snapshot.tree is None:
+        tree: RenderableType = Text("starting...", style="dim")
+    else:
+        root = Tree(_node_label(snapshot.tree, snapshot), guide_style="dim")
+        _add_children(root, snapshot.tree, snapshot)
+        tree = root
+    tasks = snapshot.tasks
+    counts = snapshot.counts
+    table = Table.grid(padding=(0, 2))
+    table.add_column(style="bold")
+    table.add_column()
+    table.add_row("elapsed", f"{snapshot.elapsed:5.1f} / {snapshot.duration:g} s")
+    table.add_row(
+        "tasks",
+        f"{tasks.routed} routed, {tasks.completed} completed, {tasks.route_failed} failed "
+        f"(hub: {tasks.ok} ok, {tasks.degraded} degraded, {tasks.failed} failed)",
+    )
+    table.add_row(
+        "supervision",
+        f"{_plural(counts.restarts, 'restart')}, {counts.hung} hung caught, "
+        f"{_plural(counts.escalations, 'escalation')}",
+    )
+    table.add_row(
+        "breaker",
+        f"{_plural(counts.breaker_trips, 'trip')}; opened {_plural(counts.breaker_opened, 'time')},"
+        f" closed again {_plural(counts.breaker_closed, 'time')}",
+    )
+    table.add_row("events", f"{snapshot.events_stored} stored")
+    log_text = Text()
+    for index, line in enumerate(log):
+        if index:
+            log_text.append("\n")
+        log_text.append(f"[{line.at:6.2f}s] ", style="dim")
+        log_text.append(f"{line.kind:<{_KIND_WIDTH}}", style=_LINE_STYLES.get(line.kind, ""))
+        log_text.append(line.text)
+    return Group(
+        Panel(tree, title="supervision tree", title_align="left", border_style="blue"),
+        table,
+        Panel(log_text or Text("(nothing yet)", style="dim"), title="events", title_align="left"),
+    )
