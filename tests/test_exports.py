@@ -8,7 +8,12 @@ import types
 import pytest
 
 #: The public modules; each name in their __all__ is public API.
-PUBLIC_MODULES = ["trio_smith", "trio_smith.events", "trio_smith.resilience"]
+PUBLIC_MODULES = [
+    "trio_smith",
+    "trio_smith.events",
+    "trio_smith.resilience",
+    "trio_smith.routing",
+]
 
 
 def _public(module_name: str) -> dict[str, object]:
@@ -54,10 +59,11 @@ def test_every_error_is_a_trio_smith_error_with_builtin_kin() -> None:
     import trio_smith
     import trio_smith.events
     import trio_smith.resilience
+    import trio_smith.routing
 
     errors = [
         value
-        for module in (trio_smith, trio_smith.events, trio_smith.resilience)
+        for module in (trio_smith, trio_smith.events, trio_smith.resilience, trio_smith.routing)
         for value in vars(module).values()
         if isinstance(value, type) and issubclass(value, BaseException)
     ]
@@ -68,6 +74,7 @@ def test_every_error_is_a_trio_smith_error_with_builtin_kin() -> None:
             trio_smith.TrioSmithError,
             trio_smith.SupervisorError,
             trio_smith.events.EventsError,
+            trio_smith.routing.RoutingError,
         )
         if error not in bases:
             # Builtin kin, or trio's own kin (ClosedResourceError for a
