@@ -14,6 +14,7 @@ import io
 import os
 import pathlib
 import re
+import shutil
 import signal
 import sqlite3
 import subprocess
@@ -214,6 +215,28 @@ async def test_the_suggested_trace_has_a_delegation_and_a_deep_causal_tree(
     assert trace.delegated
     assert trace.crashed == bool(_of(chain, "chaos.crash_injected"))
     assert f"  trio-smith events trace {db} {trace.correlation_id}" in summary_lines(summary)
+    # make demo runs .venv/bin/trio-smith, not on PATH: the commands name it so.
+    given = summary_lines(summary, program=".venv/bin/trio-smith")
+    assert f"  .venv/bin/trio-smith events trace {db} {trace.correlation_id}" in given
+
+
+@pytest.mark.parametrize(
+    ("argv0", "on_path", "expected"),
+    [
+        (".venv/bin/trio-smith", None, ".venv/bin/trio-smith"),
+        ("/usr/local/bin/trio-smith", "/usr/local/bin/trio-smith", "trio-smith"),
+        ("/x/__main__.py", None, "trio-smith"),
+        ("trio-smith", "/usr/bin/trio-smith", "trio-smith"),
+    ],
+)
+def test_the_summary_names_the_command_as_it_can_be_run_again(
+    monkeypatch: pytest.MonkeyPatch, argv0: str, on_path: str | None, expected: str
+) -> None:
+    from trio_smith.cli import _demo
+
+    monkeypatch.setattr(sys, "argv", [argv0, "demo"])
+    monkeypatch.setattr(shutil, "which", lambda name: on_path)
+    assert _demo._program() == expected
 
 
 async def test_without_random_chaos_the_timeline_still_plays_out(

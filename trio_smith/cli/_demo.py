@@ -27,6 +27,7 @@ import logging
 import math
 import os
 import random
+import shutil
 import signal
 import sqlite3
 import sys
@@ -154,8 +155,22 @@ def run(args: argparse.Namespace) -> int:
         summary = trio.run(_demo_main, config, reporter, given)
     if isinstance(summary, str):
         raise _main.CommandError(summary)
-    reporter.summary(summary_lines(summary))
+    reporter.summary(summary_lines(summary, program=_program()))
     return 0
+
+
+def _program() -> str:
+    """The command that runs trio-smith again from here, for the summary.
+
+    ``make demo`` runs ``.venv/bin/trio-smith``, which is not on PATH: the
+    summary then names it as invoked, so its commands work when pasted.
+    """
+    invoked = sys.argv[0]
+    if os.path.basename(invoked) == "trio-smith" and os.sep in invoked:
+        found = shutil.which("trio-smith")
+        if found is None or os.path.realpath(found) != os.path.realpath(invoked):
+            return invoked
+    return "trio-smith"
 
 
 def make_reporter(out: TextIO, *, plain: bool) -> Reporter:

@@ -443,8 +443,16 @@ def _quote(path: str) -> str:
     return "'" + path.replace("'", "'\\''") + "'"
 
 
-def summary_lines(summary: Summary) -> list[str]:
-    """The end-of-run summary, with the commands that inspect the store."""
+def summary_lines(summary: Summary, *, program: str = "trio-smith") -> list[str]:
+    """The end-of-run summary, with the commands that inspect the store.
+
+    Args:
+        summary: the run's figures.
+        program: how to run trio-smith in those commands.
+
+    Returns:
+        The lines, without newlines.
+    """
     tasks = summary.tasks
     counts = summary.counts
     how = "interrupted" if summary.interrupted else "done"
@@ -476,14 +484,14 @@ def summary_lines(summary: Summary) -> list[str]:
     if summary.events_dropped:
         lines.append(f"  events dropped {summary.events_dropped} (the bus was full)")
     db = _quote(summary.db)
-    lines += ["", "Inspect them:", f"  trio-smith events stats {db}"]
+    lines += ["", "Inspect them:", f"  {program} events stats {db}"]
     trace = summary.trace
     if trace is not None:
         what = ["a delegation" if trace.delegated else "", "a crash" if trace.crashed else ""]
         about = " and ".join(w for w in what if w) or "its causal chain"
-        lines.append(f"  trio-smith events trace {db} {trace.correlation_id}")
+        lines.append(f"  {program} events trace {db} {trace.correlation_id}")
         lines.append(f"      (task {trace.task}: {about}, {trace.depth} events deep)")
-    lines.append(f"  trio-smith events list {db} --type supervision.supervisor_gave_up")
+    lines.append(f"  {program} events list {db} --type supervision.supervisor_gave_up")
     return lines
 
 
