@@ -6,6 +6,7 @@ import pathlib
 import re
 import sqlite3
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 import trio
@@ -193,6 +194,51 @@ async def test_a_read_only_store_opens_any_file_name(tmp_path: pathlib.Path, nam
         await store.append(Event.new(AgentEvent.STARTED, source="a"))
     async with SQLiteEventStore(path, read_only=True) as reader:
         assert [e.position for e in await reader.read()] == [1]
+
+
+@pytest.mark.parametrize("read_only", [False, True])
+async def test_paths_that_are_no_store_file_are_refused_by_name(
+    tmp_path: pathlib.Path, read_only: bool
+) -> None:
+    # SQLite alone would say "disk I/O error" for these, or write beside a device.
+    empty = tmp_path / "empty.db"
+    empty.write_bytes(b"")
+    cases = [
+        (tmp_path, "it is a directory"),
+        (pathlib.Path("/dev/null"), "it is not a regular file"),
+    ]
+    if read_only:
+        cases.append((empty, "it is empty, not a trio_smith event store"))
+    for path, reason in cases:
+        with pytest.raises(StoreFileError) as info:
+            async with SQLiteEventStore(path, read_only=read_only):
+                pass  # pragma: no cover
+        assert str(info.value) == f"cannot open event store {str(path)!r}: {reason}"
+    assert empty.read_bytes() == b""
+
+
+async def test_an_sqlite_error_at_open_is_a_store_file_error(
+    tmp_path: pathlib.Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "s.db"
+    async with SQLiteEventStore(path):
+        pass
+
+    real = sqlite3.connect
+
+    def locked(*args: Any, **kwargs: Any) -> sqlite3.Connection:
+        if kwargs.get("uri"):
+            connection: sqlite3.Connection = real(*args, **kwargs)
+            return connection  # the read-only check passes
+        raise sqlite3.OperationalError("database is locked")  # the writer cannot
+
+    monkeypatch.setattr(sqlite3, "connect", locked)
+    with pytest.raises(StoreFileError) as info:
+        async with SQLiteEventStore(path):
+            pass  # pragma: no cover
+    assert str(info.value) == (
+        f"cannot open event store {str(path)!r}: cannot be used (database is locked)"
+    )
 
 
 async def test_a_read_only_store_never_creates_a_file(tmp_path: pathlib.Path) -> None:

@@ -29,7 +29,6 @@ import os
 import random
 import shutil
 import signal
-import sqlite3
 import sys
 from collections.abc import AsyncIterator, Iterator
 from typing import TextIO
@@ -149,7 +148,6 @@ def run(args: argparse.Namespace) -> int:
     # A short seed, easy to type back in.
     chosen = args.seed if given else random.SystemRandom().randrange(1_000_000)
     config = DemoConfig(seed=chosen, duration=args.duration, chaos=args.chaos, db=args.db)
-    _check_db(config.db)
     reporter = make_reporter(sys.stdout, plain=args.plain)
     with _quiet_library_logs():
         summary = trio.run(_demo_main, config, reporter, given)
@@ -178,22 +176,6 @@ def make_reporter(out: TextIO, *, plain: bool) -> Reporter:
     if plain or not out.isatty():
         return PlainReporter(out)
     return LiveReporter(Console(file=out, highlight=False))
-
-
-def _check_db(path: str) -> None:
-    """Refuse, before opening anything, a store path that is no regular file.
-
-    SQLite would call a directory or a device a "disk I/O error"; other bad
-    files (not a store, a missing directory) are refused by the store
-    itself, unchanged.
-
-    Raises:
-        CommandError: ``path`` is a directory, a device or a pipe.
-    """
-    if os.path.isdir(path):
-        raise _main.CommandError(str(StoreFileError(path, "it is a directory")))
-    if os.path.exists(path) and not os.path.isfile(path):
-        raise _main.CommandError(str(StoreFileError(path, "it is not a regular file")))
 
 
 @contextlib.contextmanager
@@ -237,8 +219,6 @@ async def _demo_main(config: DemoConfig, reporter: Reporter, seed_given: bool) -
             return await run_demo(config, reporter=reporter, stop=stop, banner=banner)
         except StoreFileError as exc:
             return str(exc)
-        except sqlite3.Error as exc:
-            return str(StoreFileError(config.db, f"cannot be used ({exc})"))
 
 
 @contextlib.asynccontextmanager

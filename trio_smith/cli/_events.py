@@ -21,7 +21,6 @@ import contextlib
 import math
 import os
 import signal
-import sqlite3
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from typing import Final, final
@@ -258,20 +257,13 @@ def _fail(message: str) -> _main.CommandError:
 
 
 def check_store_path(path: str) -> None:
-    """Refuse a path that is no store file before trying to open it.
-
-    The store itself would say "no such file" for an empty file and "disk
-    I/O error" for a directory; these messages say what they are.
+    """Refuse a missing store file in the command's own words (the store says why others fail).
 
     Raises:
-        CommandError: no such file, a directory, or an empty file.
+        CommandError: no such file.
     """
     if not os.path.exists(path):
         raise _fail(f"no such store file: {path!r}")
-    if os.path.isdir(path):
-        raise _fail(str(StoreFileError(path, "it is a directory")))
-    if os.path.getsize(path) == 0:
-        raise _fail(str(StoreFileError(path, "it is empty, not a trio_smith event store")))
 
 
 @contextlib.asynccontextmanager
@@ -287,8 +279,6 @@ async def open_store(path: str) -> AsyncIterator[SQLiteEventStore]:
         await store.__aenter__()
     except StoreFileError as exc:
         raise _fail(str(exc)) from None
-    except sqlite3.Error as exc:
-        raise _fail(str(StoreFileError(path, f"cannot be read ({exc})"))) from None
     try:
         yield store
     finally:

@@ -444,7 +444,15 @@ class SQLiteEventStore(EventStore):
         directory = os.path.dirname(os.path.abspath(self._path))
         if not os.path.isdir(directory):
             raise StoreFileError(self._path, f"directory {directory!r} does not exist")
+        # SQLite itself would call a directory or a device a "disk I/O error",
+        # and would write its journal beside /dev/null.
+        if os.path.isdir(self._path):
+            raise StoreFileError(self._path, "it is a directory")
+        if os.path.exists(self._path) and not os.path.isfile(self._path):
+            raise StoreFileError(self._path, "it is not a regular file")
         exists = os.path.exists(self._path) and os.path.getsize(self._path) > 0
+        if self.read_only and not exists and os.path.exists(self._path):
+            raise StoreFileError(self._path, "it is empty, not a trio_smith event store")
         if exists and self._check_file():
             # An SQLite file with no tables at all: a store whose creation was
             # cut short (killed before its schema committed). Create it.
@@ -548,7 +556,10 @@ class SQLiteEventStore(EventStore):
         if self._opened:
             raise RuntimeError(f"event store {self._name!r} was already opened; build a new one")
         self._opened = True
-        writer, reader, head, store_id = await trio.to_thread.run_sync(self._connect)
+        try:
+            writer, reader, head, store_id = await trio.to_thread.run_sync(self._connect)
+        except sqlite3.Error as exc:  # what _check_file could not foresee (a lock, say)
+            raise StoreFileError(self._path, f"cannot be used ({exc})") from None
         self._writer, self._reader, self._head, self.store_id = writer, reader, head, store_id
         if self.read_only:
             self._nursery_cm = trio.open_nursery()
