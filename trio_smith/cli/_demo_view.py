@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import collections
 import math
-import os
 from collections.abc import Callable, Mapping, Sequence
 from typing import Final, Protocol, TextIO, final
 from uuid import UUID
@@ -28,6 +27,7 @@ from rich.tree import Tree
 from .. import TreeNode
 from ..events import Event, EventType, SupervisionEvent
 from ..resilience import CircuitBreakerEvent, CircuitState
+from ._output import silence
 
 __all__ = [
     "AgentView",
@@ -632,23 +632,6 @@ class LiveReporter:
         self.console.print()
         for line in lines:
             self.console.print(line, markup=False, highlight=False)
-
-
-def silence(out: TextIO) -> None:
-    """Send ``out`` (a closed pipe) to the null device, so that nothing more complains.
-
-    What the Python docs advise for SIGPIPE: the interpreter's last flush at
-    exit would raise again. Only for a stream with a file descriptor.
-    """
-    try:
-        fd = out.fileno()
-    except (OSError, ValueError):
-        return
-    null = os.open(os.devnull, os.O_WRONLY)
-    try:
-        os.dup2(null, fd)
-    finally:
-        os.close(null)
 
 
 def _status(status: str) -> Text:

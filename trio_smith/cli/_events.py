@@ -50,6 +50,7 @@ from ._events_render import (
     tree_json,
     tree_lines,
 )
+from ._output import silence
 
 __all__ = ["configure", "run"]
 
@@ -247,7 +248,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         sys.stdout.flush()
     except BrokenPipeError:
-        _silence_stdout()
+        silence(sys.stdout)
     return status
 
 
@@ -313,25 +314,9 @@ def write(line: str, flush: bool = False) -> bool:
         if flush:
             sys.stdout.flush()
     except BrokenPipeError:
-        _silence_stdout()
+        silence(sys.stdout)
         return False
     return True
-
-
-def _silence_stdout() -> None:
-    """Point stdout at the null device, as the Python docs advise after a SIGPIPE.
-
-    Else the interpreter's last flush, at exit, would raise again.
-    """
-    try:
-        fileno = sys.stdout.fileno()
-    except (OSError, ValueError):  # not a file (captured output)
-        return
-    null = os.open(os.devnull, os.O_WRONLY)
-    try:
-        os.dup2(null, fileno)
-    finally:
-        os.close(null)
 
 
 # ---------------------------------------------------------------- list, query
