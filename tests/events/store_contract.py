@@ -612,6 +612,27 @@ class StoreContract:
             assert await store.read(after=3, limit=1) == stored[3:4]
             assert await store.read(after=3, limit=0) == []
 
+    async def test_read_last_takes_the_last_matches_in_position_order(
+        self, make_store: StoreFactory
+    ) -> None:
+        async with make_store() as store:
+            c = await _stored_corpus(store)
+            everything = await store.read()
+            paid = EventFilter(types=PAID)
+            for limit in (0, 1, 2, 3, 50):
+                assert await store.read(limit=limit, last=True) == everything[-limit:][:limit]
+                matches = await store.read(paid)
+                want = matches[-limit:] if limit else []
+                assert await store.read(paid, limit=limit, last=True) == want
+            assert await store.read(paid, after=3, limit=2, last=True) == [c["e6"], c["e8"]]
+            assert await store.read(EventFilter(until_position=4), limit=2, last=True) == [
+                c["e3"],
+                c["e4"],
+            ]
+            assert await store.read(paid, last=True) == await store.read(paid)  # no limit
+            with pytest.raises(TypeError, match="last must be a bool, got 1"):
+                await store.read(last=1)  # type: ignore[arg-type]
+
     @pytest.mark.parametrize("page", [1, 3, 10, 11])
     async def test_paging_with_after_yields_each_event_exactly_once(
         self, make_store: StoreFactory, page: int

@@ -32,9 +32,14 @@ class WrappedStore(EventStore):
         self.inner.append_nowait(event)
 
     async def read(
-        self, filter: EventFilter | None = None, *, after: int = 0, limit: int | None = None
+        self,
+        filter: EventFilter | None = None,
+        *,
+        after: int = 0,
+        limit: int | None = None,
+        last: bool = False,
     ) -> list[Event]:
-        return await self.inner.read(filter, after=after, limit=limit)
+        return await self.inner.read(filter, after=after, limit=limit, last=last)
 
     async def get(self, event_id: UUID) -> Event | None:
         return await self.inner.get(event_id)
@@ -95,9 +100,14 @@ class BatchingStore(WrappedStore):
         return result[0]
 
     async def read(
-        self, filter: EventFilter | None = None, *, after: int = 0, limit: int | None = None
+        self,
+        filter: EventFilter | None = None,
+        *,
+        after: int = 0,
+        limit: int | None = None,
+        last: bool = False,
     ) -> list[Event]:
-        found = await super().read(filter, after=after, limit=limit)
+        found = await super().read(filter, after=after, limit=limit, last=last)
         for _ in range(2):  # commits can land before the reader resumes
             await trio.lowlevel.checkpoint()
         return found

@@ -58,9 +58,6 @@ __all__ = ["configure", "run"]
 DEFAULT_LIST_LIMIT: Final = 20
 #: Events per read when a command walks the store.
 PAGE: Final = 1000
-#: ``list`` reads position windows backwards from the head, doubling each
-#: time; a window never spans more positions than this (or ``--limit``).
-MAX_WINDOW: Final = 10_000
 
 Command = Callable[[argparse.Namespace], Awaitable[int]]
 
@@ -328,43 +325,12 @@ async def list_events(args: argparse.Namespace) -> int:
     async with open_store(args.db) as store:
         head = await store.head()
         printer = _Printer(json=args.json, head=head)
-        for event in await last_events(store, wanted, args.limit, head):
+        # Up to the head read above: the printer's widths are fitted to it.
+        wanted &= EventFilter(until_position=head)
+        for event in await store.read(wanted, limit=args.limit, last=True):
             if not printer.event(event):
                 break
     return 0
-
-
-async def last_events(
-    store: SQLiteEventStore, wanted: EventFilter, limit: int, head: int
-) -> list[Event]:
-    """The last ``limit`` events up to ``head`` that ``wanted`` takes, in position order.
-
-    The store reads forwards only, so this reads windows of positions
-    backwards from the head: ``limit`` positions, then twice as many before
-    them, and so on (at most ``MAX_WINDOW``), until it has enough. Each
-    window is one indexed read; an unfiltered list is one read of ``limit``
-    rows. When the first window falls short, one count says whether the
-    rest is needed whole (a rare type, say), which one read then fetches.
-    """
-    floor = wanted.after_position or 0
-    high = head if wanted.until_position is None else min(head, wanted.until_position)
-    windows: list[list[Event]] = []
-    found = 0
-    width = limit
-    while high > floor and found < limit:
-        low = max(floor, high - width)
-        window = await store.read(wanted & EventFilter(after_position=low, until_position=high))
-        windows.append(window)
-        found += len(window)
-        high = low
-        width = min(width * 2, max(limit, MAX_WINDOW))
-        if len(windows) == 1 and found < limit and high > floor:
-            rest = wanted & EventFilter(after_position=floor, until_position=high)
-            if found + await store.count(rest) <= limit:
-                windows.append(await store.read(rest))
-                break
-    events = [event for window in reversed(windows) for event in window]
-    return events[-limit:]
 
 
 async def query_events(args: argparse.Namespace) -> int:

@@ -173,11 +173,19 @@ class MemoryEventStore(EventStore):
         return found
 
     async def read(
-        self, filter: EventFilter | None = None, *, after: int = 0, limit: int | None = None
+        self,
+        filter: EventFilter | None = None,
+        *,
+        after: int = 0,
+        limit: int | None = None,
+        last: bool = False,
     ) -> list[Event]:
-        check_read_args(filter, after, limit)
+        check_read_args(filter, after, limit, last)
         await trio.lowlevel.checkpoint()
         self._check_open()
+        if last and limit is not None:
+            # The memory store is for tests and small logs: select, then cut.
+            return self._select(filter, after, None)[-limit:] if limit else []
         return self._select(filter, after, limit)
 
     async def get(self, event_id: UUID) -> Event | None:

@@ -889,9 +889,14 @@ class SQLiteEventStore(EventStore):
         return await trio.to_thread.run_sync(run, limiter=self._read_limiter)
 
     async def read(
-        self, filter: EventFilter | None = None, *, after: int = 0, limit: int | None = None
+        self,
+        filter: EventFilter | None = None,
+        *,
+        after: int = 0,
+        limit: int | None = None,
+        last: bool = False,
     ) -> list[Event]:
-        check_read_args(filter, after, limit)
+        check_read_args(filter, after, limit, last)
         self._check_open()
         if limit == 0:
             await trio.lowlevel.checkpoint()
@@ -899,8 +904,12 @@ class SQLiteEventStore(EventStore):
         where, params = _where(filter, after)
         sql = f"SELECT {_COLUMNS} FROM events WHERE {where} ORDER BY position"
         if limit is not None:
-            sql += " LIMIT ?"
             params.append(limit)
+            if last:
+                # Walk the positions backwards, then put the page in order.
+                sql = f"SELECT * FROM ({sql} DESC LIMIT ?) ORDER BY position"
+            else:
+                sql += " LIMIT ?"
         return _events(await self._query(sql, params))
 
     async def get(self, event_id: UUID) -> Event | None:

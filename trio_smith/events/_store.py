@@ -62,13 +62,15 @@ def check_event_id(event_id: object) -> UUID:
 
 
 def check_read_args(
-    filter: EventFilter | None, after: int, limit: int | None
+    filter: EventFilter | None, after: int, limit: int | None, last: bool = False
 ) -> EventFilter | None:
     """Validate the arguments of :meth:`EventStore.read` (every backend calls it)."""
     if filter is not None and not isinstance(filter, EventFilter):
         raise TypeError(f"filter must be an EventFilter or None, got {filter!r}")
     int_at_least("after", after, 0)
     int_at_least("limit", limit, 0, optional=True)
+    if not isinstance(last, bool):
+        raise TypeError(f"last must be a bool, got {last!r}")
     return filter
 
 
@@ -131,7 +133,12 @@ class EventStore(abc.ABC):
 
     @abc.abstractmethod
     async def read(
-        self, filter: EventFilter | None = None, *, after: int = 0, limit: int | None = None
+        self,
+        filter: EventFilter | None = None,
+        *,
+        after: int = 0,
+        limit: int | None = None,
+        last: bool = False,
     ) -> list[Event]:
         """The events after position ``after`` that ``filter`` takes, in position order.
 
@@ -143,6 +150,8 @@ class EventStore(abc.ABC):
             filter: which events; None for all.
             after: only positions greater than this.
             limit: at most this many; None for all.
+            last: with ``limit``, the last ``limit`` matching events rather
+                than the first (still in position order), e.g. the latest 20.
 
         Raises:
             TypeError, ValueError: a bad argument.
