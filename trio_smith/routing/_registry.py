@@ -186,15 +186,14 @@ class Envelope:
 class _Binding:
     """One incarnation's hold on a name: the requests it has taken."""
 
-    __slots__ = ("child", "listening", "open", "orphaned", "taken")
+    __slots__ = ("child", "open", "orphaned", "taken")
 
     def __init__(self) -> None:
         self.taken: set[Envelope] = set()
-        #: The supervised child holding the name, if any.
+        #: The supervised child holding the name, if any: its supervisor
+        #: tells the registry whether it comes back. None: it never does.
         self.child: ChildContext | None = None
         self.open = True
-        #: Held by a supervised child whose supervisor will tell us its fate.
-        self.listening = False
         #: Its supervisor said the child is gone while the block still ran.
         self.orphaned = False
 
@@ -663,7 +662,6 @@ class Registry:
         except NoCurrentChild:
             pass
         else:
-            binding.listening = True
             binding.child = child
             child._listen(lambda status: self._settled(agent, binding, status))
         self._changed_status(agent)
@@ -707,7 +705,7 @@ class Registry:
             payload["error_type"] = type(error).__qualname__
             payload["error"] = str(error)
             self._publish(AgentEvent.FAILED, agent.name, payload, cause, None)
-        if not binding.listening or binding.orphaned:
+        if binding.child is None or binding.orphaned:
             self._forget(agent)
         else:
             self._changed_status(agent)
