@@ -31,16 +31,20 @@ import shutil
 import signal
 import sys
 from collections.abc import AsyncIterator, Iterator
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
 import trio
-from rich.console import Console
 
 from ..events import StoreFileError
 from . import _main
 from ._demo_plan import DEFAULT_CHAOS, DEFAULT_DB, DEFAULT_DURATION, DemoConfig
-from ._demo_system import run_demo
-from ._demo_view import LiveReporter, PlainReporter, Reporter, Summary, summary_lines
+
+if TYPE_CHECKING:
+    from ._demo_view import Reporter, Summary
+
+# The demo's system and views (rich, routing, resilience) are imported when
+# the demo runs, not when the trio-smith command starts: `trio-smith events`
+# never needs them.
 
 __all__ = ["chaos_rate", "configure", "duration", "make_reporter", "run", "seed", "store_path"]
 
@@ -153,6 +157,8 @@ def run(args: argparse.Namespace) -> int:
         summary = trio.run(_demo_main, config, reporter, given)
     if isinstance(summary, str):
         raise _main.CommandError(summary)
+    from ._demo_view import summary_lines
+
     reporter.summary(summary_lines(summary, program=_program()))
     return 0
 
@@ -173,6 +179,10 @@ def _program() -> str:
 
 def make_reporter(out: TextIO, *, plain: bool) -> Reporter:
     """The live tree on a terminal; plain lines elsewhere, or when ``plain``."""
+    from rich.console import Console
+
+    from ._demo_view import LiveReporter, PlainReporter
+
     if plain or not out.isatty():
         return PlainReporter(out)
     return LiveReporter(Console(file=out, highlight=False))
@@ -206,6 +216,9 @@ async def _demo_main(config: DemoConfig, reporter: Reporter, seed_given: bool) -
         not raised: out of the signal watcher's nursery it would come
         wrapped in an ExceptionGroup).
     """
+    from ._demo_system import run_demo
+    from ._demo_view import PlainReporter
+
     stop = trio.Event()
     if isinstance(reporter, PlainReporter):
         reporter.on_gone = stop.set  # nobody reads the lines any more: stop
