@@ -37,8 +37,12 @@ __all__ = [
     "BusClosed",
     "StoreClosed",
     "NoEventStore",
+    "StoreOpenError",
     "StoreFileError",
     "StoreReadOnly",
+    "StoreUnavailable",
+    "StoreFull",
+    "StoreCorrupt",
     "SubscriberOverflowed",
 ]
 
@@ -319,12 +323,31 @@ class StoreReadOnly(EventsError, PermissionError):
         self.store = store
 
 
+class StoreOpenError(EventsError, OSError):
+    """A store cannot be opened; nothing was created or modified.
+
+    Raised when opening (``async with``) finds no file or server, a file or
+    schema that is not a trio_smith event store, a newer schema than this
+    version reads, or a store it may not use as asked.
+
+    Attributes:
+        store: the store's name (a path, or a database URL without its password).
+        reason: what is wrong, in words.
+    """
+
+    def __init__(self, store: str, reason: str) -> None:
+        super().__init__(f"cannot open event store {store!r}: {reason}")
+        self.store = store
+        self.reason = reason
+
+
 @final
-class StoreFileError(EventsError, OSError):
+class StoreFileError(StoreOpenError):
     """A store file cannot be used; it was left exactly as it was.
 
     Raised when the file is not a trio_smith event store, has a newer schema
-    than this version reads, is corrupt, or its directory does not exist.
+    than this version reads, is corrupt, cannot be written when opened for
+    writing, or its directory does not exist.
 
     Attributes:
         path: the file.
@@ -332,8 +355,66 @@ class StoreFileError(EventsError, OSError):
     """
 
     def __init__(self, path: str, reason: str) -> None:
-        super().__init__(f"cannot open event store {path!r}: {reason}")
+        super().__init__(path, reason)
         self.path = path
+
+
+@final
+class StoreUnavailable(EventsError, ConnectionError):
+    """The store's file or server cannot be used right now; try again later.
+
+    Raised by an operation when the database server has gone away or cannot
+    be reached, or another process holds the file's write lock for longer
+    than ``busy_timeout``. An append that raised it was not acknowledged; if
+    the connection broke during the commit it may still have been committed,
+    so append the same event again (appends are idempotent by id). The store
+    reconnects by itself.
+
+    Attributes:
+        store: the store's name.
+        reason: what went wrong, in words.
+    """
+
+    def __init__(self, store: str, reason: str) -> None:
+        super().__init__(f"event store {store!r} is unavailable: {reason}")
+        self.store = store
+        self.reason = reason
+
+
+@final
+class StoreFull(EventsError, OSError):
+    """The store's disk (or database) has no room for the append.
+
+    Nothing of the failed batch was committed, and nothing committed before
+    is lost; appends succeed again once there is room.
+
+    Attributes:
+        store: the store's name.
+        reason: what the engine said, in words.
+    """
+
+    def __init__(self, store: str, reason: str) -> None:
+        super().__init__(f"event store {store!r} is full: {reason}")
+        self.store = store
+        self.reason = reason
+
+
+@final
+class StoreCorrupt(EventsError, ValueError):
+    """A stored event cannot be read back: its row was damaged outside trio_smith.
+
+    Attributes:
+        store: the store's name.
+        position: the damaged event's position.
+        reason: what is wrong with it, in words.
+    """
+
+    def __init__(self, store: str, position: int, reason: str) -> None:
+        super().__init__(
+            f"event store {store!r} holds a damaged event at position {position}: {reason}"
+        )
+        self.store = store
+        self.position = position
         self.reason = reason
 
 

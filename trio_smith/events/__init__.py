@@ -21,8 +21,12 @@ from .._exceptions import BusClosed as BusClosed
 from .._exceptions import EventsError as EventsError
 from .._exceptions import NoEventStore as NoEventStore
 from .._exceptions import StoreClosed as StoreClosed
+from .._exceptions import StoreCorrupt as StoreCorrupt
 from .._exceptions import StoreFileError as StoreFileError
+from .._exceptions import StoreFull as StoreFull
+from .._exceptions import StoreOpenError as StoreOpenError
 from .._exceptions import StoreReadOnly as StoreReadOnly
+from .._exceptions import StoreUnavailable as StoreUnavailable
 from .._exceptions import SubscriberOverflowed as SubscriberOverflowed
 from ._bus import DEFAULT_BUFFER as DEFAULT_BUFFER
 from ._bus import BusStatistics as BusStatistics
@@ -68,8 +72,12 @@ __all__ = [
     "EventsError",
     "BusClosed",
     "StoreClosed",
+    "StoreOpenError",
     "StoreFileError",
     "StoreReadOnly",
+    "StoreUnavailable",
+    "StoreFull",
+    "StoreCorrupt",
     "NoEventStore",
     "SubscriberOverflowed",
 ]
