@@ -5,6 +5,7 @@ from __future__ import annotations
 import pathlib
 import re
 import sqlite3
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -20,6 +21,7 @@ from trio_smith.events import (
     EventBus,
     EventFilter,
     SQLiteEventStore,
+    StoreCorrupt,
     StoreFileError,
     StoreReadOnly,
     SystemEvent,
@@ -356,6 +358,54 @@ def test_stored_timestamps_decode_exactly(micros: int) -> None:
     """The float fast path of the row decoder agrees with exact arithmetic."""
     expected = datetime(1970, 1, 1, tzinfo=UTC) + timedelta(microseconds=micros)
     row = (1, uuid7().bytes, micros, "s", "system.started", None, None, "{}")
-    (decoded,) = _events([row])
+    (decoded,) = _events([row], "test")
     assert decoded.timestamp == expected
     assert decoded.timestamp.tzinfo is UTC
+
+
+@pytest.mark.parametrize(
+    ("damage", "reason"),
+    [
+        (
+            "payload = '{\"a\": '",
+            "its payload is not JSON (Expecting value: line 1 column 7 (char 6))",
+        ),
+        ("payload = '[1, 2]'", "its payload is not a JSON object ('[1, 2]')"),
+        (
+            "type = 'nodot'",
+            "its type is not an event type "
+            "(event type must look like 'category.name', got 'nodot')",
+        ),
+        ("event_id = x'0102'", "its event_id is not a 16-byte UUID (b'\\x01\\x02')"),
+        ("correlation_id = 'text'", "its correlation_id is not a 16-byte UUID ('text')"),
+        ("causation_id = x'00'", "its causation_id is not a 16-byte UUID (b'\\x00')"),
+        ("ts = 'noon'", "its timestamp is not an integer ('noon')"),
+        ("ts = 9223372036854775807", "its timestamp 9223372036854775807 is out of range"),
+        ("source = x'07'", "its source is not a non-empty text (b'\\x07')"),
+    ],
+)
+async def test_a_damaged_row_is_a_store_corrupt_error_naming_its_position(
+    tmp_path: pathlib.Path, damage: str, reason: str
+) -> None:
+    path = tmp_path / "damaged.db"
+    async with SQLiteEventStore(path) as store:
+        stored = await store.append_many([event(), event(cause=None), event()])
+    with sqlite3.connect(path) as db:
+        db.execute(f"UPDATE events SET {damage} WHERE position = 2")
+    db.close()
+    message = f"event store {str(path)!r} holds a damaged event at position 2: {reason}"
+    async with SQLiteEventStore(path, read_only=True) as store:
+        reads: list[Callable[[], Awaitable[object]]] = [
+            store.read,
+            lambda: store.read(after=1),
+            lambda: store.read(last=True, limit=2),
+        ]
+        if "event_id" not in damage:
+            reads.append(lambda: store.get(stored[1].id))
+        for read in reads:
+            with pytest.raises(StoreCorrupt, match=f"^{re.escape(message)}$") as caught:
+                await read()
+            assert caught.value.position == 2
+        # The rows around it read as they were.
+        assert await store.read(limit=1) == stored[:1]
+        assert await store.read(after=2) == stored[2:]

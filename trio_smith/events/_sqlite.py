@@ -51,7 +51,7 @@ import trio
 
 from .._core._check import finite_at_least, int_at_least, optional_name
 from .._event import EVENT_SETTERS, PARSED_TYPES, Event, EventType, trusted_uuid
-from .._exceptions import StoreClosed, StoreFileError, StoreReadOnly
+from .._exceptions import StoreClosed, StoreCorrupt, StoreFileError, StoreReadOnly
 from ._codec import dump_payload, parse_json
 from ._filter import EventFilter
 from ._pace import cancel_requested
@@ -199,13 +199,26 @@ def _where(filter: EventFilter | None, after: int) -> tuple[str, list[Any]]:
     return " AND ".join(clauses) or "1", params
 
 
-def _events(rows: list[tuple[Any, ...]]) -> list[Event]:
+def _events(rows: list[tuple[Any, ...]], store: str) -> list[Event]:
     """Decode rows of ``_COLUMNS``: a replay's hot path (docs/performance.md).
 
     ``build_event`` inlined, and ids decoded once per page: a correlation or
     causation id that is the row's own id or one met earlier in the page is
     the same UUID object.
+
+    Raises:
+        StoreCorrupt: a row cannot be an event (damaged outside trio_smith);
+            the error names the first such position (design rule 26).
     """
+    try:
+        return _decode(rows)
+    except Exception:
+        for row in rows:
+            _check_row(row, store)
+        raise  # pragma: no cover - _check_row refuses whatever _decode did
+
+
+def _decode(rows: list[tuple[Any, ...]]) -> list[Event]:
     ids: dict[bytes, UUID] = {}
     events: list[Event] = []
     append = events.append
@@ -213,6 +226,10 @@ def _events(rows: list[tuple[Any, ...]]) -> list[Event]:
     fromtimestamp, parsed, parse = _fromtimestamp, PARSED_TYPES, _parse
     set_id, set_ts, set_source, set_type, set_payload, set_cor, set_cause, set_pos = EVENT_SETTERS
     for position, raw_id, ts, source, kind, correlation, causation, payload in rows:
+        # The checks that would otherwise pass a damaged row silently (SQLite
+        # columns take any type); the rest fails loudly below.
+        if len(raw_id) != 16 or type(source) is not str:
+            raise ValueError("damaged row")
         event = new(Event)
         set_id(event, uuid(from_bytes(raw_id)))
         ids[raw_id] = event.id
@@ -227,17 +244,58 @@ def _events(rows: list[tuple[Any, ...]]) -> list[Event]:
         )
         set_source(event, source)
         set_type(event, parsed.get(kind) or parse(kind))
-        set_payload(event, loads(payload))
+        data = loads(payload)
+        if type(data) is not dict:
+            raise ValueError("damaged row")
+        set_payload(event, data)
         set_cor(
             event,
-            None if correlation is None else ids.get(correlation) or uuid(from_bytes(correlation)),
+            None if correlation is None else ids.get(correlation) or _uuid16(correlation),
         )
-        set_cause(
-            event, None if causation is None else ids.get(causation) or uuid(from_bytes(causation))
-        )
+        set_cause(event, None if causation is None else ids.get(causation) or _uuid16(causation))
         set_pos(event, position)
         append(event)
     return events
+
+
+def _uuid16(raw: bytes) -> UUID:
+    if len(raw) != 16:
+        raise ValueError("damaged row")
+    return _uuid(_from_bytes(raw))
+
+
+def _check_row(row: tuple[Any, ...], store: str) -> None:
+    """Raise StoreCorrupt, naming the position, if ``row`` cannot be decoded."""
+    position, raw_id, ts, source, kind, correlation, causation, payload = row
+
+    def damaged(reason: str) -> StoreCorrupt:
+        return StoreCorrupt(store, position, reason)
+
+    for column, value, optional in (
+        ("event_id", raw_id, False),
+        ("correlation_id", correlation, True),
+        ("causation_id", causation, True),
+    ):
+        if not (optional and value is None) and (type(value) is not bytes or len(value) != 16):
+            raise damaged(f"its {column} is not a 16-byte UUID ({value!r:.60})")
+    if type(ts) is not int:
+        raise damaged(f"its timestamp is not an integer ({ts!r:.60})")
+    try:
+        _EPOCH + timedelta(microseconds=ts)
+    except OverflowError:
+        raise damaged(f"its timestamp {ts} is out of range") from None
+    if type(source) is not str or not source:
+        raise damaged(f"its source is not a non-empty text ({source!r:.60})")
+    try:
+        _parse(kind)
+    except (TypeError, ValueError) as exc:
+        raise damaged(f"its type is not an event type ({exc})") from None
+    try:
+        data = _loads(payload)
+    except (TypeError, ValueError, RecursionError) as exc:
+        raise damaged(f"its payload is not JSON ({exc})") from None
+    if type(data) is not dict:
+        raise damaged(f"its payload is not a JSON object ({payload!r:.60})")
 
 
 def _encode(event: Event) -> tuple[Any, ...]:
@@ -631,7 +689,7 @@ class SQLiteEventStore(EventStore):
                 )
                 if not rows:
                     break
-                self._announce(_events(rows))
+                self._announce(_events(rows, self._name))
 
     def _announce(self, committed: list[Event]) -> None:
         """Move the head to a committed batch and tell the listeners, at once."""
@@ -815,7 +873,7 @@ class SQLiteEventStore(EventStore):
                 f"SELECT {_COLUMNS} FROM events WHERE event_id IN ({', '.join('?' * len(chunk))})",
                 chunk,
             ).fetchall()
-            for event in _events(rows):
+            for event in _events(rows, self._name):
                 found[event.id.bytes] = event
         return found
 
@@ -910,14 +968,14 @@ class SQLiteEventStore(EventStore):
                 sql = f"SELECT * FROM ({sql} DESC LIMIT ?) ORDER BY position"
             else:
                 sql += " LIMIT ?"
-        return _events(await self._query(sql, params))
+        return _events(await self._query(sql, params), self._name)
 
     async def get(self, event_id: UUID) -> Event | None:
         check_event_id(event_id)
         rows = await self._query(
             f"SELECT {_COLUMNS} FROM events WHERE event_id = ?", (event_id.bytes,)
         )
-        return _events(rows)[0] if rows else None
+        return _events(rows, self._name)[0] if rows else None
 
     async def count(self, filter: EventFilter | None = None) -> int:
         check_read_args(filter, 0, None)
