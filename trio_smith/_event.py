@@ -28,19 +28,21 @@ Theory of operation
 from __future__ import annotations
 
 import contextvars
+import functools
 import math
 import os
 import random
+import sys
 import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from datetime import UTC, datetime
-from typing import Any, ClassVar, Final, Protocol, final
+from typing import Any, ClassVar, Final, NoReturn, Protocol, final
 from uuid import UUID, SafeUUID
 
 import attrs
 
-from ._core._check import non_empty_str
+from ._core._check import non_empty_str, unicode_problem
 
 __all__ = [
     "AgentEvent",
@@ -346,31 +348,117 @@ _SCALARS: Final = frozenset({str, int, bool, type(None)})
 #: Deeper payloads are refused (JSON encoders and decoders recurse too).
 MAX_PAYLOAD_DEPTH: Final = 200
 
+#: An int of at most this many bits has at most 603 decimal digits, fewer
+#: than any int-to-str limit (the smallest nonzero one is 640 digits,
+#: ``sys.int_info.str_digits_check_threshold``): only longer ints need
+#: a closer look.
+_SHORT_INT_BITS: Final = 2000
+
+
+def storable_text(text: str) -> str:
+    """``text`` if UTF-8 can encode it, else with each lone surrogate backslash-escaped.
+
+    For text the library puts into payloads without validation (an
+    exception's message): a store must be able to write it.
+    """
+    if unicode_problem(text) is None:
+        return text
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
+@functools.lru_cache(maxsize=4)
+def _power_of_ten(exponent: int) -> int:
+    """``10**exponent``, kept: 26 us for the default limit's 4300."""
+    power: int = 10**exponent  # typeshed: Any, as a negative exponent makes a float
+    return power
+
+
+def _refuse_str(value: str, path: str) -> NoReturn:
+    """Refuse a payload str that UTF-8 cannot encode (a store could not write it).
+
+    Callers test ``unicode_problem(value) is not None`` first, so that the
+    path (a repr per key) and the message are built only for a refusal.
+    """
+    raise ValueError(f"payload{path} is not JSON-compatible: a str with {unicode_problem(value)}")
+
+
+def _refuse_key(key: str, path: str) -> NoReturn:
+    """Refuse a payload key that UTF-8 cannot encode (as ``_refuse_str``)."""
+    raise ValueError(
+        f"payload{path} has a key that is not valid Unicode text: {key!r} ({unicode_problem(key)})"
+    )
+
+
+def _check_int(value: int, path: str) -> None:
+    """Refuse an int too long for ``str()`` (``sys.get_int_max_str_digits()``).
+
+    Called for ints longer than ``_SHORT_INT_BITS`` only. The message never
+    shows the int itself: writing it is what cannot be done.
+    """
+    limit = sys.get_int_max_str_digits()
+    # |value| < 2**bits <= 8**limit < 10**limit: at most ``limit`` digits.
+    if limit == 0 or int.bit_length(value) <= 3 * limit:
+        return
+    if int.__abs__(value) >= _power_of_ten(limit):
+        raise ValueError(
+            f"payload{path} is not JSON-compatible: an int of more than {limit} digits "
+            f"(sys.get_int_max_str_digits())"
+        )
+
 
 def _json_copy(value: object, path: str, ancestors: set[int] | None = None) -> Any:
     """A copy of ``value`` with tuples made lists; raise on anything JSON cannot hold.
 
     ``ancestors`` holds the ids of the containers on the path to ``value``,
     to refuse a cycle (or a payload too deep) instead of recursing for ever.
+    Text must be encodable as UTF-8 and ints writable by ``str()``, else a
+    store's commit would fail later.
     """
     kind = type(value)
-    if kind in _SCALARS:
-        return value
     if kind is dict:
-        # Fast path: a flat object of str keys and scalar values.
+        # Fast path: a flat object of str keys and scalar values, checked,
+        # then copied in one go. ASCII text costs one isascii(), a short int
+        # one bit_length(); a path is built only for a refusal.
         assert isinstance(value, dict)
-        flat: dict[str, Any] = {}
         for key, item in value.items():
-            if type(key) is not str or type(item) not in _SCALARS:
+            if type(key) is not str:
                 break
-            flat[key] = item
+            if not key.isascii() and unicode_problem(key) is not None:
+                _refuse_key(key, path)
+            kind = type(item)
+            if kind is str:
+                if not item.isascii() and unicode_problem(item) is not None:
+                    _refuse_str(item, f"{path}[{key!r}]")
+            elif kind is int:
+                if item.bit_length() > _SHORT_INT_BITS:
+                    _check_int(item, f"{path}[{key!r}]")
+            elif kind not in _SCALARS:
+                break
         else:
-            return flat
+            return value.copy()
+    elif kind is str:
+        assert isinstance(value, str)
+        if not value.isascii() and unicode_problem(value) is not None:
+            _refuse_str(value, path)
+        return value
+    elif kind is int:
+        assert isinstance(value, int)
+        if value.bit_length() > _SHORT_INT_BITS:
+            _check_int(value, path)
+        return value
+    elif kind in _SCALARS:
+        return value
     if isinstance(value, float):
         if math.isfinite(value):
             return value
         raise ValueError(f"payload{path} is not JSON-compatible: {value!r} is not finite")
-    if isinstance(value, bool | int | str):
+    if isinstance(value, str):
+        if unicode_problem(value) is not None:
+            _refuse_str(value, path)
+        return value
+    if isinstance(value, int):  # bool included: it is short
+        if int.bit_length(value) > _SHORT_INT_BITS:
+            _check_int(value, path)
         return value
     if not isinstance(value, Mapping | list | tuple):
         raise TypeError(
@@ -390,6 +478,8 @@ def _json_copy(value: object, path: str, ancestors: set[int] | None = None) -> A
             for key, item in value.items():
                 if not isinstance(key, str):
                     raise TypeError(f"payload{path} has a key that is not a str: {key!r}")
+                if unicode_problem(key) is not None:
+                    _refuse_key(key, path)
                 copy[key] = _json_copy(item, f"{path}[{key!r}]", ancestors)
             return copy
         return [_json_copy(item, f"{path}[{i}]", ancestors) for i, item in enumerate(value)]
@@ -420,7 +510,9 @@ class Event:
         source: the component it comes from, e.g. ``"agents/researcher-1"``.
         type: its :class:`EventType`.
         payload: a JSON object (str keys; values None, bool, int, finite
-            float, str, lists and objects of those).
+            float, str, lists and objects of those). Its text is valid
+            Unicode (no lone surrogate) and its ints have at most
+            ``sys.get_int_max_str_digits()`` digits, so a store can write it.
         correlation_id: the id of the root of its causal chain (its own id
             for a root event).
         causation_id: the id of the event that caused it, or None.
@@ -454,7 +546,8 @@ class Event:
 
         Args:
             type: an :class:`EventType` or its wire name ``"category.name"``.
-            source: the component it comes from; a non-empty str.
+            source: the component it comes from; a non-empty str of valid
+                Unicode text.
             payload: a JSON object; it is copied (tuples become lists).
             cause: the event that caused this one; default: the event being
                 handled in this context (see :func:`current_cause`).
@@ -474,7 +567,11 @@ class Event:
                 names its path, e.g. ``payload['items'][2]``), or an argument
                 has the wrong type.
             ValueError: a malformed type, an empty source, a non-finite float,
-                or a naive timestamp.
+                text holding a lone surrogate (``"\\ud800"``, which UTF-8
+                cannot encode) in the type, the source, or a payload key or
+                value, a payload int of more digits than
+                ``sys.get_int_max_str_digits()`` allows, or a naive timestamp.
+                Payload messages name the path, as for TypeError.
         """
         kind = type if isinstance(type, EventType) else EventType.parse(type)
         non_empty_str("source", source)

@@ -96,7 +96,14 @@ from ._core._protocol import (
 )
 from ._core._spec import AutoShutdown, Backoff, ChildSpec, ChildStatus, Heartbeat, Strategy
 from ._core._supervision import Phase, SupervisorMachine
-from ._event import Event, EventPublisher, EventType, SupervisionEvent, linked_event
+from ._event import (
+    Event,
+    EventPublisher,
+    EventType,
+    SupervisionEvent,
+    linked_event,
+    storable_text,
+)
 from ._exceptions import (
     ChildFailureEscalated,
     ChildHung,
@@ -322,7 +329,10 @@ _Item = Input | _Call
 
 
 def _describe(error: BaseException | None) -> dict[str, object]:
-    """An error as event payload: its type's qualified name and its message."""
+    """An error as event payload: its type's qualified name and its message.
+
+    Both made storable: an exception's message may hold a lone surrogate.
+    """
     if error is None:
         return {"error_type": None, "error": None}
     kind = type(error)
@@ -331,7 +341,7 @@ def _describe(error: BaseException | None) -> dict[str, object]:
         if kind.__module__ == "builtins"
         else f"{kind.__module__}.{kind.__qualname__}"
     )
-    return {"error_type": name, "error": str(error)}
+    return {"error_type": storable_text(name), "error": storable_text(str(error))}
 
 
 def _takes_task_status(fn: Callable[..., object]) -> bool:

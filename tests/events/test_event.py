@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import copy
 import enum
+import json
 import pickle
 import re
+import sys
 import time
 import types
 import uuid
@@ -34,6 +36,7 @@ from trio_smith.events import (
     current_cause,
     uuid7,
 )
+from trio_smith.events._codec import dump_payload
 
 NAMESPACES: dict[str, type] = {
     "system": SystemEvent,
@@ -448,6 +451,204 @@ def test_new_refuses_a_payload_nested_deeper_naming_the_path() -> None:
     message = "payload['x']" + "[0]" * 199 + " is nested deeper than 200 levels"
     with pytest.raises(ValueError, match=rf"^{re.escape(message)}$"):
         Event.new("billing.paid", source="a", payload=_nested(201))
+
+
+class _Text(str):
+    """A str subclass: payload values of it take the slow path."""
+
+
+class _Int(int):
+    """An int subclass: payload values of it take the slow path."""
+
+
+#: What UTF-8 cannot encode: a store would fail to write it (and its batch).
+_SURROGATE = "a lone surrogate U+D800 at index 1"
+
+
+@pytest.mark.parametrize(
+    ("build", "message"),
+    [
+        (
+            lambda: Event.new("billing.paid", source="s\ud800"),
+            f"source must be valid Unicode text, got 's\\ud800' ({_SURROGATE})",
+        ),
+        (
+            lambda: Event.new("billing.pa\ud800id", source="s"),
+            "event name must be valid Unicode text, got 'pa\\ud800id' "
+            "(a lone surrogate U+D800 at index 2)",
+        ),
+        (
+            lambda: Event.new("b\ud800.paid", source="s"),
+            f"event category must be valid Unicode text, got 'b\\ud800' ({_SURROGATE})",
+        ),
+        (
+            lambda: EventType("bi\udfffll", "x"),
+            "event category must be valid Unicode text, got 'bi\\udfffll' "
+            "(a lone surrogate U+DFFF at index 2)",
+        ),
+        (
+            lambda: EventType("billing", "é\udc80"),
+            "event name must be valid Unicode text, got 'é\\udc80' "
+            "(a lone surrogate U+DC80 at index 1)",
+        ),
+    ],
+    ids=["source", "wire-name", "wire-category", "category", "name"],
+)
+def test_new_refuses_a_source_or_type_holding_a_lone_surrogate(
+    build: Callable[[], object], message: str
+) -> None:
+    with pytest.raises(ValueError, match=rf"^{re.escape(message)}$"):
+        build()
+
+
+@pytest.mark.parametrize(
+    ("payload", "message"),
+    [
+        ({"s": "a\ud800"}, f"payload['s'] is not JSON-compatible: a str with {_SURROGATE}"),
+        (
+            {"ok": "é", "s": "é\udc80"},
+            "payload['s'] is not JSON-compatible: a str with a lone surrogate U+DC80 at index 1",
+        ),
+        (
+            {"items": [1, "x", "x\ud800"]},
+            f"payload['items'][2] is not JSON-compatible: a str with {_SURROGATE}",
+        ),
+        (
+            {"a": {"b": ("ok", {"c": "\udfff"})}},
+            "payload['a']['b'][1]['c'] is not JSON-compatible: "
+            "a str with a lone surrogate U+DFFF at index 0",
+        ),
+        (
+            {"s": _Text("a\ud800")},
+            f"payload['s'] is not JSON-compatible: a str with {_SURROGATE}",
+        ),
+        (
+            {"k\ud800": 1},
+            f"payload has a key that is not valid Unicode text: 'k\\ud800' ({_SURROGATE})",
+        ),
+        (
+            {"k\ud800": [1]},
+            f"payload has a key that is not valid Unicode text: 'k\\ud800' ({_SURROGATE})",
+        ),
+        (
+            {"a": [{"é\ud800": None}]},
+            f"payload['a'][0] has a key that is not valid Unicode text: 'é\\ud800' ({_SURROGATE})",
+        ),
+    ],
+    ids=[
+        "flat",
+        "flat-after-non-ascii",
+        "in-list",
+        "nested",
+        "str-subclass",
+        "key",
+        "key-slow-path",
+        "nested-key",
+    ],
+)
+def test_new_refuses_payload_text_holding_a_lone_surrogate_naming_the_path(
+    payload: dict[str, Any], message: str
+) -> None:
+    with pytest.raises(ValueError, match=rf"^{re.escape(message)}$"):
+        Event.new("billing.paid", source="a", payload=payload)
+
+
+def test_new_accepts_valid_non_ascii_text_everywhere() -> None:
+    payload = {"é☃": "naïve ☃ \U0001f600", "list": ["ü", {"ключ": "значение"}], "s": _Text("é")}
+    event = Event.new(EventType("ünïcode", "naïve☃"), source="agents/é☃\U0001f600", payload=payload)
+    assert (event.source, event.type.wire) == ("agents/é☃\U0001f600", "ünïcode.naïve☃")
+    assert event.payload == payload
+    dump_payload(event.payload).encode("utf-8")
+
+
+_TOO_LONG = "an int of more than 4300 digits (sys.get_int_max_str_digits())"
+
+
+@pytest.mark.parametrize(
+    ("payload", "message"),
+    [
+        ({"i": 10**5000}, f"payload['i'] is not JSON-compatible: {_TOO_LONG}"),
+        ({"a": [1, 10**5000]}, f"payload['a'][1] is not JSON-compatible: {_TOO_LONG}"),
+        # 4301 digits, the sign not counted (as str() counts them).
+        ({"a": {"b": -(10**4300)}}, f"payload['a']['b'] is not JSON-compatible: {_TOO_LONG}"),
+        ({"i": _Int(10**4300)}, f"payload['i'] is not JSON-compatible: {_TOO_LONG}"),
+        ({"a": (_Int(-(10**5000)),)}, f"payload['a'][0] is not JSON-compatible: {_TOO_LONG}"),
+    ],
+    ids=["flat", "in-list", "nested-negative", "int-subclass", "int-subclass-in-tuple"],
+)
+def test_new_refuses_a_payload_int_too_long_for_str_naming_the_path(
+    payload: dict[str, Any], message: str
+) -> None:
+    assert sys.get_int_max_str_digits() == 4300
+    with pytest.raises(ValueError, match=rf"^{re.escape(message)}$"):
+        Event.new("billing.paid", source="a", payload=payload)
+
+
+def test_new_accepts_a_payload_int_of_exactly_the_limits_digits() -> None:
+    assert sys.get_int_max_str_digits() == 4300
+    longest = 10**4300 - 1
+    payload = {"i": longest, "j": -longest, "k": [_Int(longest)], "short": 2**2000}
+    event = Event.new("billing.paid", source="a", payload=payload)
+    assert event.payload == payload
+    assert len(dump_payload(event.payload)) > 3 * 4300
+
+
+def test_new_follows_the_interpreters_int_to_str_limit() -> None:
+    before = sys.get_int_max_str_digits()
+    try:
+        sys.set_int_max_str_digits(0)  # unlimited
+        assert Event.new("billing.paid", source="a", payload={"i": 10**5000}).payload == {
+            "i": 10**5000
+        }
+        sys.set_int_max_str_digits(640)  # the lowest limit there is
+        event = Event.new("billing.paid", source="a", payload={"i": 10**640 - 1})
+        assert event.payload == {"i": 10**640 - 1}
+        message = (
+            "payload['i'] is not JSON-compatible: "
+            "an int of more than 640 digits (sys.get_int_max_str_digits())"
+        )
+        with pytest.raises(ValueError, match=rf"^{re.escape(message)}$"):
+            Event.new("billing.paid", source="a", payload={"i": 10**640})
+    finally:
+        sys.set_int_max_str_digits(before)
+
+
+#: Every code point, surrogates included (st.text() alone never draws them).
+_ANY_TEXT = st.text(st.characters(exclude_categories=()), max_size=8)
+
+
+@given(
+    st.dictionaries(
+        _ANY_TEXT, _ANY_TEXT | st.lists(_ANY_TEXT, max_size=3) | st.integers(), max_size=4
+    )
+)
+def test_new_refuses_a_payload_exactly_when_a_store_could_not_write_it(
+    payload: dict[str, Any],
+) -> None:
+    try:
+        event = Event.new("billing.paid", source="a", payload=payload)
+    except ValueError:
+        with pytest.raises(UnicodeEncodeError):
+            json.dumps(payload, ensure_ascii=False).encode("utf-8")
+    else:
+        dump_payload(event.payload).encode("utf-8")
+
+
+@pytest.mark.parametrize(
+    ("text", "stored"),
+    [
+        ("bad \ud800", "bad \\ud800"),
+        ("\udfffé\ud83d\ude00", "\\udfffé\\ud83d\\ude00"),
+    ],
+)
+def test_storable_text_escapes_each_lone_surrogate(text: str, stored: str) -> None:
+    assert _event.storable_text(text) == stored
+    stored.encode("utf-8")
+
+
+@pytest.mark.parametrize("text", ["", "plain", "é☃ \U0001f600", "a\\ud800 already escaped"])
+def test_storable_text_returns_valid_text_as_it_is(text: str) -> None:
+    assert _event.storable_text(text) is text
 
 
 @pytest.mark.parametrize(

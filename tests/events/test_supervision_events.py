@@ -13,6 +13,7 @@ from trio_smith.events import (
     MemoryEventStore,
     SupervisionEvent,
 )
+from trio_smith.events._codec import dump_payload
 
 from ..publisher import Recorder
 
@@ -116,6 +117,37 @@ async def test_giving_up_is_published_with_the_error(
     last_failure = [e for e in rec.events if e.type == SupervisionEvent.CHILD_FAILED][-1]
     assert gave_up[0].causation_id == last_failure.id
     assert rec.events[-1].payload["reason"] == "intensity"
+
+
+async def test_an_error_whose_text_holds_a_lone_surrogate_is_published_storable(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    # UTF-8 cannot encode a lone surrogate: published as is, the events would
+    # fail a store's batch commit. They carry its backslash escape instead.
+    rec = Recorder()
+
+    class OddError(RuntimeError):
+        pass
+
+    OddError.__module__ = "odd\udc80"  # a type name may hold one too
+
+    async def crash() -> None:
+        await trio.sleep(0.1)
+        raise OddError("bad \ud800")
+
+    with pytest.raises(RestartIntensityExceeded):
+        async with Supervisor([ChildSpec("c", crash)], max_restarts=0, name="s", events=rec):
+            await trio.sleep_forever()
+    [failed] = rec.of(SupervisionEvent.CHILD_FAILED)
+    [gave_up] = rec.of(SupervisionEvent.SUPERVISOR_GAVE_UP)
+    for event in (failed, gave_up):
+        assert event.payload["error"] == "bad \\ud800"
+        assert event.payload["error_type"] == (
+            "odd\\udc80.test_an_error_whose_text_holds_a_lone_surrogate_is_published_storable."
+            "<locals>.OddError"
+        )
+    for event in rec.events:
+        dump_payload(event.payload).encode("utf-8")
 
 
 async def test_a_normal_return_and_an_ignored_start_are_stops(

@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 
 __all__ = [
+    "check_text",
     "finite_at_least",
     "int_at_least",
     "is_finite_number",
@@ -19,6 +20,7 @@ __all__ = [
     "non_empty_str",
     "optional_name",
     "optional_str",
+    "unicode_problem",
 ]
 
 
@@ -55,17 +57,48 @@ def finite_at_least(label: str, value: object, minimum: float, *, strict: bool =
         raise ValueError(f"{label} must be a finite number {relation} {minimum}, got {value!r}")
 
 
+def unicode_problem(value: str) -> str | None:
+    """Why UTF-8 cannot encode ``value`` (its first lone surrogate), or None.
+
+    A Python str may hold surrogate code points (U+D800 to U+DFFF, e.g. from
+    ``surrogateescape``); UTF-8 has no encoding for them, so a store could
+    not write such text. ASCII text, the common case, costs one ``isascii()``.
+    """
+    # Unbound methods: a str subclass may override isascii or encode.
+    if str.isascii(value):
+        return None
+    try:
+        str.encode(value, "utf-8")
+    except UnicodeEncodeError as exc:
+        return f"a lone surrogate U+{ord(value[exc.start]):04X} at index {exc.start}"
+    return None
+
+
+def check_text(label: str, value: str) -> str:
+    """``value`` if UTF-8 can encode it, else ValueError naming ``label``."""
+    problem = unicode_problem(value)
+    if problem is not None:
+        raise ValueError(f"{label} must be valid Unicode text, got {value!r} ({problem})")
+    return value
+
+
 def non_empty_str(label: str, value: object) -> str:
-    """``value`` if it is a non-empty str, else ValueError naming ``label``."""
+    """``value`` if it is a non-empty str of valid text, else ValueError naming ``label``."""
     if not isinstance(value, str) or not value:
         raise ValueError(f"{label} must be a non-empty str, got {value!r}")
+    if not value.isascii():  # ASCII never holds a surrogate: skip the call
+        check_text(label, value)
     return value
 
 
 def optional_str(label: str, value: object) -> str | None:
-    """None or a non-empty str, else ValueError naming ``label``."""
-    if value is not None and (not isinstance(value, str) or not value):
+    """None or a non-empty str of valid text, else ValueError naming ``label``."""
+    if value is None:
+        return None
+    if not isinstance(value, str) or not value:
         raise ValueError(f"{label} must be a non-empty str or None, got {value!r}")
+    if not value.isascii():
+        check_text(label, value)
     return value
 
 

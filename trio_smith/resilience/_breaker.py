@@ -31,7 +31,7 @@ from .._core._breaker import (
     WaitInterval,
 )
 from .._core._check import is_finite_number, non_empty_str
-from .._event import Event, EventPublisher, EventType, SystemEvent
+from .._event import Event, EventPublisher, EventType, SystemEvent, storable_text
 from .._exceptions import CallNotPermitted
 
 # trio's run context and default clock: the breaker's hot path reads the time
@@ -364,8 +364,9 @@ class CircuitBreaker:
         if signal.rate is not None:
             payload["rate"] = signal.rate
         if error is not None and kind in (SignalKind.ERROR, SignalKind.IGNORED_ERROR):
-            payload["error_type"] = type(error).__qualname__
-            payload["error"] = str(error)
+            # Event.new refuses a lone surrogate, which a message may hold.
+            payload["error_type"] = storable_text(type(error).__qualname__)
+            payload["error"] = storable_text(str(error))
         source = f"circuit_breaker/{self._name}"
         built = [Event.new(_EVENT_TYPES[kind], source=source, payload=payload)]
         if kind is SignalKind.STATE_TRANSITION:

@@ -41,6 +41,7 @@ from .._event import (
     current_cause,
     linked_event,
     set_cause,
+    storable_text,
     uuid7,
 )
 from .._exceptions import (
@@ -407,7 +408,7 @@ def _describe(message: object) -> dict[str, object]:
     task_id = getattr(message, "id", None)
     if isinstance(kind, str) and isinstance(task_id, UUID):
         return {"task_type": kind, "task_id": str(task_id)}
-    return {"message_type": type(message).__qualname__}
+    return {"message_type": storable_text(type(message).__qualname__)}
 
 
 def _by_id(envelope: Envelope) -> UUID:
@@ -698,12 +699,13 @@ class Registry:
         agent.binding = None
         agent.status = agent_step(agent.name, agent.status, AgentInput.UNBIND)
         agent.down_since = trio.current_time()
-        payload: dict[str, object] = {"agent": agent.name, "reason": reason}
+        # The reason quotes the error (or a cancel reason): make it storable.
+        payload: dict[str, object] = {"agent": agent.name, "reason": storable_text(reason)}
         if stopped or error is None:
             self._publish(AgentEvent.STOPPED, agent.name, payload, cause, None)
         else:
-            payload["error_type"] = type(error).__qualname__
-            payload["error"] = str(error)
+            payload["error_type"] = storable_text(type(error).__qualname__)
+            payload["error"] = storable_text(str(error))
             self._publish(AgentEvent.FAILED, agent.name, payload, cause, None)
         if binding.child is None or binding.orphaned:
             self._forget(agent)

@@ -18,6 +18,7 @@ from .._event import (
     EventType,
     caused_by,
     current_cause,
+    storable_text,
     uuid7,
 )
 from .._exceptions import CallNotPermitted, NoAgentAvailable
@@ -271,8 +272,8 @@ class Router:
                     {
                         "task_id": str(task.id),
                         "agent": agent.name,
-                        "error_type": type(exc).__qualname__,
-                        "error": str(exc),
+                        "error_type": storable_text(type(exc).__qualname__),
+                        "error": storable_text(str(exc)),
                     },
                     routed,
                 )
