@@ -8,7 +8,7 @@ from uuid import UUID
 import trio
 
 from trio_smith.events import Event, EventFilter, EventStore, MemoryEventStore
-from trio_smith.events._store import Listener
+from trio_smith.events._store import Listener, StoreStatistics
 
 
 class WrappedStore(EventStore):
@@ -58,6 +58,9 @@ class WrappedStore(EventStore):
 
     def add_listener(self, listener: Listener) -> Callable[[], None]:
         return self.inner.add_listener(listener)
+
+    def statistics(self) -> StoreStatistics:
+        return self.inner.statistics()
 
     async def aclose(self) -> None:
         await self.inner.aclose()

@@ -1,7 +1,7 @@
 """SQLiteEventStore: every query shape of reference/events.md 4.1 is served by its index.
 
 The SQL is built exactly as ``SQLiteEventStore.read`` and ``get`` build it
-(``_where`` and ``_COLUMNS``), checked to return what ``read`` returns, and
+(``read_sql`` and ``_COLUMNS``), checked to return what ``read`` returns, and
 its ``EXPLAIN QUERY PLAN`` is read on a file of a few thousand events, both
 as the store leaves it (no statistics: the store never runs ``ANALYZE``) and
 after ``ANALYZE``.
@@ -17,7 +17,7 @@ Notes on the expectations:
   here (four reserved categories make it >= 25% in general), and
   events.md 4.1 says the planner rightly picks the rowid range scan, filtering
   as it goes.
-* ``_where`` always constrains ``position > ?`` (0 for a whole read), so even
+* the condition always constrains ``position > ?`` (0 for a whole read), so even
   a scan of everything shows as ``SEARCH ... USING INTEGER PRIMARY KEY``; a
   bare ``SCAN events`` never appears for these shapes.
 * This SQLite has no STAT4, so the plan does not depend on the parameter
@@ -39,7 +39,8 @@ import pytest
 import trio
 
 from trio_smith.events import AgentEvent, Event, EventFilter, SystemEvent, ToolEvent
-from trio_smith.events._sqlite import _COLUMNS, SQLiteEventStore, _where
+from trio_smith.events._sql import read_sql
+from trio_smith.events._sqlite import _COLUMNS, _DIALECT, SQLiteEventStore
 
 from .store_contract import at
 
@@ -112,13 +113,8 @@ def _open(path: pathlib.Path) -> Iterator[sqlite3.Connection]:
 def _read_sql(
     filter: EventFilter | None, after: int = 0, limit: int | None = None
 ) -> tuple[str, list[Any]]:
-    """The SQL and parameters ``SQLiteEventStore.read`` runs (copied from it)."""
-    where, params = _where(filter, after)
-    sql = f"SELECT {_COLUMNS} FROM events WHERE {where} ORDER BY position"
-    if limit is not None:
-        sql += " LIMIT ?"
-        params.append(limit)
-    return sql, params
+    """The SQL and parameters ``SQLiteEventStore.read`` runs."""
+    return read_sql(_COLUMNS, filter, after, limit, False, _DIALECT)
 
 
 #: The SQL ``SQLiteEventStore.get`` runs.

@@ -2,7 +2,8 @@
 
 Hypothesis generates a list of operations (appends with repeated ids, reads
 with random filters, lookups); one trio test runs them against every backend
-in ``BACKENDS`` and against ``Model``, a plain list, and asserts after every
+in ``BACKENDS`` (memory, SQLite) and PostgreSQL, and against ``Model``, a plain
+list, and asserts after every
 step that each backend returned what the model returned, holds the same
 events and told its listener about exactly the new ones.
 
@@ -14,15 +15,17 @@ hypothesis still shrinks the list.
 from __future__ import annotations
 
 import itertools
+import os
 import pathlib
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import AsyncExitStack
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any, TypeAlias
 from uuid import UUID
 
 import attrs
+import pytest
 import trio
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -34,10 +37,12 @@ from trio_smith.events import (
     EventStore,
     EventType,
     MemoryEventStore,
+    PostgresEventStore,
     SQLiteEventStore,
     SystemEvent,
 )
 
+from ..postgres import Postgres
 from .store_contract import Recorder, StoreFactory
 
 #: Every backend, by name; each must agree with the model (and so with each
@@ -57,6 +62,29 @@ BACKENDS: list[tuple[str, StoreFactory]] = [
     ("memory", MemoryEventStore),
     ("sqlite", _sqlite_store),
 ]
+
+
+@pytest.fixture(scope="module")
+def backends(request: pytest.FixtureRequest) -> Iterator[list[tuple[str, StoreFactory]]]:
+    """BACKENDS and PostgreSQL: a database for this module, a new schema per example.
+
+    Without a PostgreSQL server (only possible outside CI, see
+    tests/conftest.py) the other backends still run.
+    """
+    try:
+        postgres: Postgres = request.getfixturevalue("postgres")
+    except pytest.skip.Exception:
+        yield BACKENDS
+        return
+    name = f"model_{os.getpid()}"
+    dsn = postgres.create_database(name)
+    schemas = itertools.count()
+    yield [
+        *BACKENDS,
+        ("postgres", lambda: PostgresEventStore(dsn, schema=f"model_{next(schemas)}")),
+    ]
+    postgres.drop_database(name)
+
 
 # ---------------------------------------------------------------- pools
 
@@ -368,11 +396,13 @@ def _ids(result: object) -> object:
 
 @settings(max_examples=200, deadline=None)
 @given(ops=scripts)
-async def test_every_backend_agrees_with_a_naive_model(ops: Sequence[Op]) -> None:
+async def test_every_backend_agrees_with_a_naive_model(
+    backends: list[tuple[str, StoreFactory]], ops: Sequence[Op]
+) -> None:
     model = Model()
     async with AsyncExitStack() as stack:
         stores: list[tuple[str, EventStore, Recorder]] = []
-        for name, make_store in BACKENDS:
+        for name, make_store in backends:
             store = await stack.enter_async_context(make_store())
             recorder = Recorder()
             store.add_listener(recorder)

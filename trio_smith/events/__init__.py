@@ -39,9 +39,11 @@ from ._codec import dumps as dumps
 from ._codec import loads as loads
 from ._filter import EventFilter as EventFilter
 from ._memory import MemoryEventStore as MemoryEventStore
+from ._postgres import PostgresEventStore as PostgresEventStore
 from ._sqlite import SQLiteEventStore as SQLiteEventStore
 from ._store import EventStore as EventStore
 from ._store import StoreScan as StoreScan
+from ._store import StoreStatistics as StoreStatistics
 
 __all__ = [
     "Event",
@@ -67,6 +69,8 @@ __all__ = [
     "StoreScan",
     "MemoryEventStore",
     "SQLiteEventStore",
+    "PostgresEventStore",
+    "StoreStatistics",
     "dumps",
     "loads",
     "EventsError",

@@ -23,6 +23,7 @@ from ._filter import EventFilter
 from ._pace import Pacer, cancel_requested
 from ._store import (
     EventStore,
+    StoreStatistics,
     check_checkpoint_args,
     check_event,
     check_event_id,
@@ -63,6 +64,7 @@ class MemoryEventStore(EventStore):
         "_events",
         "_name",
         "_pace",
+        "_transactions",
     )
 
     def __init__(self, *, name: str | None = None) -> None:
@@ -78,6 +80,7 @@ class MemoryEventStore(EventStore):
         self._checkpoints: dict[str, int] = {}
         self._closed = False
         self._pace = Pacer()
+        self._transactions = 0
 
     @property
     def name(self) -> str:
@@ -108,6 +111,7 @@ class MemoryEventStore(EventStore):
                 new.append(stored)
             result.append(stored)
         if new:
+            self._transactions += 1
             self._notify(new)
         return result
 
@@ -218,6 +222,17 @@ class MemoryEventStore(EventStore):
         await trio.lowlevel.checkpoint()
         self._check_open()
         return self._checkpoints.get(name)
+
+    def statistics(self) -> StoreStatistics:
+        return StoreStatistics(
+            name=self._name,
+            head=len(self._events),
+            appended=len(self._events),
+            transactions=self._transactions,
+            followed=0,
+            dropped=0,
+            queued=0,
+        )
 
     async def aclose(self) -> None:
         self._closed = True

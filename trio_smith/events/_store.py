@@ -2,14 +2,17 @@
 
 A store is an append-only log. Positions are dense from 1 and follow commit
 order, so a reader that has seen position ``p`` has seen every committed
-event up to ``p`` (reference/events.md 4.1: no gaps that fill in later).
+event up to ``p`` (no gaps that fill in later), whichever process committed
+them: several processes may share one durable store (design rule 25).
 
 The bus needs one thing beyond appends and reads: *commit listeners*. A store
-calls each listener synchronously, on the trio thread, with every batch it
-has just committed, in position order and exactly once per event (a
-duplicate id is not a new event). The bus fans events out from there, which
-is what makes live delivery follow store order even when appends commit in
-batches (group commit) or their callers are cancelled mid-way.
+calls each listener synchronously, on the trio thread, with every batch of
+events committed to its log, in position order and exactly once per event
+(a duplicate id is not a new event): its own appends and, for a log that
+other processes (or other store objects) also write, theirs, as soon as it
+sees them. The bus fans events out from there, which is what makes live
+delivery follow store order even when appends commit in batches (group
+commit) or their callers are cancelled mid-way.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from collections.abc import Callable, Sequence
 from typing import Final, Self, final
 from uuid import UUID
 
+import attrs
 import trio
 
 from .._core._check import int_at_least, non_empty_str
@@ -29,6 +33,7 @@ __all__ = [
     "EventStore",
     "Listener",
     "StoreScan",
+    "StoreStatistics",
     "check_checkpoint_args",
     "check_event",
     "check_read_args",
@@ -39,6 +44,34 @@ Listener = Callable[[Sequence[Event]], None]
 
 #: Events per page when a scan reads the store.
 DEFAULT_PAGE: Final = 1000
+
+
+@final
+@attrs.frozen(kw_only=True)
+class StoreStatistics:
+    """A snapshot of an event store.
+
+    Attributes:
+        name: the store's name.
+        head: the last position its listeners were told about.
+        appended: events this store object committed (ids already stored
+            are not counted).
+        transactions: transactions that committed them (group commit puts
+            many appends in one).
+        followed: events other writers (processes, or other store objects on
+            the same log) committed, that its listeners were told about.
+        dropped: events given to ``append_nowait`` that could not be
+            committed; each is also logged (logger ``trio_smith.events``).
+        queued: appends queued or committing now.
+    """
+
+    name: str
+    head: int
+    appended: int
+    transactions: int
+    followed: int
+    dropped: int
+    queued: int
 
 
 def check_checkpoint_args(name: object, position: object = 0) -> str:
@@ -200,6 +233,10 @@ class EventStore(abc.ABC):
             ValueError: an empty name.
             StoreClosed: the store is closed.
         """
+
+    @abc.abstractmethod
+    def statistics(self) -> StoreStatistics:
+        """A frozen snapshot: head, events appended and followed, drops, queue."""
 
     def add_listener(self, listener: Listener) -> Callable[[], None]:
         """Call ``listener`` with each batch of newly committed events.
