@@ -35,7 +35,13 @@ import pytest
 import trio
 
 from trio_smith.cli import main
-from trio_smith.events import Event, SQLiteEventStore, loads
+from trio_smith.events import (
+    Event,
+    SQLiteEventStore,
+    StoreOpenError,
+    StoreUnavailable,
+    loads,
+)
 
 # ---------------------------------------------------------------- the fixture store
 
@@ -305,6 +311,9 @@ FILTERS: list[tuple[list[str], list[int]]] = [
     (["list", "--source-prefix", "agents/", "--limit", "4"], [5, 9, 12, 13]),
     (["list", "--category", "tool", "--until", "2026-01-02T03:04:05.010Z"], [4]),
     (["list", "--correlation", str(ALPHA), "--to-position", "8", "--limit", "2"], [7, 8]),
+    # The largest integers SQLite stores are accepted (2**63 - 1).
+    (["list", "--limit", str(2**63 - 1), "--to-position", str(2**63 - 1)], list(range(1, 15))),
+    (["query", "--from-position", str(2**63 - 1), "--limit", str(2**63 - 1)], []),
 ]
 
 
@@ -520,7 +529,8 @@ class Follower:
     def __init__(self, *args: Arg) -> None:
         self.process = _start(["follow", *args])
         self.lines: queue.Queue[str | None] = queue.Queue()
-        threading.Thread(target=self._read, daemon=True).start()
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
 
     def _read(self) -> None:
         assert self.process.stdout is not None
@@ -539,6 +549,10 @@ class Follower:
         """Send ``signum`` (if any); return its exit status and its stderr."""
         if signum is not None:
             self.process.send_signal(signum)
+        # The reader thread drains stdout until the end, however much is left
+        # (thousands of lines when it is stopped while catching up).
+        self.process.wait(timeout=10)
+        self._reader.join(timeout=10)
         _, err = self.process.communicate(timeout=10)
         return self.process.returncode, err
 
@@ -634,6 +648,35 @@ def test_follow_ends_after_the_to_position(
     assert (fields[0], fields[2]) == ("15", "agent.started")
     assert follower.line() is None  # it exits by itself, before position 16
     assert follower.finish() == (0, "")
+
+
+def _many(count: int, source: str) -> list[Event]:
+    return [_new("agent.started", source, payload={"n": n}) for n in range(count)]
+
+
+#: Events enough for 20 pages: a reader of them is still reading when a
+#: signal sent after its first line arrives.
+MANY = 20_000
+
+
+def test_follow_stopped_while_catching_up_exits_0_quietly(
+    own_db: pathlib.Path, follow: Callable[..., Follower]
+) -> None:
+    append(own_db, _many(MANY, "agents/old"))
+    head = len(EVENTS) + MANY
+    # Replaying the store from the start: stopped after the first line.
+    replaying = follow(own_db, "--from-position", "1")
+    assert (replaying.line() or "").split()[0] == "1"
+    assert replaying.finish(signal.SIGTERM) == (0, "")
+    # Live, while the store's poller reads a big append page by page:
+    # stopped after the first new line. The poller, cut off in the middle of
+    # a poll that found events, used to report the store closed (exit 1 and
+    # a StoreClosed traceback).
+    live = follow(own_db, "--from-position", head)
+    assert (live.line() or "").split()[0] == str(head)  # the listener is in place
+    append(own_db, _many(MANY, "agents/new"))
+    assert (live.line() or "").split()[0] == str(head + 1)
+    assert live.finish(signal.SIGTERM) == (0, "")
 
 
 # ---------------------------------------------------------------- output closed early
@@ -751,13 +794,70 @@ BAD_ARGUMENTS: list[tuple[list[str], str]] = [
         "trio-smith events trace: error: argument CORRELATION_ID: expected a correlation "
         "id or at least 4 of its hex digits, got 'abcg'",
     ),
+    # Integers go to SQLite, whose integers have 64 bits: at most 2**63 - 1.
+    (
+        ["list", "--limit", "99999999999999999999999"],
+        "trio-smith events list: error: argument --limit: expected an integer "
+        "<= 9223372036854775807, got '99999999999999999999999'",
+    ),
+    (
+        ["query", "--limit", str(2**63)],
+        "trio-smith events query: error: argument --limit: expected an integer "
+        "<= 9223372036854775807, got '9223372036854775808'",
+    ),
+    (
+        ["list", "--from-position", "99999999999999999999999"],
+        "trio-smith events list: error: argument --from-position: expected a position "
+        "(an integer <= 9223372036854775807), got '99999999999999999999999'",
+    ),
+    (
+        ["query", "--to-position", str(2**63)],
+        "trio-smith events query: error: argument --to-position: expected a position "
+        "(an integer <= 9223372036854775807), got '9223372036854775808'",
+    ),
+    (
+        ["follow", "--from-position", str(2**64)],
+        "trio-smith events follow: error: argument --from-position: expected a position "
+        "(an integer <= 9223372036854775807), got '18446744073709551616'",
+    ),
+    # More digits than int() reads (4300) is too large all the same.
+    (
+        ["list", "--limit", "9" * 5000],
+        "trio-smith events list: error: argument --limit: expected an integer "
+        f"<= 9223372036854775807, got '{'9' * 5000}'",
+    ),
+    (
+        ["follow", "--to-position", "-" + "9" * 5000],
+        "trio-smith events follow: error: argument --to-position: expected a position "
+        f"(an integer >= 1), got '-{'9' * 5000}'",
+    ),
+    # Times beyond datetime's years 1 to 9999.
+    (
+        ["list", "--since", "99999-01-01"],
+        "trio-smith events list: error: argument --since: expected an ISO 8601 time or "
+        "a duration such as 30s, 5m, 2h, 1d; got '99999-01-01'",
+    ),
+    (
+        ["query", "--since", f"{10**20}s"],
+        "trio-smith events query: error: argument --since: time out of range: "
+        "'100000000000000000000s'",
+    ),
+    (
+        ["follow", "--until", "2932897d"],
+        "trio-smith events follow: error: argument --until: time out of range: '2932897d'",
+    ),
+    (
+        ["list", "--since", "9999-12-31T23:59:59-01:00"],
+        "trio-smith events list: error: argument --since: time out of range: "
+        "'9999-12-31T23:59:59-01:00'",
+    ),
     (["stats", "--bogus"], "trio-smith: error: unrecognized arguments: --bogus"),
     (["follow", "--limit", "3"], "trio-smith: error: unrecognized arguments: --limit 3"),
 ]
 
 
 @pytest.mark.parametrize(
-    ("args", "message"), BAD_ARGUMENTS, ids=[" ".join(a) for a, _ in BAD_ARGUMENTS]
+    ("args", "message"), BAD_ARGUMENTS, ids=[" ".join(a)[:60] for a, _ in BAD_ARGUMENTS]
 )
 def test_a_bad_argument_is_one_line_and_exits_2(
     tmp_path: pathlib.Path, capsys: pytest.CaptureFixture[str], args: list[str], message: str
@@ -828,3 +928,84 @@ def test_a_bad_file_is_one_line_exits_1_and_is_left_alone(
     new = set(tmp_path.iterdir()) - set(listing)
     assert {path.name for path in new} <= {"newer.db-wal", "newer.db-shm"}
     assert not any(path.stat().st_size for path in new if path.name.endswith("-wal"))
+
+
+def _damage(path: pathlib.Path, position: int) -> None:
+    """Break the payload of the event at ``position``, as a stray tool or a bad disk might."""
+    with contextlib.closing(sqlite3.connect(path)) as connection, connection:
+        connection.execute("UPDATE events SET payload = '{' WHERE position = ?", (position,))
+
+
+def test_a_damaged_event_is_one_line_exits_1_and_is_left_alone(
+    tmp_path: pathlib.Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "damaged.db"
+    append(path, EVENTS)
+    _damage(path, 2)  # BETA's root
+    before = path.read_bytes()
+    message = (
+        f"trio-smith events: error: event store {str(path)!r} holds a damaged event at "
+        "position 2: its payload is not JSON ("
+    )
+    # Every command that reads event 2 says so: stats reads every event,
+    # trace reads the correlation (or, for part of an id, every event).
+    for args in [
+        ["list"],
+        ["list", "--json", "--limit", "13"],
+        ["query"],
+        ["query", "--type", "agent.created", "--json"],
+        ["follow", "--from-position", "1"],
+        ["trace", str(BETA)],
+        ["trace", "9e01"],
+        ["stats"],
+        ["stats", "--json"],
+    ]:
+        command, *options = args
+        line = failed(call(capsys, command, path, *options), 1)
+        assert line.startswith(message), (args, line)
+    # Reads that do not reach it are not troubled.
+    assert positions(ok(call(capsys, "list", path, "--limit", "12"))) == list(range(3, 15))
+    assert positions(ok(call(capsys, "query", path, "--from-position", "3"))) == list(range(3, 15))
+    assert ok(call(capsys, "trace", path, str(ALPHA)))[0] == f"correlation {ALPHA}: 7 events"
+    assert path.read_bytes() == before
+
+
+@pytest.mark.parametrize(
+    "args",
+    [["list"], ["query"], ["follow", "--from-position", "1"], ["trace", str(ALPHA)], ["stats"]],
+    ids=lambda args: " ".join(args),
+)
+def test_a_store_that_is_unavailable_is_one_line_and_exits_1(
+    db: pathlib.Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    args: list[str],
+) -> None:
+    # The SQLite store raises StoreUnavailable when it cannot get at its file
+    # for a while (a lock held too long): made to happen here, on every read.
+    async def read(self: SQLiteEventStore, *args: object, **kwargs: object) -> list[Event]:
+        await trio.lowlevel.checkpoint()
+        raise StoreUnavailable(str(db), "database is locked")
+
+    monkeypatch.setattr(SQLiteEventStore, "read", read)
+    command, *options = args
+    assert failed(call(capsys, command, db, *options), 1) == (
+        f"trio-smith events: error: event store {str(db)!r} is unavailable: database is locked"
+    )
+
+
+def test_a_store_that_cannot_be_opened_is_one_line_and_exits_1(
+    db: pathlib.Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # StoreOpenError, the base of StoreFileError: what a store that is not a
+    # file (a server) raises at open.
+    async def refuse(self: SQLiteEventStore) -> SQLiteEventStore:
+        await trio.lowlevel.checkpoint()
+        raise StoreOpenError(str(db), "the server refused the connection")
+
+    monkeypatch.setattr(SQLiteEventStore, "__aenter__", refuse)
+    for command in ["list", "query", "follow", "stats"]:
+        assert failed(call(capsys, command, db), 1) == (
+            f"trio-smith events: error: cannot open event store {str(db)!r}: "
+            "the server refused the connection"
+        )

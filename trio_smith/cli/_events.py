@@ -9,9 +9,10 @@ SQLite answers them from its indexes. docs/cli.md is the reference;
 output.
 
 Exit statuses: 0 done (also after Ctrl-C or SIGTERM ends ``follow``, and
-when the reader of the output goes away, as with ``| head``); 1 a bad store
-file or an unknown correlation (one line on stderr, via ``CommandError``); 2
-a bad argument (argparse, one line).
+when the reader of the output goes away, as with ``| head``); 1 a store that
+cannot be opened or read (any ``EventsError``: a bad file, a damaged event,
+a store unavailable), or an unknown correlation (one line on stderr, via
+``CommandError``); 2 a bad argument (argparse, one line).
 """
 
 from __future__ import annotations
@@ -28,7 +29,14 @@ from uuid import UUID
 
 import trio
 
-from ..events import Event, EventFilter, SQLiteEventStore, StoreFileError, dumps
+from ..events import (
+    Event,
+    EventFilter,
+    EventsError,
+    SQLiteEventStore,
+    StoreOpenError,
+    dumps,
+)
 from . import _main
 from ._events_args import (
     CorrelationRef,
@@ -237,16 +245,41 @@ def run(args: argparse.Namespace) -> int:
     """Run an events subcommand; return the exit status.
 
     Raises:
-        CommandError: a bad store file, or a correlation not in the store.
+        CommandError: a store that cannot be opened or read (the message is
+            the ``EventsError``'s), or a correlation not in the store.
     """
     check_store_path(args.db)
     command = _COMMANDS[args.events_command]
-    status = trio.run(command, args)
     try:
-        sys.stdout.flush()
-    except BrokenPipeError:
-        silence(sys.stdout)
-    return status
+        return trio.run(command, args)
+    except (EventsError, BaseExceptionGroup) as exc:
+        # The command's boundary: whatever the store raised on purpose (a
+        # damaged event, a store unavailable) is the store's one-line
+        # message. A nursery (the store's poller, follow's) wraps it in a group.
+        error = events_error(exc)
+        if error is None:
+            raise
+        raise _fail(str(error)) from None
+    finally:
+        try:
+            sys.stdout.flush()
+        except BrokenPipeError:
+            silence(sys.stdout)
+
+
+def events_error(exc: BaseException) -> EventsError | None:
+    """The ``EventsError`` that ``exc`` is, or the first of a group of nothing else.
+
+    None if ``exc`` is, or a group of it holds, anything else: that is a bug
+    to show whole, not a store's error to put in one line.
+    """
+    if isinstance(exc, EventsError):
+        return exc
+    if isinstance(exc, BaseExceptionGroup):
+        errors, rest = exc.split(EventsError)
+        if errors is not None and rest is None:
+            return events_error(errors.exceptions[0])
+    return None
 
 
 def _fail(message: str) -> _main.CommandError:
@@ -269,13 +302,14 @@ async def open_store(path: str) -> AsyncIterator[SQLiteEventStore]:
     """Open the store at ``path`` read-only, for the duration of the block.
 
     Raises:
-        CommandError: a file that is not a store this version reads (the
-            message is the ``StoreFileError``'s).
+        CommandError: a store that cannot be opened: a file that is not a
+            store this version reads, say (the message is the
+            ``StoreOpenError``'s).
     """
     store = SQLiteEventStore(path, read_only=True)
     try:
         await store.__aenter__()
-    except StoreFileError as exc:
+    except StoreOpenError as exc:
         raise _fail(str(exc)) from None
     try:
         yield store

@@ -3,6 +3,8 @@
 argparse calls them while parsing; one that raises ``ArgumentTypeError`` makes
 the command stop with one line, ``trio-smith events list: error: argument
 --limit: ...``, and exit status 2. The messages show the word with ``!r``.
+Each value is checked here, whole, so that nothing the store is given later
+can fail on it (an integer beyond SQLite's, a time beyond ``datetime``'s).
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ import attrs
 from ..events import EventFilter, EventType
 
 __all__ = [
+    "MAX_INT",
     "CorrelationRef",
     "category",
     "correlation_ref",
@@ -34,6 +37,11 @@ __all__ = [
 _AGO: Final = re.compile(r"(\d+(?:\.\d+)?)([smhd])")
 _UNIT_SECONDS: Final = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 
+#: The largest integer argument: SQLite's largest integer (64 bits, signed).
+#: Limits and positions go into the store's SQL as they are, and a larger
+#: one would fail there (OverflowError), after the store was opened.
+MAX_INT: Final = 2**63 - 1
+
 #: The fewest hex digits ``trace`` accepts as part of a correlation id.
 MIN_FRAGMENT: Final = 4
 
@@ -41,32 +49,50 @@ _HEX: Final = frozenset(string.hexdigits)
 
 
 def positive_int(text: str) -> int:
-    """An integer >= 1 (``--limit``).
+    """An integer from 1 to ``MAX_INT`` (``--limit``).
 
     Raises:
-        argparse.ArgumentTypeError: not an integer, or less than 1.
+        argparse.ArgumentTypeError: not an integer, less than 1, or more than
+            ``MAX_INT``.
+    """
+    return _bounded_int(text, "an integer {}")
+
+
+def position(text: str) -> int:
+    """A store position, from 1 to ``MAX_INT`` (``--from-position``, ``--to-position``).
+
+    Raises:
+        argparse.ArgumentTypeError: not an integer, less than 1, or more than
+            ``MAX_INT``.
+    """
+    return _bounded_int(text, "a position (an integer {})")
+
+
+def _bounded_int(text: str, expected: str) -> int:
+    """``text`` as an integer from 1 to ``MAX_INT``.
+
+    Args:
+        expected: what was expected, for the message, with ``{}`` where the
+            bound that was broken goes: ``"an integer {}"``.
     """
     try:
         value = int(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {text!r}") from None
+        digits = text.strip().removeprefix("+").replace("_", "")
+        # int() refuses more than 4300 digits (sys.get_int_max_str_digits):
+        # such a number is too large, not "not an integer".
+        if not (digits.isdigit() and len(digits) > len(str(MAX_INT))):
+            raise argparse.ArgumentTypeError(
+                f"expected {expected.format('>= 1')}, got {text!r}"
+            ) from None
+        value = MAX_INT + 1
     if value < 1:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {text!r}")
-    return value
-
-
-def position(text: str) -> int:
-    """A store position, from 1 (``--from-position``, ``--to-position``).
-
-    Raises:
-        argparse.ArgumentTypeError: not an integer, or less than 1.
-    """
-    try:
-        return positive_int(text)
-    except argparse.ArgumentTypeError:
+        raise argparse.ArgumentTypeError(f"expected {expected.format('>= 1')}, got {text!r}")
+    if value > MAX_INT:
         raise argparse.ArgumentTypeError(
-            f"expected a position (an integer >= 1), got {text!r}"
-        ) from None
+            f"expected {expected.format(f'<= {MAX_INT}')}, got {text!r}"
+        )
+    return value
 
 
 def moment(text: str) -> datetime:
@@ -78,7 +104,8 @@ def moment(text: str) -> datetime:
             and a unit, ``s``, ``m``, ``h`` or ``d`` (``30s``, ``1.5h``).
 
     Raises:
-        argparse.ArgumentTypeError: neither form.
+        argparse.ArgumentTypeError: neither form, or a time outside the years
+            1 to 9999 (in UTC).
     """
     ago = _AGO.fullmatch(text)
     if ago is not None:
