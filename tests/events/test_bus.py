@@ -204,6 +204,21 @@ async def test_drop_newest_keeps_the_first_events() -> None:
         assert bus.statistics().dropped == 7
 
 
+async def test_drops_are_counted_always_and_logged_sparingly(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    async with EventBus(name="b") as bus:
+        sub = bus.subscribe(buffer=1, overflow=Overflow.DROP_NEWEST, name="s")
+        for n in range(102):
+            bus.publish_nowait(ev(n))
+        assert sub.statistics().dropped == 101
+    assert [r.getMessage() for r in caplog.records] == [
+        f"subscription 's' on event bus 'b' has dropped {n} event(s) (DROP_NEWEST); "
+        "statistics().dropped counts them"
+        for n in (1, 10, 100)
+    ]
+
+
 async def test_error_delivers_the_buffer_then_raises_where_the_gap_begins() -> None:
     async with EventBus(MemoryEventStore()) as bus:
         sub = bus.subscribe(buffer=2, overflow=Overflow.ERROR, name="slow")

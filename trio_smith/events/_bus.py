@@ -276,11 +276,11 @@ class Subscription(trio.abc.ReceiveChannel[Event]):
         elif overflow is Overflow.DROP_OLDEST:
             queue.popleft()
             queue.append(event)
-            self.dropped += 1
+            self._dropped_one()
         elif overflow is Overflow.DROP_NEWEST:
-            self.dropped += 1
+            self._dropped_one()
         elif overflow is Overflow.CATCH_UP and event.position is None:
-            self.dropped += 1  # not stored, so it cannot be caught up on
+            self._dropped_one()  # not stored, so it cannot be caught up on
         else:
             self.fell_behind_count += 1
             self._bus._unregister(self)
@@ -290,6 +290,20 @@ class Subscription(trio.abc.ReceiveChannel[Event]):
             else:
                 self._overflowed = True
             self._wake()
+
+    def _dropped_one(self) -> None:
+        """Count a dropped event; log the 1st, 10th, 100th... (counted always, logged sparingly)."""
+        self.dropped += 1
+        dropped = self.dropped
+        if dropped in (1, 10, 100, 1000) or dropped % 10_000 == 0:
+            log.warning(
+                "subscription %r on event bus %r has dropped %d event(s) (%s); "
+                "statistics().dropped counts them",
+                self.name,
+                self._bus.name,
+                dropped,
+                self.overflow.name,
+            )
 
     def _wake(self) -> None:
         task = self._waiter
