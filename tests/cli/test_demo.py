@@ -11,6 +11,7 @@ checked through ``trio_smith.cli.main`` in this process.
 from __future__ import annotations
 
 import io
+import json
 import os
 import pathlib
 import re
@@ -40,7 +41,7 @@ from trio_smith.cli._demo_view import (
     Summary,
     summary_lines,
 )
-from trio_smith.events import Event, SQLiteEventStore
+from trio_smith.events import Event, PostgresEventStore, SQLiteEventStore
 
 # ---------------------------------------------------------------- helpers
 
@@ -514,7 +515,7 @@ def test_the_observer_words_each_notable_event() -> None:
         (["--chaos", "-0.1"], "argument --chaos: expected a probability from 0 to 1, got '-0.1'"),
         (["--chaos", "nan"], "argument --chaos: expected a probability from 0 to 1, got 'nan'"),
         (["--seed", "1.5"], "argument --seed: expected an integer, got '1.5'"),
-        (["--db", ""], "argument --db: expected a file path, got ''"),
+        (["--db", ""], "argument --db: expected a file path or a postgresql:// URL, got ''"),
         (["--plain", "extra"], "unrecognized arguments: extra"),
     ],
 )
@@ -680,3 +681,59 @@ def test_a_bad_store_file_fails_in_one_line_as_a_user_sees_it(tmp_path: pathlib.
         "not an SQLite database, or corrupt (file is not a database)\n"
     )
     assert path.read_text() == "not a database\n"
+
+
+def test_the_demo_writes_to_postgresql_and_events_reads_it_back(pg_dsn: str) -> None:
+    done = subprocess.run(
+        _demo("--duration", "2", "--seed", "1", "--plain", "--db", pg_dsn),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stderr == ""
+    name = PostgresEventStore(pg_dsn).name
+    assert done.stdout.splitlines()[1] == f"events -> {name} (a new store); Ctrl-C stops it early"
+    found = re.search(rf"^  events stored  (\d+) in {re.escape(name)}$", done.stdout, re.M)
+    assert found is not None
+    stats = subprocess.run(
+        [sys.executable, "-m", "trio_smith", "events", "stats", pg_dsn, "--json"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    assert json.loads(stats.stdout)["events"] == int(found[1])
+
+
+def test_two_demos_share_one_store_file(tmp_path: pathlib.Path) -> None:
+    db = tmp_path / "shared.db"
+    runs = [
+        subprocess.Popen(
+            _demo("--duration", "3", "--seed", str(seed), "--plain", "--db", str(db)),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for seed in (1, 2)
+    ]
+    outs = [run.communicate(timeout=90) for run in runs]
+    for run, (_, err) in zip(runs, outs, strict=True):
+        assert run.returncode == 0, err
+        assert err == ""
+    stored = [
+        int(found[1])
+        for out, _ in outs
+        if (found := re.search(r"^  events stored  (\d+) in ", out, re.M)) is not None
+    ]
+    assert len(stored) == 2
+
+    async def read() -> list[Event]:
+        async with SQLiteEventStore(db, read_only=True) as store:
+            return await store.read()
+
+    events = trio.run(read)
+    assert [e.position for e in events] == list(range(1, sum(stored) + 1))
+    # Each saw the other's events as they came (the runs overlap).
+    assert any("  other writers  " in out for out, _ in outs)

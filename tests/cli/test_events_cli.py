@@ -22,6 +22,7 @@ import pathlib
 import queue
 import shutil
 import signal
+import socket
 import sqlite3
 import subprocess
 import sys
@@ -37,6 +38,7 @@ import trio
 from trio_smith.cli import main
 from trio_smith.events import (
     Event,
+    PostgresEventStore,
     SQLiteEventStore,
     StoreOpenError,
     StoreUnavailable,
@@ -1009,3 +1011,92 @@ def test_a_store_that_cannot_be_opened_is_one_line_and_exits_1(
             f"trio-smith events: error: cannot open event store {str(db)!r}: "
             "the server refused the connection"
         )
+
+
+# ---------------------------------------------------------------- PostgreSQL
+
+
+@pytest.fixture
+def pg_db(pg_dsn: str) -> str:
+    """The fixture store's events in PostgreSQL (a database of this test's own)."""
+
+    async def main() -> None:
+        async with PostgresEventStore(pg_dsn) as store:
+            await store.append_many(EVENTS)
+
+    trio.run(main)
+    return pg_dsn
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["list"],
+        ["query", "--json"],
+        ["query", "--category", "agent", "--source-prefix", "agents/", "--limit", "3"],
+        ["list", "--limit", "2", "--to-position", "9"],
+        ["trace", "9e01"],
+        ["trace", "9e01", "--json"],
+    ],
+)
+def test_a_postgresql_url_gives_what_the_file_gives(
+    db: pathlib.Path, pg_db: str, capsys: pytest.CaptureFixture[str], command: list[str]
+) -> None:
+    subcommand, *options = command
+    from_file = ok(call(capsys, subcommand, db, *options))
+    from_database = ok(call(capsys, subcommand, pg_db, *options))
+    assert from_database == from_file
+    assert from_file
+
+
+def test_stats_of_a_postgresql_store(
+    db: pathlib.Path, pg_db: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    of_file = json.loads(ok(call(capsys, "stats", db, "--json"))[0])
+    of_database = json.loads(ok(call(capsys, "stats", pg_db, "--json"))[0])
+    name = PostgresEventStore(pg_db).name
+    assert of_database == {**of_file, "path": name, "file_size": None, "wal_size": None}
+    lines = ok(call(capsys, "stats", pg_db))
+    assert lines[0] == f"store         {name}"
+    assert not any(line.startswith(("file size", "wal size")) for line in lines)
+
+
+def test_follow_a_postgresql_store(pg_db: str, follow: Callable[..., Follower]) -> None:
+    follower = follow(pg_db, "--from-position", "13")
+    assert [int(follower.line().split()[0]) for _ in range(2)] == [13, 14]  # type: ignore[union-attr]
+
+    async def write() -> None:
+        async with PostgresEventStore(pg_db) as store:
+            await store.append(_new("agent.started", "agents/late"))
+
+    trio.run(write)
+    line = follower.line()
+    assert line is not None
+    assert line.split()[0] == "15"
+    assert "agents/late" in line
+    assert follower.finish(signal.SIGTERM) == (0, "")
+
+
+def test_postgresql_mistakes_are_one_line(
+    pg_db: str, db: pathlib.Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    nowhere = f"postgresql://postgres@127.0.0.1:{port}/x"
+    assert failed(call(capsys, "list", nowhere), 1).startswith(
+        f"trio-smith events: error: cannot open event store '{nowhere}': cannot connect ("
+    )
+    assert failed(call(capsys, "list", pg_db, "--schema", "nothing_here"), 1) == (
+        f"trio-smith events: error: cannot open event store "
+        f"{PostgresEventStore(pg_db).name!r}: no trio_smith event store in schema "
+        "'nothing_here' (read-only stores are not created)"
+    )
+    assert failed(call(capsys, "list", pg_db, "--schema", "no-dashes"), 1) == (
+        "trio-smith events: error: schema must be a letter or _ then up to 47 letters, "
+        "digits or _, got 'no-dashes'"
+    )
+    assert failed(call(capsys, "list", db, "--schema", "other"), 1) == (
+        f"trio-smith events: error: --schema applies to a postgresql:// URL, not to the file "
+        f"{str(db)!r}"
+    )

@@ -35,7 +35,7 @@ from typing import TYPE_CHECKING, TextIO
 
 import trio
 
-from ..events import StoreFileError
+from ..events import StoreOpenError
 from . import _main
 from ._demo_plan import DEFAULT_CHAOS, DEFAULT_DB, DEFAULT_DURATION, DemoConfig
 
@@ -92,13 +92,13 @@ def seed(text: str) -> int:
 
 
 def store_path(text: str) -> str:
-    """A file path, not empty (``--db``).
+    """A file path or a ``postgresql://`` URL, not empty (``--db``).
 
     Raises:
         argparse.ArgumentTypeError: an empty string.
     """
     if not text:
-        raise argparse.ArgumentTypeError("expected a file path, got ''")
+        raise argparse.ArgumentTypeError("expected a file path or a postgresql:// URL, got ''")
     return text
 
 
@@ -130,9 +130,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
         "--db",
         type=store_path,
         default=DEFAULT_DB,
-        metavar="PATH",
-        help=f"the SQLite event store (default ./{DEFAULT_DB}); an existing demo store "
-        "is appended to",
+        metavar="PATH|URL",
+        help=f"the event store: an SQLite file (default ./{DEFAULT_DB}) or a postgresql:// "
+        "URL (schema trio_smith); an existing demo store is appended to",
     )
     parser.add_argument(
         "--plain",
@@ -230,7 +230,7 @@ async def _demo_main(config: DemoConfig, reporter: Reporter, seed_given: bool) -
     async with _stop_on_signals(stop):
         try:
             return await run_demo(config, reporter=reporter, stop=stop, banner=banner)
-        except StoreFileError as exc:
+        except (StoreOpenError, ValueError) as exc:
             return str(exc)
 
 

@@ -16,7 +16,7 @@ phi-accrual detector watches it. A director outside the tree plays the
 ``chaos.*`` event for each step; workers publish ``chaos.crash_injected``
 and ``chaos.hang_injected`` in the causal chain of the task that did it.
 All events (supervision, agent, routing, circuit breaker, chaos) go through
-one ``EventBus`` into the SQLite store.
+one ``EventBus`` into the event store (an SQLite file, or PostgreSQL).
 """
 
 from __future__ import annotations
@@ -42,9 +42,9 @@ from ..events import (
     Event,
     EventBus,
     EventFilter,
+    EventStore,
     EventType,
     Overflow,
-    SQLiteEventStore,
     Subscription,
     caused_by,
     current_cause,
@@ -66,6 +66,7 @@ from ._demo_view import (
     TaskCounts,
     TraceChoice,
 )
+from ._stores import is_database_url, make_store, shown
 
 __all__ = ["ROOT", "ChaosCrash", "DemoSystem", "ToolUnavailable", "causal_depth", "run_demo"]
 
@@ -538,7 +539,7 @@ def causal_depth(events: list[Event]) -> int:
 
 
 async def choose_trace(
-    store: SQLiteEventStore, candidates: list[tuple[int, str, UUID]], *, tries: int = 40
+    store: EventStore, candidates: list[tuple[int, str, UUID]], *, tries: int = 40
 ) -> TraceChoice | None:
     """The most telling of the candidate correlations, as the store holds them.
 
@@ -605,22 +606,23 @@ async def run_demo(
         The summary; its counts are those of the events the store holds.
 
     Raises:
-        StoreFileError: ``config.db`` is not a store this version can use
-            (it is left unchanged), or its directory does not exist.
-        sqlite3.Error: SQLite cannot open or create the file at all (no
-            permission, say).
+        StoreOpenError: ``config.db`` is not a store this version can use
+            (it is left unchanged), its directory does not exist, or its
+            database cannot be reached.
+        ValueError: ``config.db`` is a malformed PostgreSQL URL.
     """
     stop = stop if stop is not None else trio.Event()
-    existed = await trio.Path(config.db).exists()
+    existed = is_database_url(config.db) or await trio.Path(config.db).exists()
     # NORMAL: a run's telemetry may lose its last events to a power cut,
     # not to a crash of the process; FULL would fsync every group commit.
-    async with SQLiteEventStore(config.db, synchronous="NORMAL") as store:
+    async with make_store(config.db, read_only=False, synchronous="NORMAL") as store:
         before = await store.head()
-        if not existed:
+        db = shown(store, config.db)
+        if not existed or before == 0:
             where = "a new store"
         else:
             where = f"appending to the existing store, {before} events so far"
-        banner = [*(banner or []), f"events -> {config.db} ({where}); Ctrl-C stops it early"]
+        banner = [*(banner or []), f"events -> {db} ({where}); Ctrl-C stops it early"]
         async with EventBus(store, name="demo") as bus:
             observer = Observer(ROOT)
             system = DemoSystem(config, bus, observer)
@@ -655,10 +657,11 @@ async def run_demo(
                 )
             reporter.end(system.snapshot())
         trace = await choose_trace(store, system.candidates)
+        written = store.statistics()
     assert ended.position is not None
     final = system.snapshot()
     return Summary(
-        db=config.db,
+        db=db,
         seed=config.seed,
         duration=config.duration,
         chaos=config.chaos,
@@ -668,7 +671,8 @@ async def run_demo(
         tasks=final.tasks,
         counts=observer.counts,
         events_before=before,
-        events_stored=ended.position - before,
+        events_stored=written.appended,
+        events_followed=written.followed,
         events_dropped=system.events_dropped(),
         trace=trace,
     )

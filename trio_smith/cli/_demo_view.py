@@ -382,7 +382,7 @@ class Summary:
     """The outcome of a run.
 
     Attributes:
-        db: the store file.
+        db: the store: its file, or its URL without a password.
         seed, duration, chaos: the run's settings.
         elapsed: seconds it ran.
         interrupted: stopped early by Ctrl-C (or SIGTERM).
@@ -391,6 +391,8 @@ class Summary:
         counts: what the observer counted.
         events_before: events the store held before the run.
         events_stored: events the run stored.
+        events_followed: events other processes appended to the same store
+            during the run (the view showed them too).
         events_dropped: events a full bus refused (0 normally).
         trace: the correlation worth tracing, if any.
     """
@@ -406,6 +408,7 @@ class Summary:
     counts: Counts
     events_before: int
     events_stored: int
+    events_followed: int
     events_dropped: int
     trace: TraceChoice | None
 
@@ -481,6 +484,11 @@ def summary_lines(summary: Summary, *, program: str = "trio-smith") -> list[str]
         f"  events stored  {summary.events_stored} in {summary.db}"
         + (f" (after {summary.events_before} from earlier runs)" if summary.events_before else ""),
     ]
+    if summary.events_followed:
+        lines.append(
+            f"  other writers  {summary.events_followed} events appended to the same store "
+            "meanwhile (shown and counted too)"
+        )
     if summary.events_dropped:
         lines.append(f"  events dropped {summary.events_dropped} (the bus was full)")
     db = _quote(summary.db)

@@ -1,8 +1,8 @@
-"""``trio-smith events``: inspect an event store file: list, query, follow, trace, stats.
+"""``trio-smith events``: inspect an event store: list, query, follow, trace, stats.
 
-Every subcommand opens the store with ``SQLiteEventStore(path,
-read_only=True)``, so it never writes to the file (nor creates one), and can
-run beside the process that is appending to it. Filters become one
+Every subcommand opens the store read-only (an SQLite file, or a PostgreSQL
+URL: ``_stores``), so it never writes to it (nor creates one), and can run
+beside the processes that are appending to it. Filters become one
 :class:`~trio_smith.events.EventFilter` and go to the store's ``read``, so
 SQLite answers them from its indexes. docs/cli.md is the reference;
 ``_events_args`` parses the arguments and ``_events_render`` writes the
@@ -33,7 +33,7 @@ from ..events import (
     Event,
     EventFilter,
     EventsError,
-    SQLiteEventStore,
+    EventStore,
     StoreOpenError,
     dumps,
 )
@@ -59,6 +59,7 @@ from ._events_render import (
     tree_lines,
 )
 from ._output import silence
+from ._stores import DEFAULT_SCHEMA, is_database_url, make_store, shown
 
 __all__ = ["configure", "run"]
 
@@ -147,7 +148,17 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def _add_store(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("db", metavar="DB", help="the event store file (SQLite)")
+    parser.add_argument(
+        "db",
+        metavar="DB",
+        help="the event store: an SQLite file, or a postgresql:// URL",
+    )
+    parser.add_argument(
+        "--schema",
+        default=DEFAULT_SCHEMA,
+        metavar="NAME",
+        help=f"the PostgreSQL schema of the store (a URL only; default {DEFAULT_SCHEMA})",
+    )
 
 
 def _add_json(
@@ -293,20 +304,25 @@ def check_store_path(path: str) -> None:
     Raises:
         CommandError: no such file.
     """
-    if not os.path.exists(path):
+    if not is_database_url(path) and not os.path.exists(path):
         raise _fail(f"no such store file: {path!r}")
 
 
 @contextlib.asynccontextmanager
-async def open_store(path: str) -> AsyncIterator[SQLiteEventStore]:
-    """Open the store at ``path`` read-only, for the duration of the block.
+async def open_store(args: argparse.Namespace) -> AsyncIterator[EventStore]:
+    """Open the store ``args.db`` names read-only, for the duration of the block.
 
     Raises:
         CommandError: a store that cannot be opened: a file that is not a
-            store this version reads, say (the message is the
-            ``StoreOpenError``'s).
+            store this version reads, a database that cannot be reached, a
+            bad URL or schema, say (the message is the error's).
     """
-    store = SQLiteEventStore(path, read_only=True)
+    if args.schema != DEFAULT_SCHEMA and not is_database_url(args.db):
+        raise _fail(f"--schema applies to a postgresql:// URL, not to the file {args.db!r}")
+    try:
+        store = make_store(args.db, read_only=True, schema=args.schema)
+    except ValueError as exc:
+        raise _fail(str(exc)) from None
     try:
         await store.__aenter__()
     except StoreOpenError as exc:
@@ -356,7 +372,7 @@ def write(line: str, flush: bool = False) -> bool:
 async def list_events(args: argparse.Namespace) -> int:
     """``list``: the last ``--limit`` matching events, oldest first."""
     wanted = event_filter(args)
-    async with open_store(args.db) as store:
+    async with open_store(args) as store:
         head = await store.head()
         printer = _Printer(json=args.json, head=head)
         # Up to the head read above: the printer's widths are fitted to it.
@@ -369,7 +385,7 @@ async def list_events(args: argparse.Namespace) -> int:
 
 async def query_events(args: argparse.Namespace) -> int:
     """``query``: every matching event up to the head, from the first (or ``--limit``)."""
-    async with open_store(args.db) as store:
+    async with open_store(args) as store:
         head = await store.head()
         wanted = event_filter(args) & EventFilter(until_position=head)
         printer = _Printer(json=args.json, head=head)
@@ -402,7 +418,7 @@ async def follow_events(args: argparse.Namespace) -> int:
     """
     wanted = event_filter(args)
     with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
-        async with open_store(args.db) as store, trio.open_nursery() as nursery:
+        async with open_store(args) as store, trio.open_nursery() as nursery:
             nursery.start_soon(_cancel_on_signal, signals, nursery.cancel_scope)
             await _follow(store, wanted, json=args.json)
             nursery.cancel_scope.cancel()
@@ -414,7 +430,7 @@ async def _cancel_on_signal(signals: AsyncIterator[int], scope: trio.CancelScope
         scope.cancel()
 
 
-async def _follow(store: SQLiteEventStore, wanted: EventFilter, *, json: bool) -> None:
+async def _follow(store: EventStore, wanted: EventFilter, *, json: bool) -> None:
     """Replay from ``--from-position`` if given, then print what the store announces.
 
     No gap and no repeat: the listener is added before the head is read, so
@@ -453,7 +469,7 @@ async def _follow(store: SQLiteEventStore, wanted: EventFilter, *, json: bool) -
 async def trace_correlation(args: argparse.Namespace) -> int:
     """``trace``: the causal tree of one correlation."""
     ref: CorrelationRef = args.correlation
-    async with open_store(args.db) as store:
+    async with open_store(args) as store:
         correlation = await resolve(store, ref)
         events = await store.get_by_correlation(correlation)
     if not events:
@@ -470,7 +486,7 @@ async def trace_correlation(args: argparse.Namespace) -> int:
     return 0
 
 
-async def resolve(store: SQLiteEventStore, ref: CorrelationRef) -> UUID:
+async def resolve(store: EventStore, ref: CorrelationRef) -> UUID:
     """The one correlation id in the store that ``ref`` names.
 
     A whole id is taken as it is. Hex digits are matched against the start
@@ -503,16 +519,16 @@ async def resolve(store: SQLiteEventStore, ref: CorrelationRef) -> UUID:
 
 async def store_stats(args: argparse.Namespace) -> int:
     """``stats``: counts of the store's events, its time span and its size."""
-    async with open_store(args.db) as store:
+    async with open_store(args) as store:
         head = await store.head()
         tally = Tally()
         async for event in store.scan(EventFilter(until_position=head)):
             tally.add(event)
         stats = tally.finish(
-            path=args.db,
+            path=shown(store, args.db),
             head=head,
-            file_size=await _size(args.db),
-            wal_size=await _size(f"{args.db}-wal"),
+            file_size=None if is_database_url(args.db) else await _size(args.db),
+            wal_size=None if is_database_url(args.db) else await _size(f"{args.db}-wal"),
         )
     if args.json:
         write(stats_json(stats))

@@ -255,8 +255,9 @@ class StoreStats:
     head: int
     first: datetime | None
     last: datetime | None
-    file_size: int
-    wal_size: int
+    #: The file's and its write-ahead log's sizes; None for a database store.
+    file_size: int | None
+    wal_size: int | None
     correlations: int
     categories: tuple[tuple[str, int], ...]
     types: tuple[tuple[str, int], ...]
@@ -292,7 +293,9 @@ class Tally:
         if event.correlation_id is not None:
             self.correlations.add(event.correlation_id)
 
-    def finish(self, *, path: str, head: int, file_size: int, wal_size: int) -> StoreStats:
+    def finish(
+        self, *, path: str, head: int, file_size: int | None, wal_size: int | None
+    ) -> StoreStats:
         """The statistics of the events counted so far."""
         return StoreStats(
             path=path,
@@ -333,8 +336,9 @@ def stats_lines(stats: StoreStats) -> Iterator[str]:
         ("head", str(stats.head)),
         ("first", "-" if stats.first is None else timestamp(stats.first)),
         ("last", "-" if stats.last is None else timestamp(stats.last)),
-        ("file size", _size(stats.file_size)),
     ]
+    if stats.file_size is not None:
+        summary.append(("file size", _size(stats.file_size)))
     if stats.wal_size:
         summary.append(("wal size", _size(stats.wal_size)))
     summary.append(("correlations", str(stats.correlations)))
