@@ -20,6 +20,7 @@ import json
 import os
 import pathlib
 import queue
+import re
 import shutil
 import signal
 import socket
@@ -32,18 +33,24 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from uuid import UUID
 
+import attrs
 import pytest
 import trio
+import trio.testing
 
 from trio_smith.cli import main
+from trio_smith.cli._events import _end_if_stuck
 from trio_smith.events import (
     Event,
     PostgresEventStore,
     SQLiteEventStore,
     StoreOpenError,
+    StoreStatistics,
     StoreUnavailable,
     loads,
 )
+
+from ..events.stores import WrappedStore
 
 # ---------------------------------------------------------------- the fixture store
 
@@ -1100,3 +1107,23 @@ def test_postgresql_mistakes_are_one_line(
         f"trio-smith events: error: --schema applies to a postgresql:// URL, not to the file "
         f"{str(db)!r}"
     )
+
+
+class _StuckStore(WrappedStore):
+    """A store whose reading of other writers' events fails from the start."""
+
+    def statistics(self) -> StoreStatistics:
+        return attrs.evolve(super().statistics(), follow_error="damaged, say")
+
+
+async def test_follow_ends_once_the_store_cannot_read_on(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    store = _StuckStore("stuck")
+    start = trio.current_time()
+    message = (
+        "event store 'stuck' is unavailable: no new event could be read for 10 s: damaged, say"
+    )
+    with pytest.raises(StoreUnavailable, match=f"^{re.escape(message)}$"):
+        await _end_if_stuck(store)
+    assert 10 <= trio.current_time() - start <= 12

@@ -28,6 +28,7 @@ from trio_smith.events import (
     Event,
     EventBus,
     SQLiteEventStore,
+    StoreCorrupt,
     StoreFileError,
     StoreFull,
     StoreUnavailable,
@@ -427,3 +428,35 @@ async def test_a_user_who_cannot_write_the_store_is_refused_writing_and_reads_it
     finally:
         os.chmod(directory, 0o755)
         shutil.rmtree(directory)
+
+
+async def test_a_damaged_row_from_another_writer_is_reported_not_skipped(
+    tmp_path: pathlib.Path,
+) -> None:
+    path = tmp_path / "d.db"
+    async with SQLiteEventStore(path, poll_interval=0.01, name="d") as store:
+        seen = Counter()
+        store.add_listener(seen)
+        first = await store.append(event())
+        with contextlib.closing(sqlite3.connect(path)) as other, other:
+            other.execute(
+                "INSERT INTO events (position, event_id, ts, source, category, type, payload) "
+                "VALUES (2, ?, 0, 'other', 'agent', 'agent.started', '{')",
+                (uuid7().bytes,),
+            )
+        message = (
+            "event store 'd' holds a damaged event at position 2: its payload is not JSON "
+            "(Expecting property name enclosed in double quotes: line 1 column 2 (char 1))"
+        )
+        # The store thread meets it when it next looks (real time: it polls).
+        with trio.fail_after(10):
+            for _ in range(10_000):
+                if store.statistics().follow_error is not None:
+                    break
+                await trio.sleep(0.01)
+        assert store.statistics().follow_error == message
+        # Nothing past it is announced, and appends say why.
+        with pytest.raises(StoreCorrupt, match=f"^{re.escape(message)}$"):
+            await store.append(event())
+        assert seen.events == [first]
+        assert await store.head() == 1

@@ -35,6 +35,7 @@ from ..events import (
     EventsError,
     EventStore,
     StoreOpenError,
+    StoreUnavailable,
     dumps,
 )
 from . import _main
@@ -420,6 +421,7 @@ async def follow_events(args: argparse.Namespace) -> int:
     with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
         async with open_store(args) as store, trio.open_nursery() as nursery:
             nursery.start_soon(_cancel_on_signal, signals, nursery.cancel_scope)
+            nursery.start_soon(_end_if_stuck, store)
             await _follow(store, wanted, json=args.json)
             nursery.cancel_scope.cancel()
     return 0
@@ -428,6 +430,34 @@ async def follow_events(args: argparse.Namespace) -> int:
 async def _cancel_on_signal(signals: AsyncIterator[int], scope: trio.CancelScope) -> None:
     async for _ in signals:
         scope.cancel()
+
+
+#: Seconds ``follow`` goes on while the store cannot read new events.
+STUCK: Final = 10.0
+
+
+async def _end_if_stuck(store: EventStore) -> None:
+    """End ``follow`` (status 1) once the store has not been able to read on for ``STUCK`` s.
+
+    A damaged event, or a server gone for good, would otherwise leave it
+    waiting for ever for events it can never deliver.
+
+    Raises:
+        StoreUnavailable: with the store's own words for why it cannot read on
+            (an EventsError: ``run`` prints it as one line, status 1).
+    """
+    since: float | None = None
+    while True:
+        await trio.sleep(1)
+        error = store.statistics().follow_error
+        if error is None:
+            since = None
+        elif since is None:
+            since = trio.current_time()
+        elif trio.current_time() - since >= STUCK:
+            raise StoreUnavailable(
+                store.name, f"no new event could be read for {STUCK:g} s: {error}"
+            )
 
 
 async def _follow(store: EventStore, wanted: EventFilter, *, json: bool) -> None:

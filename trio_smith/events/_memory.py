@@ -232,6 +232,7 @@ class MemoryEventStore(EventStore):
             followed=0,
             dropped=0,
             queued=0,
+            follow_error=None,
         )
 
     async def aclose(self) -> None:

@@ -63,6 +63,9 @@ class StoreStatistics:
         dropped: events given to ``append_nowait`` that could not be
             committed; each is also logged (logger ``trio_smith.events``).
         queued: appends queued or committing now.
+        follow_error: why other writers' events cannot be read right now (a
+            damaged row, a server gone away), or None; listeners get nothing
+            past the head meanwhile. The store keeps trying.
     """
 
     name: str
@@ -72,6 +75,7 @@ class StoreStatistics:
     followed: int
     dropped: int
     queued: int
+    follow_error: str | None
 
 
 def check_checkpoint_args(name: object, position: object = 0) -> str:

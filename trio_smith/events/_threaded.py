@@ -198,7 +198,8 @@ class ThreadedStore(EventStore, Generic[C]):
         #: Seconds the store thread waits for work before it looks for other
         #: writers' commits; None: only when told (``_LOOK``).
         self._idle_wait = idle_wait
-        #: The last error met while following, logged once (not at every poll).
+        #: The last error met while following, logged once (not at every poll);
+        #: "" once following works again. Written by the store thread only.
         self._follow_error = ""
         #: Work for the store thread, in order; ``_END`` last.
         self._jobs: SimpleQueue[Work] = SimpleQueue()
@@ -689,6 +690,7 @@ class ThreadedStore(EventStore, Generic[C]):
             followed=self._announced_others,
             dropped=self._dropped,
             queued=self._pending,
+            follow_error=self._follow_error or None,
         )
 
 
