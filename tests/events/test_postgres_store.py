@@ -14,7 +14,7 @@ import re
 import signal
 import socket
 import subprocess
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 from uuid import UUID
 
@@ -38,15 +38,25 @@ from trio_smith.events import (
 from trio_smith.events._postgres import _DIALECT
 from trio_smith.events._sql import read_sql
 
-from ..postgres import PostgresServer
+from ..postgres import Postgres, PostgresServer
 from .store_contract import StoreContract, StoreFactory, at, event
+
+
+@pytest.fixture(scope="module")
+def shared_dsn(postgres: Postgres) -> Iterator[str]:
+    """One database for the contract tests: each store gets a schema of its own."""
+    name = f"contract_{os.getpid()}"
+    yield postgres.create_database(name)
+    postgres.drop_database(name)
+
+
+_schema_numbers = itertools.count()
 
 
 class TestPostgresEventStore(StoreContract):
     @pytest.fixture
-    def make_store(self, pg_dsn: str) -> StoreFactory:
-        schemas = itertools.count()
-        return lambda: PostgresEventStore(pg_dsn, schema=f"store_{next(schemas)}")
+    def make_store(self, shared_dsn: str) -> StoreFactory:
+        return lambda: PostgresEventStore(shared_dsn, schema=f"store_{next(_schema_numbers)}")
 
 
 def _connect(dsn: str) -> psycopg.Connection[Any]:
