@@ -387,13 +387,29 @@ async def test_a_server_that_stops_answering_is_store_unavailable_within_timeout
             message = (
                 "event store 'pg' is unavailable: the server did not answer within timeout (1 s)"
             )
+            unanswered = event()
             with trio.fail_after(15):
                 with pytest.raises(StoreUnavailable, match=f"^{re.escape(message)}$"):
-                    await store.append(event())
+                    await store.append(unanswered)
                 with pytest.raises(StoreUnavailable, match=f"^{re.escape(message)}$"):
                     await store.read()
         finally:
             for pid in frozen:
                 os.kill(pid, signal.SIGCONT)
+        # The unanswered append may have been committed once the server woke
+        # (its COMMIT was sent): appending it again is safe, and stores it once.
+        again = await store.append(unanswered)
         second = await store.append(event())
-        assert [e.id for e in await store.read()] == [first.id, second.id]
+        assert [e.id for e in await store.read()] == [first.id, unanswered.id, second.id]
+        assert again.position == 2
+
+
+async def test_payloads_are_json_objects_sql_can_query(pg_dsn: str) -> None:
+    async with PostgresEventStore(pg_dsn) as store:
+        await store.append(event(payload={"n": 1, "tags": ["a"]}))  # a small batch
+        await store.append_many([event(payload={"n": n}) for n in range(2, 302)])  # by COPY
+    with _connect(pg_dsn) as db:
+        rows = db.execute(
+            "SELECT json_typeof(payload), payload->>'n' FROM trio_smith.events ORDER BY position"
+        ).fetchall()
+    assert rows == [("object", str(n)) for n in range(1, 302)]

@@ -107,6 +107,26 @@ CREATE TABLE subscriptions (
 CREATE TABLE store_meta (key text PRIMARY KEY, value text NOT NULL);
 """
 
+#: Batches of at most this many events go in one pipelined round trip
+#: (``_INSERT``); larger ones by binary ``COPY`` (``_WRITTEN``).
+_SMALL_BATCH: Final = 128
+
+#: A small batch: numbered from the head read by this very statement (its
+#: snapshot is taken after the preceding lock statement returned, so it
+#: sees every earlier commit), in the order given.
+_INSERT: Final = """
+INSERT INTO events (position, event_id, ts, source, category, type,
+                    correlation_id, causation_id, payload)
+SELECT head.at + batch.n, batch.event_id, batch.ts, batch.source, batch.category,
+       batch.type, batch.correlation_id, batch.causation_id, batch.payload::json
+FROM (SELECT coalesce(max(position), 0) AS at FROM events) AS head,
+     unnest(%s::uuid[], %s::timestamptz[], %s::text[], %s::text[], %s::text[],
+            %s::uuid[], %s::uuid[], %s::text[])
+         WITH ORDINALITY AS batch (event_id, ts, source, category, type,
+                                   correlation_id, causation_id, payload, n)
+RETURNING position
+"""
+
 #: The columns a batch writes (``COPY``), and their types for binary COPY.
 _WRITTEN: Final = (
     "position, event_id, ts, source, category, type, correlation_id, causation_id, payload"
@@ -120,7 +140,9 @@ _WRITTEN_TYPES: Final = (
     "text",
     "uuid",
     "uuid",
-    "json",
+    # Sent as text: binary json is its text, which the server parses as json.
+    # Typed "json", psycopg would dump the str as a JSON *string*.
+    "text",
 )
 
 _DIALECT: Final = Dialect(param="%s", uuid=lambda value: value, time=lambda moment: moment)
@@ -316,6 +338,7 @@ class PostgresEventStore(ThreadedStore["psycopg.Connection[Any]"]):
         "_stop",
         "_wake",
         "_watcher",
+        "_writer_pid",
         "timeout",
     )
 
@@ -380,6 +403,9 @@ class PostgresEventStore(ThreadedStore["psycopg.Connection[Any]"]):
         self._busy: dict[str, tuple[float, psycopg.Connection[Any]]] = {}
         #: Those it ended (their error then says so), until the next wait.
         self._hung: set[str] = set()
+        #: The server process of the store thread's connection: its own
+        #: commits' notifications need no look.
+        self._writer_pid = 0
 
     @property
     def schema(self) -> str:
@@ -403,15 +429,21 @@ class PostgresEventStore(ThreadedStore["psycopg.Connection[Any]"]):
         """
         pg = _psycopg()
         from psycopg import sql
+        from psycopg.types.string import TextBinaryLoader, TextLoader
 
+        # No prepared statements: psycopg's cache of them goes wrong when a
+        # pipeline fails half-way ("prepared statement does not exist").
         connection: psycopg.Connection[Any] = pg.connect(
-            self._dsn, autocommit=True, **self._connect_params
+            self._dsn, autocommit=True, prepare_threshold=None, **self._connect_params
         )
         try:
             settings: list[sql.Composable] = [
                 sql.SQL("SET search_path TO {}").format(sql.Identifier(self._schema)),
                 sql.SQL("SET TIME ZONE 'UTC'"),
             ]
+            # json comes back as its text: _decode parses it (the C scanner).
+            connection.adapters.register_loader("json", TextLoader)
+            connection.adapters.register_loader("json", TextBinaryLoader)
             if role == "writer":
                 millis = int(self.timeout * 1000)
                 settings.append(sql.SQL(f"SET lock_timeout = {millis}"))
@@ -433,6 +465,7 @@ class PostgresEventStore(ThreadedStore["psycopg.Connection[Any]"]):
                 connection = self._open_connection(role="writer")
             except pg.Error as exc:
                 raise StoreOpenError(self._name, f"cannot connect ({_first_line(exc)})") from None
+            self._writer_pid = connection.info.backend_pid
             with self._waiting("writer", connection):
                 store_id = self._check_or_create(connection)
                 (oid,) = connection.execute("SELECT 'events'::regclass::oid").fetchall()[0]
@@ -514,6 +547,7 @@ class PostgresEventStore(ThreadedStore["psycopg.Connection[Any]"]):
         connection = self._connection
         if connection is None or connection.closed:
             connection = self._connection = self._open_connection(role="writer")
+            self._writer_pid = connection.info.backend_pid
         return connection
 
     def _reset_connection(self) -> None:
@@ -597,11 +631,14 @@ class PostgresEventStore(ThreadedStore["psycopg.Connection[Any]"]):
                     if wake[0] in readable:
                         break
                     if readable:
-                        if not list(connection.notifies(timeout=0)):
+                        notes = list(connection.notifies(timeout=0))
+                        if not notes:
                             # Readable without a notification: the server may
                             # have closed the connection (psycopg does not say).
                             connection.execute("SELECT 1")
                             continue
+                        if all(note.pid == self._writer_pid for note in notes):
+                            continue  # this store's own commits: nothing to read
                     elif time.monotonic() - looked < self.poll_interval:
                         continue
                     looked = time.monotonic()
@@ -660,30 +697,74 @@ class PostgresEventStore(ThreadedStore["psycopg.Connection[Any]"]):
         return None
 
     def _commit(self, events: list[Event], rows: list[tuple[Any, ...]], head: int) -> Committed:
-        """Commit one batch (store thread): the lock, the head read inside, the rows."""
+        """Commit one batch (store thread): the lock, the head read inside, the rows.
+
+        A small batch of new ids takes one round trip (``_small``); a large
+        one, or one that meets an id already stored, goes by ``_copy``.
+        """
         pg = _psycopg()
         connection = self._thread_connection()
-        known: dict[uuid.UUID, Event] | None = None
-        for _ in range(3):
-            try:
-                with self._waiting("writer", connection):
-                    return self._transaction(connection, events, rows, head, known)
-            except pg.errors.UniqueViolation:
-                # An id another appender stored first (or this batch repeats
-                # one): redo it knowing the stored events.
-                known = {}
+        with self._waiting("writer", connection):
+            if len(events) <= _SMALL_BATCH:
+                try:
+                    return self._small(connection, events, rows, head)
+                except pg.errors.UniqueViolation:
+                    pass  # an id already stored, or repeated: look them up
+                return self._copy(connection, events, rows, head, lookup=True)
+            for attempt in range(3):
+                try:
+                    return self._copy(connection, events, rows, head, lookup=attempt > 0)
+                except pg.errors.UniqueViolation:
+                    continue  # an id stored already (or meanwhile, by another writer)
         raise StoreUnavailable(self._name, "a batch met stored ids three times in a row")
 
-    def _transaction(
+    def _small(
         self,
         connection: psycopg.Connection[Any],
         events: list[Event],
         rows: list[tuple[Any, ...]],
         head: int,
-        known: dict[uuid.UUID, Event] | None,
     ) -> Committed:
-        pg = _psycopg()
-        try:
+        """Lock, insert numbered from the head, notify, commit: one round trip.
+
+        Raises:
+            UniqueViolation: an id is already stored (nothing was committed).
+        """
+        columns = [list(column) for column in zip(*rows, strict=True)]
+        with self._rolled_back_on_error(connection):
+            with connection.pipeline():
+                connection.execute("BEGIN")
+                connection.execute("SELECT pg_advisory_xact_lock(%s, %s)", self._lock_key)
+                inserted = connection.execute(_INSERT, columns)
+                connection.execute(
+                    "SELECT pg_notify(%s, (SELECT max(position) FROM events)::text)",
+                    (self._channel,),
+                )
+                connection.execute("COMMIT")
+            first = min(row[0] for row in inserted.fetchall())
+        stored = [event.at_position(first + i) for i, event in enumerate(events)]
+        # Committed before this batch (dense positions): read them after it.
+        others = self._rows_after(connection, head, first - 1) if first - 1 > head else []
+        return Committed(others=others, stored=stored, new=stored)
+
+    def _copy(
+        self,
+        connection: psycopg.Connection[Any],
+        events: list[Event],
+        rows: list[tuple[Any, ...]],
+        head: int,
+        *,
+        lookup: bool,
+    ) -> Committed:
+        """Lock and read the head, ``COPY`` the new rows, notify, commit.
+
+        With ``lookup``, the ids already stored are looked up first (and not
+        written again).
+
+        Raises:
+            UniqueViolation: an id another writer stored meanwhile.
+        """
+        with self._rolled_back_on_error(connection):
             with connection.pipeline():
                 connection.execute("BEGIN")
                 connection.execute("SELECT pg_advisory_xact_lock(%s, %s)", self._lock_key)
@@ -691,10 +772,9 @@ class PostgresEventStore(ThreadedStore["psycopg.Connection[Any]"]):
                     "SELECT position FROM events ORDER BY position DESC LIMIT 1"
                 ).fetchone()
             now = 0 if top is None else int(top[0])
-            others = self._rows_after(connection, head) if now > head else []
-            if known is not None:
-                known = self._stored(connection, events)
-            stored, new, placed = place(events, rows, now, known or {})
+            others = self._rows_after(connection, head, now) if now > head else []
+            known = self._stored(connection, events) if lookup else {}
+            stored, new, placed = place(events, rows, now, known)
             if placed:
                 with (
                     connection.cursor() as cursor,
@@ -709,6 +789,14 @@ class PostgresEventStore(ThreadedStore["psycopg.Connection[Any]"]):
                         "SELECT pg_notify(%s, %s)", (self._channel, str(now + len(new)))
                     )
                 connection.execute("COMMIT")
+        return Committed(others=others, stored=stored, new=new)
+
+    @contextlib.contextmanager
+    def _rolled_back_on_error(self, connection: psycopg.Connection[Any]) -> Iterator[None]:
+        """Roll back a transaction an error left open (or drop a broken connection)."""
+        pg = _psycopg()
+        try:
+            yield
         except BaseException:
             if (
                 not connection.closed
@@ -719,14 +807,17 @@ class PostgresEventStore(ThreadedStore["psycopg.Connection[Any]"]):
                 except Exception:  # the connection broke: the server rolls back
                     connection.close()
             raise
-        return Committed(others=others, stored=stored, new=new)
 
-    def _rows_after(self, connection: psycopg.Connection[Any], head: int) -> list[Event]:
+    def _rows_after(
+        self, connection: psycopg.Connection[Any], head: int, until: int
+    ) -> list[Event]:
+        """The events other writers committed after ``head``, up to ``until``."""
         rows = (
             connection.cursor(binary=True)
             .execute(
-                f"SELECT {self._COLUMNS} FROM events WHERE position > %s ORDER BY position",
-                (head,),
+                f"SELECT {self._COLUMNS} FROM events WHERE position > %s AND position <= %s "
+                "ORDER BY position",
+                (head, until),
             )
             .fetchall()
         )
