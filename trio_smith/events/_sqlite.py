@@ -586,31 +586,37 @@ class SQLiteEventStore(ThreadedStore[sqlite3.Connection]):
 
         Ids already stored are rare (a retried append), so the batch is first
         inserted as if all were new; only if the unique id index refused
-        some (fewer rows changed) is it rolled back to the savepoint and
-        redone with a lookup of the stored ones, so positions stay dense.
+        some (fewer rows changed) is it rolled back and done again, in a new
+        transaction, with a lookup of the stored ones, so positions stay
+        dense. (Not a savepoint: with one open, SQLite journals every page
+        the inserts touch, which made group commit a fifth slower.)
         """
         writer = self._thread_connection()
-        writer.execute("BEGIN IMMEDIATE")
-        try:
-            top = writer.execute(
-                "SELECT position FROM events ORDER BY position DESC LIMIT 1"
-            ).fetchone()
-            now = 0 if top is None else int(top[0])
-            others = self._rows_after(writer, head) if now > head else []
-            writer.execute("SAVEPOINT batch")
-            stored, new, placed = place(events, rows, now, {})
-            before = writer.total_changes
-            writer.executemany(_INSERT, placed)
-            if writer.total_changes - before != len(placed):
-                writer.execute("ROLLBACK TO batch")
-                stored, new, placed = place(events, rows, now, self._stored(writer, events))
+        known: dict[UUID, Event] | None = None
+        while True:
+            writer.execute("BEGIN IMMEDIATE")
+            try:
+                # fetchall, not fetchone: a statement left unfinished keeps a
+                # cursor open on the table, which slows every insert after it.
+                top = writer.execute(
+                    "SELECT position FROM events ORDER BY position DESC LIMIT 1"
+                ).fetchall()
+                now = int(top[0][0]) if top else 0
+                others = self._rows_after(writer, head) if now > head else []
+                if known is not None:
+                    known = self._stored(writer, events)
+                stored, new, placed = place(events, rows, now, known or {})
+                before = writer.total_changes
                 writer.executemany(_INSERT, placed)
-            writer.execute("COMMIT")
-        except BaseException:
-            if writer.in_transaction:
+                if writer.total_changes - before == len(placed):
+                    writer.execute("COMMIT")
+                    return Committed(others=others, stored=stored, new=new)
+                known = {}
                 writer.execute("ROLLBACK")
-            raise
-        return Committed(others=others, stored=stored, new=new)
+            except BaseException:
+                if writer.in_transaction:
+                    writer.execute("ROLLBACK")
+                raise
 
     def _rows_after(self, connection: sqlite3.Connection, head: int) -> list[Event]:
         rows = connection.execute(
