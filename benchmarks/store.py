@@ -22,6 +22,21 @@ encodes it (16-byte ids, UTC microseconds, compact JSON payload), encoding
 inside the timed loop. Targets 1-3 are also measured with
 ``synchronous="NORMAL"``, for information.
 
+Also for information (no target), what sharing one file costs: WRITERS (4)
+writer OS processes, each a fresh interpreter running this script with
+``--writer`` (never a fork of a process that has run trio), each opening its
+own ``SQLiteEventStore(path, synchronous="FULL")`` on the same file and
+appending its quarter of the 64-publisher events with 16 trio tasks awaiting
+``store.append`` (so each process group-commits, and the processes contend
+for the file's write lock). Each opens its store, says "ready" and waits for
+a line on stdin; the parent releases them all at once and times from the
+release until every one has said "done" (its last append returned). The
+rate is compared with the 64-publisher run (one process, 64 tasks, the same
+events) of the same round; the processes run last in each round, so that
+the other runs follow each other as they did before. Afterwards the file must hold exactly those
+events at positions 1..N, and the positions the processes' stores returned
+must be 1..N, each once, increasing for every task.
+
 Every append run starts from an empty file, made (schema included) before
 the clock starts; a run is timed from its first append until its last one
 has returned (the store is opened before and closed after). Replay reads one
@@ -62,9 +77,11 @@ import itertools
 import json
 import logging
 import os
+import pickle
 import queue
 import sqlite3
 import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -80,6 +97,12 @@ Sync = Literal["FULL", "NORMAL"]
 
 #: Publishers in the group-commit benchmark.
 PUBLISHERS = 64
+#: Writer processes sharing one file, and publisher tasks in each (64 in all,
+#: as in the one-process figure they are compared with).
+WRITERS = 4
+WRITER_TASKS = PUBLISHERS // WRITERS
+#: Seconds a writer process may take to start, or to finish its appends.
+WRITER_TIMEOUT = 120.0
 #: Events per ``append_many`` call and per floor ``executemany`` transaction.
 BATCH = 1_000
 #: Events per batched run (BATCH_EVENTS // BATCH transactions).
@@ -428,6 +451,157 @@ def thread_hops_us(calls: int = 2_000, windows: int = 3) -> tuple[float, float]:
     return trio.run(main)
 
 
+# ---------------------------------------------------------------- writer processes
+
+
+def writer_process() -> None:
+    """One writer process (``store.py --writer``), driven by ``run_writers`` over stdin/stdout.
+
+    Reads its orders (one JSON line: the store file, a pickle of its events,
+    its number of tasks), opens its store, says "ready", waits for a line
+    (the release), appends with its tasks, says "done" once every append has
+    returned, then prints (JSON) the positions each task got and the number of
+    transactions its store committed, and closes.
+    """
+    logging.getLogger("trio_smith").setLevel(logging.CRITICAL)
+    orders = json.loads(sys.stdin.readline())
+    with open(orders["events"], "rb") as file:
+        events: list[Event] = pickle.load(file)
+    tasks: int = orders["tasks"]
+    shares = [events[i::tasks] for i in range(tasks)]
+    positions: list[list[int]] = [[] for _ in range(tasks)]
+
+    async def publisher(store: SQLiteEventStore, i: int) -> None:
+        append = store.append
+        mine = positions[i]
+        for event in shares[i]:
+            position = (await append(event)).position
+            assert position is not None
+            mine.append(position)
+
+    async def run() -> int:
+        async with SQLiteEventStore(orders["path"], synchronous="FULL") as store:
+            print("ready", flush=True)
+            await trio.to_thread.run_sync(sys.stdin.readline)
+            async with trio.open_nursery() as nursery:
+                for i in range(tasks):
+                    nursery.start_soon(publisher, store, i)
+            print("done", flush=True)
+            return store.statistics().transactions
+
+    transactions = trio.run(run)
+    print(json.dumps({"positions": positions, "transactions": transactions}), flush=True)
+
+
+def share_files(directory: str, events: Sequence[Event]) -> list[str]:
+    """Pickle each writer process's share of ``events`` (once; every run reads them)."""
+    paths = []
+    for k in range(WRITERS):
+        path = os.path.join(directory, f"writer-{k}.pickle")
+        with open(path, "wb") as file:
+            pickle.dump(list(events[k::WRITERS]), file)
+        paths.append(path)
+    return paths
+
+
+def _readline(process: subprocess.Popen[str]) -> str:
+    assert process.stdout is not None
+    return process.stdout.readline()
+
+
+def _send(process: subprocess.Popen[str], line: str) -> None:
+    assert process.stdin is not None
+    process.stdin.write(line + "\n")
+    process.stdin.flush()
+
+
+def _expect(process: subprocess.Popen[str], word: str) -> None:
+    line = _readline(process)
+    if line.strip() != word:
+        raise RuntimeError(
+            f"writer process {process.pid} said {line!r}, expected {word!r}"
+            f" (exit status {process.poll()})"
+        )
+
+
+def run_writers(orders: list[dict[str, Any]]) -> tuple[float, list[list[int]], int]:
+    """Run one writer process per order, released together (see ``writer_process``).
+
+    Returns:
+        The seconds from the release until every process said "done", the
+        positions each of their tasks got, and their transactions in all.
+    """
+    processes = [
+        subprocess.Popen(
+            [sys.executable, os.path.abspath(__file__), "--writer"],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        for _ in orders
+    ]
+
+    def kill() -> None:
+        for process in processes:
+            process.kill()
+
+    # A writer that hangs is killed (only the processes started here, by pid).
+    timer = threading.Timer(WRITER_TIMEOUT, kill)
+    timer.start()
+    try:
+        for process, order in zip(processes, orders, strict=True):
+            _send(process, json.dumps(order))
+        for process in processes:
+            _expect(process, "ready")
+        gc.collect()
+        start = time.perf_counter()
+        for process in processes:
+            _send(process, "go")
+        for process in processes:
+            _expect(process, "done")
+        elapsed = time.perf_counter() - start
+        reports = [json.loads(_readline(process)) for process in processes]
+        for process in processes:
+            if process.wait() != 0:
+                raise RuntimeError(f"writer process {process.pid} exited with {process.returncode}")
+    finally:
+        timer.cancel()
+        for process in processes:
+            if process.poll() is None:
+                process.kill()
+            process.communicate()
+    positions = [task for report in reports for task in report["positions"]]
+    return elapsed, positions, sum(report["transactions"] for report in reports)
+
+
+def check_positions(positions: list[list[int]], n: int, what: str) -> None:
+    """The positions the appenders got are 1..n, each once, increasing for every appender."""
+    if sorted(p for mine in positions for p in mine) != list(range(1, n + 1)):
+        raise AssertionError(f"{what}: positions are not 1..N")
+    if any(mine != sorted(mine) for mine in positions):
+        raise AssertionError(f"{what}: a publisher's positions went backwards")
+
+
+def store_writers(directory: str, events: Sequence[Event], shares: list[str]) -> tuple[float, int]:
+    """Seconds: WRITERS processes, each with its own store on one file, released together.
+
+    Also returns the transactions the processes committed in all.
+    """
+    path = new_path(directory)
+
+    async def create() -> None:
+        async with SQLiteEventStore(path):
+            pass  # the file and its schema exist before the processes open it
+
+    trio.run(create)
+    orders = [{"path": path, "events": share, "tasks": WRITER_TASKS} for share in shares]
+    elapsed, positions, transactions = run_writers(orders)
+    check_positions(positions, len(events), f"{WRITERS} writer processes")
+    check_file(path, events, f"{WRITERS} writer processes")
+    remove(path)
+    return elapsed, transactions
+
+
 # ---------------------------------------------------------------- eventsourcing
 
 #: Run by the eventsourcing interpreter: argv = path, single, batched, batch;
@@ -518,6 +692,7 @@ def main() -> None:
         batched = events[:BATCH_EVENTS]
         replay = events[:REPLAY_EVENTS]
         replay_path = write_replay_file(directory, replay)
+        shares = share_files(directory, concurrent)
 
         # Warm-up (every variant once, small, checked like the others).
         warm = events[: PUBLISHERS * 4]
@@ -537,20 +712,22 @@ def main() -> None:
         many["FULL"].target = CONCURRENT_TARGET
         batch["FULL"].target = BATCH_TARGET
         scan = Series(f"replay of {REPLAY_EVENTS:,}, scan()", REPLAY_TARGET)
+        shared = Series(f"{WRITERS} processes x {WRITER_TASKS} tasks (FULL) (3)", None)
+        shared_commits: list[int] = []
         es_one = Series("eventsourcing, 1 per call (2)", None)
         es_many = Series(f"eventsourcing, {BATCH:,} per call (2)", None)
 
         rounds = 0
         hop = writer_hop = float("inf")
+        store_64: dict[Sync, float] = {}
         while rounds < ROUNDS and (rounds < MIN_ROUNDS or time.perf_counter() - wall < BUDGET):
             rounds += 1
             for m in modes:
                 evs = single[m]
                 raw_1 = raw_single(directory, evs, m)
                 one[m].add(len(evs), raw_1, len(evs), store_single(directory, evs, m))
-                many[m].add(
-                    len(evs), raw_1, n_concurrent, store_concurrent(directory, concurrent, m)
-                )
+                store_64[m] = store_concurrent(directory, concurrent, m)
+                many[m].add(len(evs), raw_1, n_concurrent, store_64[m])
                 raw_64 = raw_batched(directory, concurrent, m, PUBLISHERS)
                 ceiling[m].add(len(evs), raw_1, n_concurrent, raw_64)
                 raw_b = raw_batched(directory, batched, m)
@@ -568,6 +745,11 @@ def main() -> None:
                 REPLAY_EVENTS,
                 store_replay(replay_path, replay),
             )
+            # Last in the round, so the runs above follow each other as they
+            # always have.
+            writers, commits = store_writers(directory, concurrent, shares)
+            shared.add(n_concurrent, store_64["FULL"], n_concurrent, writers)
+            shared_commits.append(commits)
 
     print(
         f"SQLiteEventStore against raw sqlite3 with the same schema, WAL"
@@ -585,6 +767,8 @@ def main() -> None:
             (ceiling[m], "1 txn per event"),
             (batch[m], f"executemany {BATCH:,}/txn"),
         ]
+        if m == "FULL":
+            rows.append((shared, f"1 process x {PUBLISHERS} tasks"))
     rows.append((scan, "rows + json.loads"))
     if es_python:
         rows += [(es_one, "1 txn per event"), (es_many, f"executemany {BATCH:,}/txn")]
@@ -609,6 +793,15 @@ def main() -> None:
             "(eventsourcing reference skipped: set TRIO_SMITH_BENCH_EVENTSOURCING to a Python"
             " that has it)"
         )
+    mean_commits = sum(shared_commits) / len(shared_commits)
+    print(
+        f"(3) {WRITERS} writer processes, each with its own store on one file and"
+        f" {WRITER_TASKS} tasks awaiting append, released together, against one process"
+        f" with {PUBLISHERS} tasks (the {PUBLISHERS}-publisher run of the same round;"
+        f" the same {n_concurrent:,} events): what sharing the file's write lock costs;"
+        f" {mean_commits:,.0f} commits per run in all"
+        f" ({n_concurrent / mean_commits:.1f} events each)"
+    )
     print(
         f"no-op round trips to a thread: the writer's queue + run_sync_soon (appends pay one"
         f" per commit) {writer_hop:.0f} us; trio.to_thread.run_sync (reads pay one per page)"
@@ -625,4 +818,7 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    if sys.argv[1:] == ["--writer"]:
+        writer_process()
+    else:
+        main()
