@@ -460,3 +460,92 @@ async def test_a_damaged_row_from_another_writer_is_reported_not_skipped(
             await store.append(event())
         assert seen.events == [first]
         assert await store.head() == 1
+
+
+#: Says "ready", waits for a line, then opens (creating it if missing) the
+#: store argv[1] and appends one event: released together, the processes
+#: create the store at the same moment.
+CREATE_AND_APPEND = """
+import sys, trio
+from trio_smith.events import Event, SQLiteEventStore
+
+async def main(path):
+    print("ready", flush=True)
+    sys.stdin.readline()
+    async with SQLiteEventStore(path) as store:
+        await store.append(Event.new("test.created", source=sys.argv[2]))
+
+trio.run(main, sys.argv[1])
+"""
+
+
+async def _created_together(path: pathlib.Path, count: int) -> list[int | None]:
+    """Start ``count`` processes, release them at once; their exit codes."""
+    processes = [
+        await trio.lowlevel.open_process(
+            [sys.executable, "-c", CREATE_AND_APPEND, str(path), f"process/{n}"],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+        )
+        for n in range(count)
+    ]
+    try:
+        for process in processes:
+            assert process.stdout is not None
+            said = b""
+            while not said.endswith(b"\n"):
+                chunk = await process.stdout.receive_some()
+                assert chunk, "a process ended before it was ready"
+                said += chunk
+            assert said == b"ready\n"
+        for process in processes:
+            assert process.stdin is not None
+            await process.stdin.send_all(b"go\n")
+        return [await process.wait() for process in processes]
+    finally:
+        for process in processes:
+            if process.returncode is None:
+                process.kill()
+            for stream in (process.stdin, process.stdout):
+                if stream is not None:
+                    await stream.aclose()
+
+
+async def test_processes_creating_one_store_at_once_all_open_it(tmp_path: pathlib.Path) -> None:
+    # Switching a new file to WAL needs it to itself: SQLite answers "database
+    # is locked" at once, without waiting, while another process creates it.
+    for attempt in range(3):
+        path = tmp_path / f"new-{attempt}.db"
+        assert await _created_together(path, 4) == [0, 0, 0, 0]
+        async with SQLiteEventStore(path, read_only=True) as store:
+            stored = await store.read()
+        assert [e.position for e in stored] == [1, 2, 3, 4]
+        assert sorted(e.source for e in stored) == [f"process/{n}" for n in range(4)]
+
+
+async def test_opening_waits_while_another_process_holds_a_new_file(
+    tmp_path: pathlib.Path,
+) -> None:
+    # What another process creating the store does to the file for a moment:
+    # SQLite's switch to WAL then fails at once, without its busy handler.
+    path = tmp_path / "new.db"
+    with contextlib.closing(sqlite3.connect(path, isolation_level=None)) as db:
+        db.execute("PRAGMA user_version = 7")  # an SQLite file, no table yet
+    other = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    other.execute("BEGIN IMMEDIATE")
+    stored: list[Event] = []
+
+    async def open_and_append() -> None:
+        async with SQLiteEventStore(path, busy_timeout=10) as store:
+            stored.append(await store.append(event()))
+
+    try:
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(open_and_append)
+            # Real time: the store retries in its worker thread.
+            await trio.sleep(0.2)
+            assert not stored
+            other.execute("ROLLBACK")
+    finally:
+        other.close()
+    assert [e.position for e in stored] == [1]

@@ -32,6 +32,7 @@ from __future__ import annotations
 import contextlib
 import os
 import sqlite3
+import time
 import urllib.parse
 import uuid
 from collections.abc import Sequence
@@ -422,7 +423,7 @@ class SQLiteEventStore(ThreadedStore[sqlite3.Connection]):
             path, timeout=self.busy_timeout, isolation_level=None, check_same_thread=False
         )
         try:
-            writer.execute("PRAGMA journal_mode=WAL")
+            self._wal(writer)
             writer.execute(f"PRAGMA synchronous={self._synchronous}")
             writer.execute(f"PRAGMA busy_timeout={int(self.busy_timeout * 1000)}")
             if not exists:
@@ -449,6 +450,25 @@ class SQLiteEventStore(ThreadedStore[sqlite3.Connection]):
             writer.close()
             raise
         return writer, head, store_id
+
+    def _wal(self, writer: sqlite3.Connection) -> None:
+        """Put the file in WAL mode, waiting up to ``busy_timeout`` for other processes.
+
+        Changing the journal mode needs the file to itself, and SQLite says
+        "database is locked" at once, without its busy handler, while another
+        process is creating the same store: try again until ``busy_timeout``.
+        """
+        deadline = time.monotonic() + self.busy_timeout
+        pause = 0.001
+        while True:
+            try:
+                writer.execute("PRAGMA journal_mode=WAL")
+                return
+            except sqlite3.OperationalError as exc:
+                if _code(exc) not in _BUSY or time.monotonic() >= deadline:
+                    raise
+            time.sleep(pause)  # a worker thread: the store is opening
+            pause = min(pause * 2, 0.05)
 
     def _open_read_only(self) -> sqlite3.Connection:
         """A connection that never writes, on a writable or a read-only medium.
