@@ -1,4 +1,5 @@
-"""Project-wide test set-up: hypothesis profiles, the real-time test limit and PostgreSQL.
+"""Project-wide test set-up: hypothesis profiles, the real-time test limit, PostgreSQL,
+and file systems of the tests' own (tests/mounts.py: ``small_disk``, ``read_only_copy``).
 
 The PostgreSQL fixtures start a server only when a test asks for one:
 
@@ -25,6 +26,8 @@ import pytest
 from hypothesis import HealthCheck, settings
 
 from ._limits import with_real_time_limit
+from .mounts import read_only_copy as read_only_copy
+from .mounts import small_disk as small_disk
 from .postgres import ExistingPostgres, Postgres, PostgresServer, private_server
 
 #: Real seconds any single async test may take (virtual time is unlimited).

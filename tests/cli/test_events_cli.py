@@ -1127,3 +1127,14 @@ async def test_follow_ends_once_the_store_cannot_read_on(
     with pytest.raises(StoreUnavailable, match=f"^{re.escape(message)}$"):
         await _end_if_stuck(store)
     assert 10 <= trio.current_time() - start <= 12
+
+
+def test_a_store_on_a_read_only_medium_can_be_inspected(
+    read_only_copy: tuple[pathlib.Path, pathlib.Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    source, view = read_only_copy
+    append(source / "events.db", EVENTS)
+    assert positions(ok(call(capsys, "list", view / "events.db", "--limit", "3"))) == [12, 13, 14]
+    stats = json.loads(ok(call(capsys, "stats", view / "events.db", "--json"))[0])
+    assert stats["events"] == len(EVENTS)
+    assert sorted(os.listdir(view)) == ["events.db"]

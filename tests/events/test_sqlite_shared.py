@@ -247,42 +247,6 @@ async def test_a_surrogate_in_a_hand_built_event_is_refused_alone(tmp_path: path
 # ---------------------------------------------------------------- media
 
 
-def _mount(*args: str) -> None:
-    try:
-        subprocess.run(["mount", *args], check=True, capture_output=True)
-    except (OSError, subprocess.CalledProcessError) as exc:
-        if os.environ.get("CI"):
-            raise
-        pytest.skip(f"cannot mount file systems here ({exc}); CI can")
-
-
-@pytest.fixture
-def small_disk(tmp_path: pathlib.Path) -> Iterator[pathlib.Path]:
-    """A 2 MiB tmpfs of its own (a disk that fills up)."""
-    where = tmp_path / "small"
-    where.mkdir()
-    _mount("-t", "tmpfs", "-o", "size=2m", "tmpfs", str(where))
-    try:
-        yield where
-    finally:
-        subprocess.run(["umount", "-l", str(where)], check=True)
-
-
-@pytest.fixture
-def read_only_copy(tmp_path: pathlib.Path) -> Iterator[tuple[pathlib.Path, pathlib.Path]]:
-    """A directory and a read-only view of it (a read-only bind mount)."""
-    source = tmp_path / "rw"
-    view = tmp_path / "ro"
-    source.mkdir()
-    view.mkdir()
-    _mount("--bind", str(source), str(view))
-    try:
-        _mount("-o", "remount,bind,ro", str(view))
-        yield source, view
-    finally:
-        subprocess.run(["umount", "-l", str(view)], check=True)
-
-
 def _fill(directory: pathlib.Path) -> pathlib.Path:
     """Fill the file system with one file; return it."""
     filler = directory / "filler"
