@@ -1,11 +1,11 @@
 """Benchmark: event bus fan-out against the naive trio floor, in one run.
 
-Target (design notes, section 7; docs/performance.md): fan-out with the BLOCK
+Target (docs/performance.md): fan-out with the BLOCK
 policy, every subscriber draining, at >= 5x the events per second of the
 naive trio floor at 1, 10 and 100 subscribers. This script measures, in the
 same process:
 
-* fan-out, floor (reference/events.md section 0): one bounded memory channel
+* fan-out, floor (design rule 18): one bounded memory channel
   per subscriber (``trio.open_memory_channel(BUFFER)``); the publisher does
   ``await send_channel.send(event)`` to each subscriber's channel in turn,
   and each subscriber is a task doing ``async for event in receive_channel``;

@@ -1,7 +1,7 @@
 """Benchmark: request/reply through the registry and the router against a raw trio floor.
 
-DESIGN.md sets no target for routing; the issue asks for a hub close to raw
-trio. This script measures, in one process and one run, the time of one
+No target is set for routing (docs/performance.md); the aim is a hub close
+to raw trio. This script measures, in one process and one run, the time of one
 request/reply round trip between two tasks:
 
 * floor: raw trio, the least a request/reply can do: the caller puts

@@ -1,6 +1,6 @@
 """Benchmark: the SQLite event store against raw sqlite3 floors, in one run.
 
-Targets (reference/events.md sections 0 and 4.2; docs/performance.md), all
+Targets (docs/performance.md; design rule 21 for group commit), all
 with ``synchronous="FULL"``, each a ratio of events per second:
 
 1. one publisher awaiting each ``await store.append(event)``: >= 0.8x the
