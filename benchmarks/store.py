@@ -91,7 +91,8 @@ from typing import Any, Literal
 import trio
 
 from trio_smith.events import Event, EventType, SQLiteEventStore
-from trio_smith.events._sqlite import _COLUMNS, _INSERT, _SCHEMA, _encode
+from trio_smith.events._sql import COLUMNS
+from trio_smith.events._sqlite import _INSERT, _SCHEMA, _encode
 
 Sync = Literal["FULL", "NORMAL"]
 
@@ -136,7 +137,6 @@ TYPE = EventType("bench", "stored")
 #: The store's own tables, indexes, columns, INSERT and row encoding, so the
 #: floors pay for exactly the same indexes and encoding as the store.
 SCHEMA = _SCHEMA
-COLUMNS = _COLUMNS
 INSERT = _INSERT
 
 

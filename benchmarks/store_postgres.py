@@ -105,7 +105,7 @@ from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from trio_smith.events import Event, EventType, PostgresEventStore
 from trio_smith.events._postgres import _SCHEMA, _WRITTEN, _encode
-from trio_smith.events._threaded import ThreadedStore
+from trio_smith.events._sql import COLUMNS
 
 #: Publishers in the group-commit benchmark.
 PUBLISHERS = 64
@@ -146,7 +146,6 @@ TYPE = EventType("bench", "stored")
 #: of its rows) and the columns it reads, so the floors pay for exactly the
 #: same indexes, data and decoding work.
 SCHEMA = _SCHEMA
-COLUMNS = ThreadedStore._COLUMNS
 INSERT = f"INSERT INTO events ({_WRITTEN}) VALUES ({', '.join(['%s'] * 9)})"
 #: The replay's schema (written once by the store).
 REPLAY_SCHEMA = "bench_replay"

@@ -36,7 +36,7 @@ from trio_smith.events import (
     uuid7,
 )
 from trio_smith.events._postgres import _DIALECT
-from trio_smith.events._sql import read_sql
+from trio_smith.events._sql import COLUMNS, read_sql
 
 from ..postgres import Postgres, PostgresServer
 from .store_contract import StoreContract, StoreFactory, at, event
@@ -310,15 +310,15 @@ async def test_queries_use_their_indexes(
         with _connect(pg_dsn) as db:
             db.execute("ANALYZE trio_smith.events")
         wanted = query(ids)
-        sql, params = read_sql(store._COLUMNS, wanted, 0, None, False, _DIALECT)
+        sql, params = read_sql(wanted, 0, None, False, _DIALECT)
         plan = _plan(pg_dsn, sql, params)
         assert index in plan, plan
         assert "Seq Scan" not in plan, plan
         expected = [e for e in stored if wanted.matches(e)]
         assert await store.read(wanted) == expected
-        get = f"SELECT {store._COLUMNS} FROM events WHERE event_id = %s"
+        get = f"SELECT {COLUMNS} FROM events WHERE event_id = %s"
         assert "events_event_id" in _plan(pg_dsn, get, [ids[3]])
-        last = read_sql(store._COLUMNS, None, 0, 20, True, _DIALECT)
+        last = read_sql(None, 0, 20, True, _DIALECT)
         assert "Index Scan Backward using events_pkey" in _plan(pg_dsn, *last)
 
 

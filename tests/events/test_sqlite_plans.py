@@ -1,7 +1,7 @@
 """SQLiteEventStore: every query shape of reference/events.md 4.1 is served by its index.
 
 The SQL is built exactly as ``SQLiteEventStore.read`` and ``get`` build it
-(``read_sql`` and ``_COLUMNS``), checked to return what ``read`` returns, and
+(``read_sql`` and ``COLUMNS``), checked to return what ``read`` returns, and
 its ``EXPLAIN QUERY PLAN`` is read on a file of a few thousand events, both
 as the store leaves it (no statistics: the store never runs ``ANALYZE``) and
 after ``ANALYZE``.
@@ -39,8 +39,8 @@ import pytest
 import trio
 
 from trio_smith.events import AgentEvent, Event, EventFilter, SystemEvent, ToolEvent
-from trio_smith.events._sql import read_sql
-from trio_smith.events._sqlite import _COLUMNS, _DIALECT, SQLiteEventStore
+from trio_smith.events._sql import COLUMNS, read_sql
+from trio_smith.events._sqlite import _DIALECT, SQLiteEventStore
 
 from .store_contract import at
 
@@ -114,11 +114,11 @@ def _read_sql(
     filter: EventFilter | None, after: int = 0, limit: int | None = None
 ) -> tuple[str, list[Any]]:
     """The SQL and parameters ``SQLiteEventStore.read`` runs."""
-    return read_sql(_COLUMNS, filter, after, limit, False, _DIALECT)
+    return read_sql(filter, after, limit, False, _DIALECT)
 
 
 #: The SQL ``SQLiteEventStore.get`` runs.
-GET_SQL = f"SELECT {_COLUMNS} FROM events WHERE event_id = ?"
+GET_SQL = f"SELECT {COLUMNS} FROM events WHERE event_id = ?"
 
 
 def _plan(db: sqlite3.Connection, sql: str, params: list[Any]) -> list[str]:

@@ -55,18 +55,26 @@ from typing import TYPE_CHECKING, Any, Final, final
 
 import trio
 
-from .._core._check import finite_at_least, optional_name, unicode_problem
+from .._core._check import finite_at_least, optional_name
 from .._event import EVENT_SETTERS, PARSED_TYPES, Event, EventType
 from .._exceptions import (
     EventsError,
-    StoreCorrupt,
     StoreFull,
     StoreOpenError,
     StoreUnavailable,
 )
-from ._codec import dump_payload, parse_json
-from ._sql import Dialect
-from ._threaded import _LOOK, Committed, ThreadedStore, log, place
+from ._codec import parse_json
+from ._sql import COLUMNS, Dialect
+from ._threaded import (
+    _LOOK,
+    Committed,
+    ThreadedStore,
+    check_type_and_payload,
+    decode_page,
+    log,
+    place,
+    stored_payload,
+)
 
 if TYPE_CHECKING:
     import psycopg
@@ -205,13 +213,12 @@ def _sqlstate(exc: BaseException) -> str | None:
 
 
 def _events(rows: list[tuple[Any, ...]], store: str) -> list[Event]:
-    """Decode rows of ``_COLUMNS`` (ids and times come as ``UUID`` and UTC ``datetime``)."""
-    try:
-        return _decode(rows)
-    except Exception:
-        for row in rows:
-            _check_row(row, store)
-        raise  # pragma: no cover - _check_row refuses whatever _decode did
+    """Decode rows of ``COLUMNS`` (ids and times come as ``UUID`` and UTC ``datetime``).
+
+    Raises:
+        StoreCorrupt: a row cannot be an event, naming its position.
+    """
+    return decode_page(rows, store, _decode, _check_row)
 
 
 def _decode(rows: list[tuple[Any, ...]]) -> list[Event]:
@@ -239,54 +246,34 @@ def _decode(rows: list[tuple[Any, ...]]) -> list[Event]:
 def _check_row(row: tuple[Any, ...], store: str) -> None:
     """Raise StoreCorrupt, naming the position, if ``row`` cannot be decoded."""
     position, _, _, _, kind, _, _, payload = row
-    try:
-        _parse(kind)
-    except (TypeError, ValueError) as exc:
-        raise StoreCorrupt(store, position, f"its type is not an event type ({exc})") from None
-    try:
-        data = _loads(payload)
-    except (TypeError, ValueError, RecursionError) as exc:
-        raise StoreCorrupt(store, position, f"its payload is not JSON ({exc})") from None
-    if type(data) is not dict:
-        raise StoreCorrupt(store, position, f"its payload is not a JSON object ({payload!r:.60})")
+    check_type_and_payload(store, position, kind, payload)
 
 
 def _encode(event: Event) -> tuple[Any, ...]:
-    """An event's row, all but its position; on the appender's side, so a bad event fails alone.
+    """An event's row, all but its position.
 
     Raises:
-        TypeError, ValueError: the event cannot be stored (a payload built
-            without ``Event.new`` that is not JSON, a naive timestamp, text
-            that UTF-8 cannot encode, a NUL character in the source).
+        TypeError, ValueError: the event cannot be stored (``stored_payload``;
+            a naive timestamp; a NUL character in the source or the type,
+            which PostgreSQL text cannot hold).
     """
-    try:
-        payload = dump_payload(event.payload)
-        for field, text in (("payload", payload), ("source", event.source)):
-            problem = unicode_problem(text)
-            if problem is not None:
-                raise ValueError(f"its {field} holds {problem}, which UTF-8 cannot encode")
-        if "\0" in event.source:
-            raise ValueError("its source holds a NUL character, which PostgreSQL text cannot")
-        if "\0" in event.type.wire:
-            raise ValueError("its type holds a NUL character, which PostgreSQL text cannot")
-        if event.timestamp.utcoffset() is None:
-            raise TypeError(f"its timestamp is naive: {event.timestamp!r}")
-        return (
-            event.id,
-            event.timestamp,
-            event.source,
-            event.type.category,
-            event.type.wire,
-            event.correlation_id,
-            event.causation_id,
-            payload,
-        )
-    except (TypeError, ValueError) as exc:
-        raise type(exc)(f"event {event.id} cannot be stored: {exc}") from exc
-
-
-class _Redo(Exception):
-    """A batch met an id (or a position) already stored: redo it with a lookup."""
+    payload = stored_payload(event)
+    if "\0" in event.source:
+        raise ValueError("its source holds a NUL character, which PostgreSQL text cannot")
+    if "\0" in event.type.wire:
+        raise ValueError("its type holds a NUL character, which PostgreSQL text cannot")
+    if event.timestamp.utcoffset() is None:
+        raise TypeError(f"its timestamp is naive: {event.timestamp!r}")
+    return (
+        event.id,
+        event.timestamp,
+        event.source,
+        event.type.category,
+        event.type.wire,
+        event.correlation_id,
+        event.causation_id,
+        payload,
+    )
 
 
 @final
@@ -826,7 +813,7 @@ class PostgresEventStore(ThreadedStore["psycopg.Connection[Any]"]):
         rows = (
             connection.cursor(binary=True)
             .execute(
-                f"SELECT {self._COLUMNS} FROM events WHERE position > %s AND position <= %s "
+                f"SELECT {COLUMNS} FROM events WHERE position > %s AND position <= %s "
                 "ORDER BY position",
                 (head, until),
             )
@@ -841,7 +828,7 @@ class PostgresEventStore(ThreadedStore["psycopg.Connection[Any]"]):
         rows = (
             connection.cursor(binary=True)
             .execute(
-                f"SELECT {self._COLUMNS} FROM events WHERE event_id = ANY(%s)",
+                f"SELECT {COLUMNS} FROM events WHERE event_id = ANY(%s)",
                 (list({e.id for e in events}),),
             )
             .fetchall()
@@ -858,7 +845,7 @@ class PostgresEventStore(ThreadedStore["psycopg.Connection[Any]"]):
             rows = (
                 connection.cursor(binary=True)
                 .execute(
-                    f"SELECT {self._COLUMNS} FROM events WHERE position > %s "
+                    f"SELECT {COLUMNS} FROM events WHERE position > %s "
                     "ORDER BY position LIMIT 1000",
                     (head,),
                 )

@@ -25,7 +25,11 @@ import attrs
 
 from ._filter import EventFilter
 
-__all__ = ["MAX_POSITION", "Dialect", "prefix_bound", "read_sql", "where"]
+__all__ = ["COLUMNS", "MAX_POSITION", "Dialect", "prefix_bound", "read_sql", "where"]
+
+#: The columns every read selects, in the order the stores' row decoders take
+#: them (``category`` is the type's, so it is not read back).
+COLUMNS: Final = "position, event_id, ts, source, type, correlation_id, causation_id, payload"
 
 #: The largest position (and limit) a 64-bit integer column holds; a bound
 #: beyond it is no bound (an ``after`` beyond it selects nothing).
@@ -124,7 +128,6 @@ def where(filter: EventFilter | None, after: int, dialect: Dialect) -> tuple[str
 
 
 def read_sql(
-    columns: str,
     filter: EventFilter | None,
     after: int,
     limit: int | None,
@@ -133,7 +136,7 @@ def read_sql(
 ) -> tuple[str, list[Any]]:
     """The statement of ``EventStore.read`` and its parameters (``limit`` > 0 or None)."""
     condition, params = where(filter, after, dialect)
-    sql = f"SELECT {columns} FROM events WHERE {condition} ORDER BY position"
+    sql = f"SELECT {COLUMNS} FROM events WHERE {condition} ORDER BY position"
     if limit is not None and limit < MAX_POSITION:
         params.append(limit)
         if last:

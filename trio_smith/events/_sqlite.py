@@ -42,7 +42,7 @@ from uuid import UUID
 
 import trio
 
-from .._core._check import finite_at_least, optional_name, unicode_problem
+from .._core._check import finite_at_least, optional_name
 from .._event import EVENT_SETTERS, PARSED_TYPES, Event, EventType, trusted_uuid
 from .._exceptions import (
     EventsError,
@@ -51,9 +51,16 @@ from .._exceptions import (
     StoreFull,
     StoreUnavailable,
 )
-from ._codec import dump_payload, parse_json
-from ._sql import Dialect
-from ._threaded import Committed, ThreadedStore, place
+from ._codec import parse_json
+from ._sql import COLUMNS, Dialect
+from ._threaded import (
+    Committed,
+    ThreadedStore,
+    check_type_and_payload,
+    decode_page,
+    place,
+    stored_payload,
+)
 
 __all__ = ["SCHEMA_VERSION", "SQLiteEventStore"]
 
@@ -91,9 +98,6 @@ CREATE TABLE IF NOT EXISTS subscriptions (
 CREATE TABLE IF NOT EXISTS store_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;
 """
 
-#: What reads select (``category`` is the type's, so it is not read back).
-_COLUMNS: Final = "position, event_id, ts, source, type, correlation_id, causation_id, payload"
-
 #: Inserts a row unless its id is stored (the batch is then redone).
 _INSERT: Final = (
     "INSERT INTO events (position, event_id, ts, source, category, type, "
@@ -125,25 +129,19 @@ _BUSY: Final = frozenset({sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED})
 
 
 def _events(rows: list[tuple[Any, ...]], store: str) -> list[Event]:
-    """Decode rows of ``_COLUMNS``: a replay's hot path (docs/performance.md).
-
-    ``build_event`` inlined, and ids decoded once per page: a correlation or
-    causation id that is the row's own id or one met earlier in the page is
-    the same UUID object.
+    """Decode rows of ``COLUMNS``.
 
     Raises:
         StoreCorrupt: a row cannot be an event (damaged outside trio_smith);
             the error names the first such position (design rule 26).
     """
-    try:
-        return _decode(rows)
-    except Exception:
-        for row in rows:
-            _check_row(row, store)
-        raise  # pragma: no cover - _check_row refuses whatever _decode did
+    return decode_page(rows, store, _decode, _check_row)
 
 
 def _decode(rows: list[tuple[Any, ...]]) -> list[Event]:
+    """A replay's hot path (docs/performance.md): ``build_event`` inlined, and ids
+    decoded once per page (a correlation or causation id that is the row's own
+    id or one met earlier in the page is the same UUID object)."""
     ids: dict[bytes, UUID] = {}
     events: list[Event] = []
     append = events.append
@@ -211,45 +209,26 @@ def _check_row(row: tuple[Any, ...], store: str) -> None:
         raise damaged(f"its timestamp {ts} is out of range") from None
     if type(source) is not str or not source:
         raise damaged(f"its source is not a non-empty text ({source!r:.60})")
-    try:
-        _parse(kind)
-    except (TypeError, ValueError) as exc:
-        raise damaged(f"its type is not an event type ({exc})") from None
-    try:
-        data = _loads(payload)
-    except (TypeError, ValueError, RecursionError) as exc:
-        raise damaged(f"its payload is not JSON ({exc})") from None
-    if type(data) is not dict:
-        raise damaged(f"its payload is not a JSON object ({payload!r:.60})")
+    check_type_and_payload(store, position, kind, payload)
 
 
 def _encode(event: Event) -> tuple[Any, ...]:
-    """An event's row, all but its position; on the appender's side, so a bad event fails alone.
+    """An event's row, all but its position.
 
     Raises:
-        TypeError, ValueError: the event cannot be stored (a payload built
-            without ``Event.new`` that is not JSON, a naive timestamp, text
-            that UTF-8 cannot encode).
+        TypeError, ValueError: the event cannot be stored (``stored_payload``;
+            a naive timestamp).
     """
-    try:
-        payload = dump_payload(event.payload)
-        for field, text in (("payload", payload), ("source", event.source)):
-            problem = unicode_problem(text)
-            if problem is not None:
-                raise ValueError(f"its {field} holds {problem}, which UTF-8 cannot encode")
-        return (
-            event.id.bytes,
-            _micros(event.timestamp),
-            event.source,
-            event.type.category,
-            event.type.wire,
-            None if event.correlation_id is None else event.correlation_id.bytes,
-            None if event.causation_id is None else event.causation_id.bytes,
-            payload,
-        )
-    except (TypeError, ValueError, OverflowError) as exc:
-        kind = ValueError if isinstance(exc, OverflowError) else type(exc)
-        raise kind(f"event {event.id} cannot be stored: {exc}") from exc
+    return (
+        event.id.bytes,
+        _micros(event.timestamp),
+        event.source,
+        event.type.category,
+        event.type.wire,
+        None if event.correlation_id is None else event.correlation_id.bytes,
+        None if event.causation_id is None else event.causation_id.bytes,
+        stored_payload(event),
+    )
 
 
 def _uri(path: str, option: str) -> str:
@@ -640,7 +619,7 @@ class SQLiteEventStore(ThreadedStore[sqlite3.Connection]):
 
     def _rows_after(self, connection: sqlite3.Connection, head: int) -> list[Event]:
         rows = connection.execute(
-            f"SELECT {_COLUMNS} FROM events WHERE position > ? ORDER BY position", (head,)
+            f"SELECT {COLUMNS} FROM events WHERE position > ? ORDER BY position", (head,)
         ).fetchall()
         return _events(rows, self._name)
 
@@ -651,7 +630,7 @@ class SQLiteEventStore(ThreadedStore[sqlite3.Connection]):
         for start in range(0, len(ids), 500):
             chunk = ids[start : start + 500]
             rows = connection.execute(
-                f"SELECT {_COLUMNS} FROM events WHERE event_id IN ({', '.join('?' * len(chunk))})",
+                f"SELECT {COLUMNS} FROM events WHERE event_id IN ({', '.join('?' * len(chunk))})",
                 chunk,
             ).fetchall()
             for event in _events(rows, self._name):
@@ -668,7 +647,7 @@ class SQLiteEventStore(ThreadedStore[sqlite3.Connection]):
     def _newer(self, head: int) -> list[Event]:
         connection = self._thread_connection()
         rows = connection.execute(
-            f"SELECT {_COLUMNS} FROM events WHERE position > ? ORDER BY position LIMIT 1000",
+            f"SELECT {COLUMNS} FROM events WHERE position > ? ORDER BY position LIMIT 1000",
             (head,),
         ).fetchall()
         return _events(rows, self._name)

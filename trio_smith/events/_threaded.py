@@ -59,12 +59,13 @@ from uuid import UUID
 import attrs
 import trio
 
-from .._core._check import finite_at_least, int_at_least
-from .._event import Event
-from .._exceptions import EventsError, StoreClosed, StoreReadOnly
+from .._core._check import finite_at_least, int_at_least, unicode_problem
+from .._event import Event, EventType
+from .._exceptions import EventsError, StoreClosed, StoreCorrupt, StoreReadOnly
+from ._codec import dump_payload, parse_json
 from ._filter import EventFilter
 from ._pace import cancel_requested
-from ._sql import Dialect, read_sql, where
+from ._sql import COLUMNS, Dialect, read_sql, where
 from ._store import (
     EventStore,
     StoreStatistics,
@@ -74,9 +75,19 @@ from ._store import (
     check_read_args,
 )
 
-__all__ = ["Committed", "ThreadedStore", "Work", "log", "place"]
+__all__ = [
+    "Committed",
+    "ThreadedStore",
+    "Work",
+    "check_type_and_payload",
+    "decode_page",
+    "log",
+    "place",
+    "stored_payload",
+]
 
 log: Final = logging.getLogger("trio_smith.events")
+_parse_type: Final = EventType.parse
 
 #: A connection of the engine (sqlite3.Connection, psycopg.Connection).
 C = TypeVar("C")
@@ -245,10 +256,11 @@ class ThreadedStore(EventStore, Generic[C]):
 
     @abc.abstractmethod
     def _encode(self, event: Event) -> tuple[Any, ...]:
-        """An event's row, on the appender's side, so that a bad event fails alone.
+        """An event's row, all but its position (``_work`` calls it, on the appender's side).
 
         Raises:
-            TypeError, ValueError: the event cannot be stored, naming why.
+            TypeError, ValueError, OverflowError: the event cannot be stored;
+                the message says why.
         """
 
     @abc.abstractmethod
@@ -280,9 +292,6 @@ class ThreadedStore(EventStore, Generic[C]):
     def _dialect(self) -> Dialect:
         """How the engine writes parameters, ids and times."""
 
-    #: The columns reads select, in the order ``_decode`` takes them.
-    _COLUMNS: Final = "position, event_id, ts, source, type, correlation_id, causation_id, payload"
-
     @abc.abstractmethod
     async def _query(self, sql: str, params: Sequence[Any]) -> list[tuple[Any, ...]]:
         """Run a read in a worker thread on the reader connection.
@@ -294,7 +303,7 @@ class ThreadedStore(EventStore, Generic[C]):
 
     @abc.abstractmethod
     def _decode(self, rows: list[tuple[Any, ...]]) -> list[Event]:
-        """Rows of ``_COLUMNS`` as events.
+        """Rows of ``COLUMNS`` (events/_sql.py) as events.
 
         Raises:
             StoreCorrupt: a row cannot be an event, naming its position.
@@ -601,9 +610,20 @@ class ThreadedStore(EventStore, Generic[C]):
         return await self._submit(Work([], [], None, job))
 
     def _work(self, events: list[Event]) -> Work:
-        """Encode on the appender's side (design rule 22): a bad event fails here, alone."""
+        """Encode on the appender's side (design rule 22): a bad event fails here, alone.
+
+        Raises:
+            TypeError, ValueError: ``event <id> cannot be stored: <why>``.
+        """
         encode = self._encode
-        return Work(events, [encode(event) for event in events], None)
+        rows = []
+        for event in events:
+            try:
+                rows.append(encode(event))
+            except (TypeError, ValueError, OverflowError) as exc:
+                kind = ValueError if isinstance(exc, OverflowError) else type(exc)
+                raise kind(f"event {event.id} cannot be stored: {exc}") from exc
+        return Work(events, rows, None)
 
     async def append(self, event: Event) -> Event:
         check_event(event)
@@ -649,13 +669,13 @@ class ThreadedStore(EventStore, Generic[C]):
         if limit == 0:
             await trio.lowlevel.checkpoint()
             return []
-        sql, params = read_sql(self._COLUMNS, filter, after, limit, last, self._dialect)
+        sql, params = read_sql(filter, after, limit, last, self._dialect)
         return self._decode(await self._query(sql, params))
 
     async def get(self, event_id: UUID) -> Event | None:
         check_event_id(event_id)
         rows = await self._query(
-            f"SELECT {self._COLUMNS} FROM events WHERE event_id = {self._dialect.param}",
+            f"SELECT {COLUMNS} FROM events WHERE event_id = {self._dialect.param}",
             (self._dialect.uuid(event_id),),
         )
         return self._decode(rows)[0] if rows else None
@@ -692,6 +712,56 @@ class ThreadedStore(EventStore, Generic[C]):
             queued=self._pending,
             follow_error=self._follow_error or None,
         )
+
+
+def stored_payload(event: Event) -> str:
+    """The payload's JSON text, as both stores write it.
+
+    Raises:
+        TypeError, ValueError: the payload is not JSON (an ``Event`` built
+            without ``Event.new``), or it or the source holds text UTF-8
+            cannot encode.
+    """
+    payload = dump_payload(event.payload)
+    for field, text in (("payload", payload), ("source", event.source)):
+        problem = unicode_problem(text)
+        if problem is not None:
+            raise ValueError(f"its {field} holds {problem}, which UTF-8 cannot encode")
+    return payload
+
+
+def decode_page(
+    rows: list[tuple[Any, ...]],
+    store: str,
+    decode: Callable[[list[tuple[Any, ...]]], list[Event]],
+    check_row: Callable[[tuple[Any, ...], str], None],
+) -> list[Event]:
+    """``decode(rows)``; if it fails, ``check_row`` names the first damaged row.
+
+    The engines' decoders are a replay's hot path and check only what would
+    otherwise pass silently; ``check_row`` is the slow, thorough look that
+    raises StoreCorrupt naming the position (design rule 26).
+    """
+    try:
+        return decode(rows)
+    except Exception:
+        for row in rows:
+            check_row(row, store)
+        raise  # pragma: no cover - check_row refuses whatever decode did
+
+
+def check_type_and_payload(store: str, position: int, kind: object, payload: object) -> None:
+    """Raise StoreCorrupt if a row's type or payload cannot be read back (both engines)."""
+    try:
+        _parse_type(kind)  # type: ignore[arg-type]
+    except (TypeError, ValueError) as exc:
+        raise StoreCorrupt(store, position, f"its type is not an event type ({exc})") from None
+    try:
+        data = parse_json(payload)  # type: ignore[arg-type]
+    except (TypeError, ValueError, RecursionError) as exc:
+        raise StoreCorrupt(store, position, f"its payload is not JSON ({exc})") from None
+    if type(data) is not dict:
+        raise StoreCorrupt(store, position, f"its payload is not a JSON object ({payload!r:.60})")
 
 
 def place(
