@@ -43,7 +43,8 @@ $(BENCH_STAMP): pyproject.toml $(STAMP)
 	@touch $(BENCH_STAMP)
 
 bench: $(BENCH_STAMP)
-	@for script in benchmarks/*.py; do \
+	@# Modules whose names start with _ are the benchmarks' shared helpers.
+	@for script in benchmarks/[!_]*.py; do \
 		echo "== $$script"; \
 		$(BIN)/python $$script || exit 1; \
 	done

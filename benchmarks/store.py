@@ -77,7 +77,6 @@ import itertools
 import json
 import logging
 import os
-import pickle
 import queue
 import sqlite3
 import subprocess
@@ -89,8 +88,24 @@ from collections.abc import Callable, Sequence
 from typing import Any, Literal
 
 import trio
+from _store_bench import (
+    BATCH,
+    WRITER_TASKS,
+    WRITERS,
+    Series,
+    append_batches,
+    append_concurrently,
+    append_each,
+    check_positions,
+    make_events,
+    run_writers,
+    share_files,
+    timed,
+    writer_process,
+)
+from _store_bench import replay as replay_store
 
-from trio_smith.events import Event, EventType, SQLiteEventStore
+from trio_smith.events import Event, SQLiteEventStore
 from trio_smith.events._sql import COLUMNS
 from trio_smith.events._sqlite import _INSERT, _SCHEMA, _encode
 
@@ -98,14 +113,6 @@ Sync = Literal["FULL", "NORMAL"]
 
 #: Publishers in the group-commit benchmark.
 PUBLISHERS = 64
-#: Writer processes sharing one file, and publisher tasks in each (64 in all,
-#: as in the one-process figure they are compared with).
-WRITERS = 4
-WRITER_TASKS = PUBLISHERS // WRITERS
-#: Seconds a writer process may take to start, or to finish its appends.
-WRITER_TIMEOUT = 120.0
-#: Events per ``append_many`` call and per floor ``executemany`` transaction.
-BATCH = 1_000
 #: Events per batched run (BATCH_EVENTS // BATCH transactions).
 BATCH_EVENTS = 20_000
 #: Events replayed.
@@ -132,8 +139,6 @@ CONCURRENT_TARGET = 8.0
 BATCH_TARGET = 0.5
 REPLAY_TARGET = 0.7
 
-TYPE = EventType("bench", "stored")
-
 #: The store's own tables, indexes, columns, INSERT and row encoding, so the
 #: floors pay for exactly the same indexes and encoding as the store.
 SCHEMA = _SCHEMA
@@ -149,13 +154,6 @@ _files = itertools.count(1)
 
 
 # ---------------------------------------------------------------- helpers
-
-
-def make_events(n: int) -> list[Event]:
-    return [
-        Event.new(TYPE, source="bench/publisher", payload={"i": i, "name": f"item-{i}", "ok": True})
-        for i in range(n)
-    ]
 
 
 def new_path(directory: str) -> str:
@@ -282,38 +280,17 @@ def raw_replay(path: str, n: int) -> float:
 # ---------------------------------------------------------------- store
 
 
-def _run_store(
-    path: str, synchronous: Sync, body: Callable[[SQLiteEventStore], Any], n: int
-) -> float:
-    """Seconds ``body(store)`` took, in its own ``trio.run``; checks the head."""
-
-    async def main() -> float:
-        async with SQLiteEventStore(path, synchronous=synchronous) as store:
-            start = time.perf_counter()
-            await body(store)
-            elapsed = time.perf_counter() - start
-            head = await store.head()
-            if head != n:
-                raise AssertionError(f"store head {head} after {n} appends")
-        return elapsed
-
-    gc.collect()
-    return trio.run(main)
+def _open(path: str, synchronous: Sync = "FULL") -> Callable[[], SQLiteEventStore]:
+    return lambda: SQLiteEventStore(path, synchronous=synchronous)
 
 
 def store_single(directory: str, events: Sequence[Event], synchronous: Sync) -> float:
     """Seconds: one publisher awaiting each ``await store.append(event)``."""
     path = new_path(directory)
-    positions: list[int | None] = []
-
-    async def body(store: SQLiteEventStore) -> None:
-        append = store.append
-        for event in events:
-            positions.append((await append(event)).position)
-
-    elapsed = _run_store(path, synchronous, body, len(events))
-    if positions != list(range(1, len(events) + 1)):
-        raise AssertionError("store append: positions are not 1..N in order")
+    elapsed, positions = timed(
+        _open(path, synchronous), lambda s: append_each(s, events), len(events)
+    )
+    check_positions(positions, len(events), f"store append {synchronous}")
     check_file(path, events, f"store append {synchronous}")
     remove(path)
     return elapsed
@@ -322,27 +299,12 @@ def store_single(directory: str, events: Sequence[Event], synchronous: Sync) -> 
 def store_concurrent(directory: str, events: Sequence[Event], synchronous: Sync) -> float:
     """Seconds: PUBLISHERS tasks, each awaiting ``store.append`` of its share in a loop."""
     path = new_path(directory)
-    shares = [events[i::PUBLISHERS] for i in range(PUBLISHERS)]
-    positions: list[list[int]] = [[] for _ in range(PUBLISHERS)]
-
-    async def publisher(store: SQLiteEventStore, i: int) -> None:
-        append = store.append
-        mine = positions[i]
-        for event in shares[i]:
-            position = (await append(event)).position
-            assert position is not None
-            mine.append(position)
-
-    async def body(store: SQLiteEventStore) -> None:
-        async with trio.open_nursery() as nursery:
-            for i in range(PUBLISHERS):
-                nursery.start_soon(publisher, store, i)
-
-    elapsed = _run_store(path, synchronous, body, len(events))
-    if sorted(p for mine in positions for p in mine) != list(range(1, len(events) + 1)):
-        raise AssertionError("store concurrent append: positions are not 1..N")
-    if any(mine != sorted(mine) for mine in positions):
-        raise AssertionError("store concurrent append: a publisher's positions went backwards")
+    elapsed, positions = timed(
+        _open(path, synchronous),
+        lambda s: append_concurrently(s, events, PUBLISHERS),
+        len(events),
+    )
+    check_positions(positions, len(events), f"store {PUBLISHERS} publishers {synchronous}")
     check_file(path, events, f"store {PUBLISHERS} publishers {synchronous}")
     remove(path)
     return elapsed
@@ -351,50 +313,13 @@ def store_concurrent(directory: str, events: Sequence[Event], synchronous: Sync)
 def store_many(directory: str, events: Sequence[Event], synchronous: Sync) -> float:
     """Seconds: ``await store.append_many(events[i:i + BATCH])`` in turn."""
     path = new_path(directory)
-    positions: list[int | None] = []
-
-    async def body(store: SQLiteEventStore) -> None:
-        for first in range(0, len(events), BATCH):
-            stored = await store.append_many(events[first : first + BATCH])
-            positions.extend(event.position for event in stored)
-
-    elapsed = _run_store(path, synchronous, body, len(events))
-    if positions != list(range(1, len(events) + 1)):
-        raise AssertionError("store append_many: positions are not 1..N in order")
+    elapsed, positions = timed(
+        _open(path, synchronous), lambda s: append_batches(s, events), len(events)
+    )
+    check_positions(positions, len(events), f"store append_many {synchronous}")
     check_file(path, events, f"store append_many {synchronous}")
     remove(path)
     return elapsed
-
-
-def store_replay(path: str, events: Sequence[Event]) -> float:
-    """Seconds: ``async for event in store.scan()`` over the whole file."""
-    n = len(events)
-
-    async def main() -> float:
-        async with SQLiteEventStore(path) as store:
-            expected = 1
-            last: Event | None = None
-            start = time.perf_counter()
-            async for event in store.scan():
-                if event.position != expected:
-                    raise AssertionError(f"replay: position {event.position}, expected {expected}")
-                expected += 1
-                last = event
-            elapsed = time.perf_counter() - start
-            if expected != n + 1:
-                raise AssertionError(f"replay yielded {expected - 1} events, expected {n}")
-            want = events[-1]
-            if last is None or (last.id, last.timestamp, last.type, last.payload) != (
-                want.id,
-                want.timestamp,
-                want.type,
-                want.payload,
-            ):
-                raise AssertionError("replay: the last event is not the last appended")
-        return elapsed
-
-    gc.collect()
-    return trio.run(main)
 
 
 def write_replay_file(directory: str, events: Sequence[Event]) -> str:
@@ -451,137 +376,6 @@ def thread_hops_us(calls: int = 2_000, windows: int = 3) -> tuple[float, float]:
     return trio.run(main)
 
 
-# ---------------------------------------------------------------- writer processes
-
-
-def writer_process() -> None:
-    """One writer process (``store.py --writer``), driven by ``run_writers`` over stdin/stdout.
-
-    Reads its orders (one JSON line: the store file, a pickle of its events,
-    its number of tasks), opens its store, says "ready", waits for a line
-    (the release), appends with its tasks, says "done" once every append has
-    returned, then prints (JSON) the positions each task got and the number of
-    transactions its store committed, and closes.
-    """
-    logging.getLogger("trio_smith").setLevel(logging.CRITICAL)
-    orders = json.loads(sys.stdin.readline())
-    with open(orders["events"], "rb") as file:
-        events: list[Event] = pickle.load(file)
-    tasks: int = orders["tasks"]
-    shares = [events[i::tasks] for i in range(tasks)]
-    positions: list[list[int]] = [[] for _ in range(tasks)]
-
-    async def publisher(store: SQLiteEventStore, i: int) -> None:
-        append = store.append
-        mine = positions[i]
-        for event in shares[i]:
-            position = (await append(event)).position
-            assert position is not None
-            mine.append(position)
-
-    async def run() -> int:
-        async with SQLiteEventStore(orders["path"], synchronous="FULL") as store:
-            print("ready", flush=True)
-            await trio.to_thread.run_sync(sys.stdin.readline)
-            async with trio.open_nursery() as nursery:
-                for i in range(tasks):
-                    nursery.start_soon(publisher, store, i)
-            print("done", flush=True)
-            return store.statistics().transactions
-
-    transactions = trio.run(run)
-    print(json.dumps({"positions": positions, "transactions": transactions}), flush=True)
-
-
-def share_files(directory: str, events: Sequence[Event]) -> list[str]:
-    """Pickle each writer process's share of ``events`` (once; every run reads them)."""
-    paths = []
-    for k in range(WRITERS):
-        path = os.path.join(directory, f"writer-{k}.pickle")
-        with open(path, "wb") as file:
-            pickle.dump(list(events[k::WRITERS]), file)
-        paths.append(path)
-    return paths
-
-
-def _readline(process: subprocess.Popen[str]) -> str:
-    assert process.stdout is not None
-    return process.stdout.readline()
-
-
-def _send(process: subprocess.Popen[str], line: str) -> None:
-    assert process.stdin is not None
-    process.stdin.write(line + "\n")
-    process.stdin.flush()
-
-
-def _expect(process: subprocess.Popen[str], word: str) -> None:
-    line = _readline(process)
-    if line.strip() != word:
-        raise RuntimeError(
-            f"writer process {process.pid} said {line!r}, expected {word!r}"
-            f" (exit status {process.poll()})"
-        )
-
-
-def run_writers(orders: list[dict[str, Any]]) -> tuple[float, list[list[int]], int]:
-    """Run one writer process per order, released together (see ``writer_process``).
-
-    Returns:
-        The seconds from the release until every process said "done", the
-        positions each of their tasks got, and their transactions in all.
-    """
-    processes = [
-        subprocess.Popen(
-            [sys.executable, os.path.abspath(__file__), "--writer"],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            text=True,
-        )
-        for _ in orders
-    ]
-
-    def kill() -> None:
-        for process in processes:
-            process.kill()
-
-    # A writer that hangs is killed (only the processes started here, by pid).
-    timer = threading.Timer(WRITER_TIMEOUT, kill)
-    timer.start()
-    try:
-        for process, order in zip(processes, orders, strict=True):
-            _send(process, json.dumps(order))
-        for process in processes:
-            _expect(process, "ready")
-        gc.collect()
-        start = time.perf_counter()
-        for process in processes:
-            _send(process, "go")
-        for process in processes:
-            _expect(process, "done")
-        elapsed = time.perf_counter() - start
-        reports = [json.loads(_readline(process)) for process in processes]
-        for process in processes:
-            if process.wait() != 0:
-                raise RuntimeError(f"writer process {process.pid} exited with {process.returncode}")
-    finally:
-        timer.cancel()
-        for process in processes:
-            if process.poll() is None:
-                process.kill()
-            process.communicate()
-    positions = [task for report in reports for task in report["positions"]]
-    return elapsed, positions, sum(report["transactions"] for report in reports)
-
-
-def check_positions(positions: list[list[int]], n: int, what: str) -> None:
-    """The positions the appenders got are 1..n, each once, increasing for every appender."""
-    if sorted(p for mine in positions for p in mine) != list(range(1, n + 1)):
-        raise AssertionError(f"{what}: positions are not 1..N")
-    if any(mine != sorted(mine) for mine in positions):
-        raise AssertionError(f"{what}: a publisher's positions went backwards")
-
-
 def store_writers(directory: str, events: Sequence[Event], shares: list[str]) -> tuple[float, int]:
     """Seconds: WRITERS processes, each with its own store on one file, released together.
 
@@ -595,7 +389,7 @@ def store_writers(directory: str, events: Sequence[Event], shares: list[str]) ->
 
     trio.run(create)
     orders = [{"path": path, "events": share, "tasks": WRITER_TASKS} for share in shares]
-    elapsed, positions, transactions = run_writers(orders)
+    elapsed, positions, transactions = run_writers(__file__, orders)
     check_positions(positions, len(events), f"{WRITERS} writer processes")
     check_file(path, events, f"{WRITERS} writer processes")
     remove(path)
@@ -646,32 +440,6 @@ def eventsourcing(python: str, directory: str, single: int, batched: int) -> tup
 
 
 # ---------------------------------------------------------------- report
-
-
-class Series:
-    """Per-round rates (events/s) of a subject and of its floor."""
-
-    def __init__(self, name: str, target: float | None) -> None:
-        self.name = name
-        self.target = target
-        self.base: list[float] = []
-        self.subject: list[float] = []
-
-    def add(self, n_base: int, base: float, n_subject: int, subject: float) -> None:
-        self.base.append(n_base / base)
-        self.subject.append(n_subject / subject)
-
-    @property
-    def ratio(self) -> float:
-        return max(self.subject) / max(self.base)
-
-    def spread(self) -> str:
-        ratios = [s / b for s, b in zip(self.subject, self.base, strict=True)]
-        return f"{min(ratios):.2f}-{max(ratios):.2f}"
-
-    @property
-    def passed(self) -> bool:
-        return self.target is None or self.ratio >= self.target
 
 
 def main() -> None:
@@ -743,7 +511,7 @@ def main() -> None:
                 REPLAY_EVENTS,
                 raw_replay(replay_path, REPLAY_EVENTS),
                 REPLAY_EVENTS,
-                store_replay(replay_path, replay),
+                replay_store(_open(replay_path), replay),
             )
             # Last in the round, so the runs above follow each other as they
             # always have.
@@ -819,6 +587,6 @@ def main() -> None:
 
 if __name__ == "__main__":
     if sys.argv[1:] == ["--writer"]:
-        writer_process()
+        writer_process(lambda orders: SQLiteEventStore(orders["path"], synchronous="FULL"))
     else:
         main()

@@ -90,33 +90,39 @@ import itertools
 import json
 import logging
 import os
-import pickle
 import subprocess
 import sys
 import tempfile
-import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 import psycopg
 import trio
+from _store_bench import (
+    BATCH,
+    WRITER_TASKS,
+    WRITERS,
+    Series,
+    append_batches,
+    append_concurrently,
+    append_each,
+    check_positions,
+    make_events,
+    run_writers,
+    share_files,
+    timed,
+    writer_process,
+)
+from _store_bench import replay as replay_store
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
-from trio_smith.events import Event, EventType, PostgresEventStore
+from trio_smith.events import Event, EventStore, PostgresEventStore
 from trio_smith.events._postgres import _SCHEMA, _WRITTEN, _encode
 from trio_smith.events._sql import COLUMNS
 
 #: Publishers in the group-commit benchmark.
 PUBLISHERS = 64
-#: Writer processes sharing one store, and publisher tasks in each (64 in all,
-#: as in the one-process figure they are compared with).
-WRITERS = 4
-WRITER_TASKS = PUBLISHERS // WRITERS
-#: Seconds a writer process may take to start, or to finish its appends.
-WRITER_TIMEOUT = 120.0
-#: Events per ``append_many`` call and per floor ``executemany`` transaction.
-BATCH = 1_000
 #: Events per batched run (BATCH_EVENTS // BATCH transactions).
 BATCH_EVENTS = 20_000
 #: Events replayed.
@@ -140,8 +146,6 @@ CONCURRENT_TARGET = 0.5
 BATCH_TARGET = 0.5
 REPLAY_TARGET = 0.5
 
-TYPE = EventType("bench", "stored")
-
 #: The store's own tables and indexes, the columns it writes (in the order
 #: of its rows) and the columns it reads, so the floors pay for exactly the
 #: same indexes, data and decoding work.
@@ -159,13 +163,6 @@ def encode(event: Event, position: int) -> tuple[Any, ...]:
 
 
 # ---------------------------------------------------------------- helpers
-
-
-def make_events(n: int) -> list[Event]:
-    return [
-        Event.new(TYPE, source="bench/publisher", payload={"i": i, "name": f"item-{i}", "ok": True})
-        for i in range(n)
-    ]
 
 
 class Database:
@@ -300,124 +297,43 @@ def raw_replay(db: Database, n: int, *, binary: bool) -> float:
 # ---------------------------------------------------------------- store
 
 
-def _run_store(
-    db: Database, schema: str, body: Callable[[PostgresEventStore], Any], n: int
+def _open(db: Database, schema: str) -> Callable[[], PostgresEventStore]:
+    return lambda: PostgresEventStore(db.dsn, schema=schema)
+
+
+def _store_run(
+    db: Database,
+    events: Sequence[Event],
+    body: Callable[[EventStore], Awaitable[list[list[int]]]],
+    what: str,
 ) -> float:
-    """Seconds ``body(store)`` took, in its own ``trio.run``; checks the head."""
-
-    async def main() -> float:
-        async with PostgresEventStore(db.dsn, schema=schema) as store:
-            start = time.perf_counter()
-            await body(store)
-            elapsed = time.perf_counter() - start
-            head = await store.head()
-            if head != n:
-                raise AssertionError(f"store head {head} after {n} appends")
-        return elapsed
-
-    gc.collect()
-    return trio.run(main)
+    """Seconds ``body`` took on a new schema; checks positions and table, drops the schema."""
+    schema = db.new_schema()
+    elapsed, positions = timed(_open(db, schema), body, len(events))
+    check_positions(positions, len(events), what)
+    db.check(schema, events, what)
+    db.drop(schema)
+    return elapsed
 
 
 def store_single(db: Database, events: Sequence[Event]) -> float:
     """Seconds: one publisher awaiting each ``await store.append(event)``."""
-    schema = db.new_schema()
-    positions: list[int | None] = []
-
-    async def body(store: PostgresEventStore) -> None:
-        append = store.append
-        for event in events:
-            positions.append((await append(event)).position)
-
-    elapsed = _run_store(db, schema, body, len(events))
-    if positions != list(range(1, len(events) + 1)):
-        raise AssertionError("store append: positions are not 1..N in order")
-    db.check(schema, events, "store append")
-    db.drop(schema)
-    return elapsed
-
-
-def check_positions(positions: list[list[int]], n: int, what: str) -> None:
-    """The positions the appenders got are 1..n, each once, increasing for every appender."""
-    if sorted(p for mine in positions for p in mine) != list(range(1, n + 1)):
-        raise AssertionError(f"{what}: positions are not 1..N")
-    if any(mine != sorted(mine) for mine in positions):
-        raise AssertionError(f"{what}: a publisher's positions went backwards")
+    return _store_run(db, events, lambda s: append_each(s, events), "store append")
 
 
 def store_concurrent(db: Database, events: Sequence[Event]) -> float:
     """Seconds: PUBLISHERS tasks, each awaiting ``store.append`` of its share in a loop."""
-    schema = db.new_schema()
-    shares = [events[i::PUBLISHERS] for i in range(PUBLISHERS)]
-    positions: list[list[int]] = [[] for _ in range(PUBLISHERS)]
-
-    async def publisher(store: PostgresEventStore, i: int) -> None:
-        append = store.append
-        mine = positions[i]
-        for event in shares[i]:
-            position = (await append(event)).position
-            assert position is not None
-            mine.append(position)
-
-    async def body(store: PostgresEventStore) -> None:
-        async with trio.open_nursery() as nursery:
-            for i in range(PUBLISHERS):
-                nursery.start_soon(publisher, store, i)
-
-    elapsed = _run_store(db, schema, body, len(events))
-    check_positions(positions, len(events), f"store {PUBLISHERS} publishers")
-    db.check(schema, events, f"store {PUBLISHERS} publishers")
-    db.drop(schema)
-    return elapsed
+    return _store_run(
+        db,
+        events,
+        lambda s: append_concurrently(s, events, PUBLISHERS),
+        f"store {PUBLISHERS} publishers",
+    )
 
 
 def store_many(db: Database, events: Sequence[Event]) -> float:
     """Seconds: ``await store.append_many(events[i:i + BATCH])`` in turn."""
-    schema = db.new_schema()
-    positions: list[int | None] = []
-
-    async def body(store: PostgresEventStore) -> None:
-        for first in range(0, len(events), BATCH):
-            stored = await store.append_many(events[first : first + BATCH])
-            positions.extend(event.position for event in stored)
-
-    elapsed = _run_store(db, schema, body, len(events))
-    if positions != list(range(1, len(events) + 1)):
-        raise AssertionError("store append_many: positions are not 1..N in order")
-    db.check(schema, events, "store append_many")
-    db.drop(schema)
-    return elapsed
-
-
-def store_replay(db: Database, events: Sequence[Event]) -> float:
-    """Seconds: ``async for event in store.scan()`` over the whole replay schema."""
-    n = len(events)
-
-    async def main() -> float:
-        async with PostgresEventStore(db.dsn, schema=REPLAY_SCHEMA) as store:
-            expected = 1
-            last: Event | None = None
-            start = time.perf_counter()
-            async for event in store.scan():
-                if event.position != expected:
-                    raise AssertionError(f"replay: position {event.position}, expected {expected}")
-                expected += 1
-                last = event
-            elapsed = time.perf_counter() - start
-            if expected != n + 1:
-                raise AssertionError(f"replay yielded {expected - 1} events, expected {n}")
-            want = events[-1]
-            if last is None or (last.id, last.timestamp, last.type, last.payload) != (
-                want.id,
-                want.timestamp,
-                want.type,
-                want.payload,
-            ):
-                raise AssertionError("replay: the last event is not the last appended")
-        return elapsed
-
-    gc.collect()
-    return trio.run(main)
+    return _store_run(db, events, lambda s: append_batches(s, events), "store append_many")
 
 
 def write_replay_schema(db: Database, events: Sequence[Event]) -> None:
@@ -438,130 +354,6 @@ def write_replay_schema(db: Database, events: Sequence[Event]) -> None:
         raise AssertionError(f"the store's payloads are not JSON objects: {row!r}")
 
 
-# ---------------------------------------------------------------- writer processes
-
-
-def writer_process() -> None:
-    """One writer process (``store_postgres.py --writer``), driven by ``run_writers``.
-
-    Reads its orders from stdin (one JSON line: the DSN, the schema, a pickle
-    of its events, its number of tasks; the DSN goes this way rather than on
-    the command line, where other users could read a password), opens its
-    store, says "ready", waits for a line (the release), appends with its
-    tasks, says "done" once every append has returned, then prints (JSON)
-    the positions each task got and the transactions its store committed.
-    """
-    logging.getLogger("trio_smith").setLevel(logging.CRITICAL)
-    orders = json.loads(sys.stdin.readline())
-    with open(orders["events"], "rb") as file:
-        events: list[Event] = pickle.load(file)
-    tasks: int = orders["tasks"]
-    shares = [events[i::tasks] for i in range(tasks)]
-    positions: list[list[int]] = [[] for _ in range(tasks)]
-
-    async def publisher(store: PostgresEventStore, i: int) -> None:
-        append = store.append
-        mine = positions[i]
-        for event in shares[i]:
-            position = (await append(event)).position
-            assert position is not None
-            mine.append(position)
-
-    async def run() -> int:
-        async with PostgresEventStore(orders["dsn"], schema=orders["schema"]) as store:
-            print("ready", flush=True)
-            await trio.to_thread.run_sync(sys.stdin.readline)
-            async with trio.open_nursery() as nursery:
-                for i in range(tasks):
-                    nursery.start_soon(publisher, store, i)
-            print("done", flush=True)
-            return store.statistics().transactions
-
-    transactions = trio.run(run)
-    print(json.dumps({"positions": positions, "transactions": transactions}), flush=True)
-
-
-def share_files(directory: str, events: Sequence[Event]) -> list[str]:
-    """Pickle each writer process's share of ``events`` (once; every run reads them)."""
-    paths = []
-    for k in range(WRITERS):
-        path = os.path.join(directory, f"writer-{k}.pickle")
-        with open(path, "wb") as file:
-            pickle.dump(list(events[k::WRITERS]), file)
-        paths.append(path)
-    return paths
-
-
-def _readline(process: subprocess.Popen[str]) -> str:
-    assert process.stdout is not None
-    return process.stdout.readline()
-
-
-def _send(process: subprocess.Popen[str], line: str) -> None:
-    assert process.stdin is not None
-    process.stdin.write(line + "\n")
-    process.stdin.flush()
-
-
-def _expect(process: subprocess.Popen[str], word: str) -> None:
-    line = _readline(process)
-    if line.strip() != word:
-        raise RuntimeError(
-            f"writer process {process.pid} said {line!r}, expected {word!r}"
-            f" (exit status {process.poll()})"
-        )
-
-
-def run_writers(orders: list[dict[str, Any]]) -> tuple[float, list[list[int]], int]:
-    """Run one writer process per order, released together (see ``writer_process``).
-
-    Returns:
-        The seconds from the release until every process said "done", the
-        positions each of their tasks got, and their transactions in all.
-    """
-    processes = [
-        subprocess.Popen(
-            [sys.executable, os.path.abspath(__file__), "--writer"],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            text=True,
-        )
-        for _ in orders
-    ]
-
-    def kill() -> None:
-        for process in processes:
-            process.kill()
-
-    # A writer that hangs is killed (only the processes started here, by pid).
-    timer = threading.Timer(WRITER_TIMEOUT, kill)
-    timer.start()
-    try:
-        for process, order in zip(processes, orders, strict=True):
-            _send(process, json.dumps(order))
-        for process in processes:
-            _expect(process, "ready")
-        gc.collect()
-        start = time.perf_counter()
-        for process in processes:
-            _send(process, "go")
-        for process in processes:
-            _expect(process, "done")
-        elapsed = time.perf_counter() - start
-        reports = [json.loads(_readline(process)) for process in processes]
-        for process in processes:
-            if process.wait() != 0:
-                raise RuntimeError(f"writer process {process.pid} exited with {process.returncode}")
-    finally:
-        timer.cancel()
-        for process in processes:
-            if process.poll() is None:
-                process.kill()
-            process.communicate()
-    positions = [task for report in reports for task in report["positions"]]
-    return elapsed, positions, sum(report["transactions"] for report in reports)
-
-
 def store_writers(db: Database, events: Sequence[Event], shares: list[str]) -> tuple[float, int]:
     """Seconds: WRITERS processes, each with its own store on one schema, released together.
 
@@ -578,7 +370,7 @@ def store_writers(db: Database, events: Sequence[Event], shares: list[str]) -> t
         {"dsn": db.dsn, "schema": schema, "events": share, "tasks": WRITER_TASKS}
         for share in shares
     ]
-    elapsed, positions, transactions = run_writers(orders)
+    elapsed, positions, transactions = run_writers(__file__, orders)
     check_positions(positions, len(events), f"{WRITERS} writer processes")
     db.check(schema, events, f"{WRITERS} writer processes")
     db.drop(schema)
@@ -666,33 +458,6 @@ def eventsourcing(python: str, db: Database, single: int, batched: int) -> tuple
 # ---------------------------------------------------------------- report
 
 
-class Series:
-    """Per-round rates (events/s) of a subject and of its floor."""
-
-    def __init__(self, name: str, floor: str, target: float | None) -> None:
-        self.name = name
-        self.floor = floor
-        self.target = target
-        self.base: list[float] = []
-        self.subject: list[float] = []
-
-    def add(self, n_base: int, base: float, n_subject: int, subject: float) -> None:
-        self.base.append(n_base / base)
-        self.subject.append(n_subject / subject)
-
-    @property
-    def ratio(self) -> float:
-        return max(self.subject) / max(self.base)
-
-    def spread(self) -> str:
-        ratios = [s / b for s, b in zip(self.subject, self.base, strict=True)]
-        return f"{min(ratios):.2f}-{max(ratios):.2f}"
-
-    @property
-    def passed(self) -> bool:
-        return self.target is None or self.ratio >= self.target
-
-
 def start_server() -> tuple[str, Callable[[], None], str] | None:
     """The server's DSN, how to let it go, and what it is; None (said why) if there is none."""
     dsn = os.environ.get("TRIO_SMITH_PG_DSN")
@@ -774,24 +539,30 @@ def run(db: Database, where: str, wall: float) -> None:
         store_concurrent(db, warm)
         store_many(db, warm)
 
-        one = Series("1 publisher, await append", "1 row per txn (autocommit)", None)
+        one = Series("1 publisher, await append", None, floor="1 row per txn (autocommit)")
         many = Series(
             f"{PUBLISHERS} publishers, await append",
-            f"executemany {PUBLISHERS}/txn",
             CONCURRENT_TARGET,
+            floor=f"executemany {PUBLISHERS}/txn",
         )
         shared = Series(
             f"{WRITERS} processes x {WRITER_TASKS} tasks (1)",
-            f"1 process x {PUBLISHERS} tasks",
             None,
+            floor=f"1 process x {PUBLISHERS} tasks",
         )
-        batch = Series(f"append_many of {BATCH:,}", f"executemany {BATCH:,}/txn", BATCH_TARGET)
+        batch = Series(
+            f"append_many of {BATCH:,}", BATCH_TARGET, floor=f"executemany {BATCH:,}/txn"
+        )
         scan = Series(
-            f"replay of {REPLAY_EVENTS:,}, scan()", "binary pages + json.loads", REPLAY_TARGET
+            f"replay of {REPLAY_EVENTS:,}, scan()",
+            REPLAY_TARGET,
+            floor="binary pages + json.loads",
         )
-        scan_text = Series(f"replay of {REPLAY_EVENTS:,}, scan()", "text pages + json.loads", None)
-        es_one = Series("eventsourcing, 1 per call (2)", one.floor, None)
-        es_many = Series(f"eventsourcing, {BATCH:,} per call (2)", batch.floor, None)
+        scan_text = Series(
+            f"replay of {REPLAY_EVENTS:,}, scan()", None, floor="text pages + json.loads"
+        )
+        es_one = Series("eventsourcing, 1 per call (2)", None, floor=one.floor)
+        es_many = Series(f"eventsourcing, {BATCH:,} per call (2)", None, floor=batch.floor)
         es_psycopg = ""
         es_failed = ""
         commits: list[int] = []
@@ -819,7 +590,7 @@ def run(db: Database, where: str, wall: float) -> None:
                     es_many.add(BATCH_EVENTS, raw_b, BATCH_EVENTS, es_b)
             raw_r = raw_replay(db, REPLAY_EVENTS, binary=True)
             text_r = raw_replay(db, REPLAY_EVENTS, binary=False)
-            store_r = store_replay(db, replay)
+            store_r = replay_store(_open(db, REPLAY_SCHEMA), replay)
             scan.add(REPLAY_EVENTS, raw_r, REPLAY_EVENTS, store_r)
             scan_text.add(REPLAY_EVENTS, text_r, REPLAY_EVENTS, store_r)
 
@@ -878,6 +649,6 @@ def run(db: Database, where: str, wall: float) -> None:
 
 if __name__ == "__main__":
     if sys.argv[1:] == ["--writer"]:
-        writer_process()
+        writer_process(lambda orders: PostgresEventStore(orders["dsn"], schema=orders["schema"]))
     else:
         main()
