@@ -1,6 +1,6 @@
 """Benchmark: the circuit breaker's cost per call, and the phi detector's per heartbeat.
 
-Target (issue 6, design notes section 7; docs/performance.md): the overhead
+Target (docs/design.md rule 31; docs/performance.md): the overhead
 of a successful call through a CLOSED breaker, on trio, is no more than the
 cheapest Python peer's measured in the same run (circuitbreaker, purgatory,
 aiobreaker: ``make bench`` installs them, the ``bench`` extra), or, when

@@ -1,6 +1,6 @@
 """Benchmark: the trio supervision runtime against raw trio floors, in one run.
 
-Targets (design notes, section 7; docs/performance.md): a crashing child restarts at
+Targets (docs/design.md rule 31; docs/performance.md): a crashing child restarts at
 >= 0.5x the rate of a bare trio restart loop, its cost per restart is the
 same (<= 1.25x) with 10,000 idle siblings, and an idle child costs <= 1.5x
 the memory of a raw task. This script measures, in the same process:
@@ -40,9 +40,11 @@ Run: ``make bench`` or ``.venv/bin/python benchmarks/supervision.py``.
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import itertools
 import logging
+import os
 import time
 import tracemalloc
 
@@ -106,14 +108,25 @@ async def _idle() -> None:
 
 
 def supervised_restart_windows(
-    n: int, windows: int, siblings: int, events: bool = False
+    n: int,
+    windows: int,
+    siblings: int,
+    events: bool = False,
+    *,
+    task_status: bool = False,
+    default_logging: bool = False,
 ) -> list[float]:
     """Seconds per window of ``n`` supervised restarts of one crashing child.
 
     ``siblings`` idle children come before it in the start order. With
     ``events``, the supervisor publishes its supervision events (three per
     restart: failed, restarted, started) to an ``EventBus`` with one
-    DROP_OLDEST subscriber.
+    DROP_OLDEST subscriber. With ``task_status`` the child takes
+    ``task_status`` and calls ``started()`` before its checkpoint. With
+    ``default_logging`` the ``trio_smith`` logger keeps Python's defaults
+    (no level set: WARNING and above reach the last-resort handler, which
+    writes to ``sys.stderr``; here stderr is swapped for ``os.devnull`` during
+    the run so that the report is readable, the formatting is still paid).
     """
 
     async def main() -> list[float]:
@@ -136,8 +149,12 @@ def supervised_restart_windows(
             await trio.lowlevel.checkpoint()
             raise ValueError("crash")
 
+        async def crash_started(task_status: trio.TaskStatus[None]) -> None:
+            task_status.started()
+            await crash()
+
         specs = [ChildSpec(f"s{i}", _idle) for i in range(siblings)]
-        specs.append(ChildSpec("c", crash))
+        specs.append(ChildSpec("c", crash_started if task_status else crash))
         async with EventBus() as bus:
             watcher = bus.subscribe(overflow=Overflow.DROP_OLDEST)
             async with Supervisor(
@@ -151,7 +168,16 @@ def supervised_restart_windows(
         return [b - a for a, b in itertools.pairwise(stamps)]
 
     gc.collect()
-    return trio.run(main)
+    if not default_logging:
+        return trio.run(main)
+    logger = logging.getLogger("trio_smith")
+    level = logger.level
+    logger.setLevel(logging.NOTSET)
+    with open(os.devnull, "w") as devnull, contextlib.redirect_stderr(devnull):
+        try:
+            return trio.run(main)
+        finally:
+            logger.setLevel(level)
 
 
 # ---------------------------------------------------------------- memory
@@ -263,16 +289,25 @@ def main() -> None:
     alone_s: list[float] = []
     crowd_s: list[float] = []
     events_s: list[float] = []
+    status_s: list[float] = []
+    status_logged_s: list[float] = []
     for _ in range(ROUNDS):
         floor_s += raw_restart_windows(n, WINDOWS)
         alone_s += supervised_restart_windows(n, WINDOWS, 0)
         crowd_s += supervised_restart_windows(n, WINDOWS, SIBLINGS)
         events_s += supervised_restart_windows(n, WINDOWS, 0, events=True)
+        status_s += supervised_restart_windows(n, WINDOWS, 0, task_status=True)
+        status_logged_s += supervised_restart_windows(
+            n, WINDOWS, 0, task_status=True, default_logging=True
+        )
     floor_us = min(floor_s) / n * 1e6
     alone_us = min(alone_s) / n * 1e6
     crowd_us = min(crowd_s) / n * 1e6
     events_us = min(events_s) / n * 1e6
+    status_us = min(status_s) / n * 1e6
+    status_logged_us = min(status_logged_s) / n * 1e6
     restart_ratio = floor_us / alone_us  # supervised rate / floor rate
+    status_ratio = floor_us / status_logged_us
     sibling_cost = crowd_us / alone_us
     print(f"restarts ({n:,} per window, best of {ROUNDS * WINDOWS} windows)")
     print(
@@ -289,6 +324,14 @@ def main() -> None:
     print(
         f"  {'supervised, events=EventBus':<34}{1e6 / events_us:>9,.0f}/s"
         f" {events_us:>7.2f} us each  cost {events_us / alone_us:.2f}x without events"
+    )
+    print(
+        f"  {'task_status child':<34}{1e6 / status_us:>9,.0f}/s"
+        f" {status_us:>7.2f} us each  rate {floor_us / status_us:.2f}x floor"
+    )
+    print(
+        f"  {'task_status child, default logging':<34}{1e6 / status_logged_us:>9,.0f}/s"
+        f" {status_logged_us:>7.2f} us each  rate {status_ratio:.2f}x floor"
     )
 
     raw_bytes = raw_memory(CHILDREN)
@@ -326,6 +369,8 @@ def main() -> None:
         (f"restart: us each, {SIBLINGS:,} siblings / none", crowd_us, alone_us, "<= 1.25"),
         ("memory: B per idle child, supervised / raw", sup_bytes, raw_bytes, "<= 1.5"),
         ("restart: us each, events=EventBus / none", events_us, alone_us, "-"),
+        ("restart: task_status, default logging / floor", status_logged_us, floor_us, "<= 2"),
+        ("restart: task_status, silenced / floor", status_us, floor_us, "-"),
         ("start: us per child, Supervisor / raw", sup_start, raw_start, "-"),
         ("stop: us per child, shutdown / cancel", sup_stop, raw_stop, "-"),
     ]
@@ -336,6 +381,10 @@ def main() -> None:
     print(
         f"{_verdict(restart_ratio >= RESTART_RATIO_TARGET)} restart rate "
         f"{restart_ratio:.2f}x floor (target >= {RESTART_RATIO_TARGET})"
+    )
+    print(
+        f"{_verdict(status_ratio >= RESTART_RATIO_TARGET)} restart rate of a task_status "
+        f"child with default logging {status_ratio:.2f}x floor (target >= {RESTART_RATIO_TARGET})"
     )
     print(
         f"{_verdict(sibling_cost <= SIBLING_COST_TARGET)} restart cost with {SIBLINGS:,} "

@@ -5,6 +5,9 @@ breaker and failure detector in ``trio_smith.resilience``, routing in
 ``trio_smith.routing``.
 """
 
+# First: fails loudly if trio changed a private name trio_smith reads (design rule 32).
+from . import _trio_private as _trio_private
+from ._core._reports import ReportLimit as ReportLimit
 from ._core._spec import AutoShutdown as AutoShutdown
 from ._core._spec import Backoff as Backoff
 from ._core._spec import ChildCounts as ChildCounts
@@ -31,14 +34,14 @@ from ._exceptions import SupervisorError as SupervisorError
 from ._exceptions import SupervisorGaveUp as SupervisorGaveUp
 from ._exceptions import SupervisorNotRunning as SupervisorNotRunning
 from ._exceptions import TrioSmithError as TrioSmithError
-from ._runtime import ChildContext as ChildContext
-from ._runtime import current_child as current_child
-from ._supervisor import ChildHandle as ChildHandle
-from ._supervisor import DynamicSupervisor as DynamicSupervisor
-from ._supervisor import Supervisor as Supervisor
-from ._supervisor import SupervisorState as SupervisorState
-from ._supervisor import SupervisorStatistics as SupervisorStatistics
-from ._supervisor import TreeNode as TreeNode
+from ._supervision import ChildContext as ChildContext
+from ._supervision import ChildHandle as ChildHandle
+from ._supervision import DynamicSupervisor as DynamicSupervisor
+from ._supervision import Supervisor as Supervisor
+from ._supervision import SupervisorState as SupervisorState
+from ._supervision import SupervisorStatistics as SupervisorStatistics
+from ._supervision import TreeNode as TreeNode
+from ._supervision import current_child as current_child
 
 __version__ = "0.1.0.dev0"
 
@@ -58,6 +61,7 @@ __all__ = [
     "ChildSpec",
     "ChildStatus",
     "Heartbeat",
+    "ReportLimit",
     "Restart",
     "Strategy",
     "RestartRecord",

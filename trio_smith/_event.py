@@ -1,6 +1,6 @@
 """The event model: ``Event``, event types, UUIDv7 ids and the causal context.
 
-It sits below the supervision shell (DESIGN.md section 1): supervisors build
+It sits below the supervision shell (docs/design.md rule 11): supervisors build
 their lifecycle events here and hand them to anything with ``publish_nowait``
 (``EventPublisher``), so the shell never imports the bus.
 
@@ -12,7 +12,7 @@ Theory of operation
   the clock has not moved (or went back), the previous id's random bits are
   incremented (RFC 9562 section 6.2, method 2), so ids sort in creation
   order, which keeps the store's unique index append-mostly
-  (reference/events.md 4.1: +52% batched appends over uuid4).
+  (docs/design.md rule 30: +52% batched appends over uuid4).
 * **Types** are ``EventType(category, name)`` with the wire name
   ``"category.name"``. The four reserved categories (``system``, ``agent``,
   ``tool``, ``supervision``) accept only their listed names, so a typo fails
@@ -121,7 +121,7 @@ def trusted_uuid(value: int) -> UUID:
 
 # ---------------------------------------------------------------- types
 
-#: The reserved categories and the only names each accepts (DESIGN.md section 3).
+#: The reserved categories and the only names each accepts (docs/design.md E4).
 CATEGORIES: Final[Mapping[str, frozenset[str]]] = {
     "system": frozenset(
         {
@@ -261,7 +261,7 @@ class EventType:
 
 @final
 class SystemEvent:
-    """The ``system`` event types (DESIGN.md section 3)."""
+    """The ``system`` event types (docs/design.md E4)."""
 
     STARTED: ClassVar[EventType]
     STOPPING: ClassVar[EventType]
@@ -304,20 +304,12 @@ class SupervisionEvent:
     """The ``supervision`` event types: trio_smith's own lifecycle events.
 
     Supervisors given ``events=`` publish them with the supervisor's path
-    (``"root/child/..."``) as source; the payload always has ``"supervisor"``
-    (the path) and, for child events, ``"child_id"``.
-
-    * ``SUPERVISOR_STARTED``: every child in the start list has started.
-    * ``CHILD_STARTED``: ``{"child_id", "incarnation"}``.
-    * ``CHILD_STOPPED``: ``{"child_id", "reason"}``, reason ``"normal"``
-      (it returned) or ``"shutdown"`` (its supervisor stopped it).
-    * ``CHILD_FAILED``: ``{"child_id", "error_type", "error"}`` (the
-      exception's qualified type name and ``str()``); also a start failure,
-      with ``"during": "start"``; a hung child (``ChildHung``) adds
-      ``"reason": "hung"``, ``"phi"`` and ``"silence"`` (seconds).
-    * ``CHILD_RESTARTED``: ``{"child_id", "restarts"}``, caused by the failure.
-    * ``SUPERVISOR_GAVE_UP``: ``{"reason", "child_id", "error_type", "error"}``.
-    * ``SUPERVISOR_STOPPED``: ``{"reason"}``.
+    (``"root/child/..."``) as source: ``SUPERVISOR_STARTED``,
+    ``SUPERVISOR_STOPPED``, ``SUPERVISOR_GAVE_UP``, ``CHILD_STARTED``,
+    ``CHILD_STOPPED``, ``CHILD_FAILED`` and ``CHILD_RESTARTED``. Their
+    payloads are listed in docs/events.md ("Supervision events"), field by
+    field; the payload always has ``"supervisor"`` (the path) and, for child
+    events, ``"child_id"`` and ``"incarnation"``.
     """
 
     SUPERVISOR_STARTED: ClassVar[EventType]

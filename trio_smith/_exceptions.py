@@ -1,4 +1,9 @@
-"""Every error trio_smith raises on purpose, in one module.
+"""Every error trio_smith raises on purpose, in one module, except two.
+
+``BusClosed`` and ``StoreClosed`` also derive from
+``trio.ClosedResourceError``, so they live in ``trio_smith/events/_closed.py``:
+this module sits below the pure core and must not import trio (design rules
+8 and 11).
 
 Each class derives from :class:`TrioSmithError` and also from its builtin kin
 (``LookupError`` for a missing child, ``RuntimeError`` for a call that does not
@@ -12,7 +17,6 @@ from collections.abc import Sequence
 from typing import final
 
 import attrs
-import trio
 
 __all__ = [
     "RestartRecord",
@@ -34,8 +38,6 @@ __all__ = [
     "NoCurrentChild",
     "CallNotPermitted",
     "EventsError",
-    "BusClosed",
-    "StoreClosed",
     "NoEventStore",
     "StoreOpenError",
     "StoreFileError",
@@ -294,24 +296,6 @@ class CallNotPermitted(TrioSmithError, RuntimeError):
 
 class EventsError(TrioSmithError):
     """Base class of the errors of the event bus and the event stores."""
-
-
-@final
-class BusClosed(EventsError, trio.ClosedResourceError):
-    """The event bus is not open: it was never entered, or it has closed."""
-
-    def __init__(self, bus: str) -> None:
-        super().__init__(f"event bus {bus!r} is not open")
-        self.bus = bus
-
-
-@final
-class StoreClosed(EventsError, trio.ClosedResourceError):
-    """The event store has been closed."""
-
-    def __init__(self, store: str) -> None:
-        super().__init__(f"event store {store!r} is closed")
-        self.store = store
 
 
 @final

@@ -26,6 +26,16 @@ trio_smith's own decisions that OTP does not have (continuous-time window, backo
 delays, explicit timers instead of the ``try_again_restart`` cast, the way a
 shutdown interrupts a blocked operation) follow the contract given to the author
 of this model; the comments say where they differ from OTP.
+
+Pools (``pool=True``) follow OTP's ``simple_one_for_one``: ``del_child`` of a
+dynamic child is ``dyn_erase`` (the child is gone from the supervisor, not
+kept "undefined"), and ``terminate/2`` runs ``terminate_dynamic_children``:
+every child gets its exit signal at once, then the supervisor collects the
+'DOWN's in whatever order they come. ``max_children`` is Elixir
+``DynamicSupervisor``'s: ``start_child`` answers ``{:error, :max_children}``
+when the supervisor holds that many children. A hung verdict (trio_smith's
+phi-accrual detector) is answered with a cancel of that very incarnation,
+unless it is stale.
 """
 
 from __future__ import annotations
@@ -36,8 +46,10 @@ from typing import final
 import attrs
 
 from trio_smith._core._protocol import (
+    CancelChild,
     CancelRestart,
     ChildExited,
+    ChildJudgedHung,
     ChildStarted,
     ChildStopped,
     Command,
@@ -57,6 +69,7 @@ from trio_smith._core._protocol import (
     StartIgnored,
     StartupRequested,
     StopChild,
+    StopChildren,
     TerminateChildRequested,
     TimerFired,
 )
@@ -125,15 +138,16 @@ class _Child:
 class _AlreadyOut:
     """Yielded by a generator that must wait for a blocking command already sent.
 
-    Used only when a shutdown interrupts an operation whose StopChild is out: the
+    Used when a shutdown interrupts an operation whose StopChild is out: the
     new SHUTDOWN generator waits for the same ChildStopped without sending the
-    StopChild again.
+    StopChild again; and by a pool's shutdown, which waits for one ChildStopped
+    after the other for the same StopChildren.
     """
 
-    command: StopChild
+    command: StopChild | StopChildren
 
 
-_Yield = StartChild | StopChild | _AlreadyOut
+_Yield = StartChild | StopChild | StopChildren | _AlreadyOut
 _Gen = Generator[_Yield, Input, None]
 
 
@@ -150,8 +164,14 @@ class ReferenceSupervisor:
         backoff: Backoff | None,
         auto_shutdown: AutoShutdown,
         random: Callable[[], float],
+        max_children: int | None = None,
+        pool: bool = False,
     ) -> None:
         self._children: list[_Child] = [_Child(id=spec.id, spec=spec) for spec in children]
+        self._max_children = max_children
+        self._pool = pool
+        # The children whose 'DOWN' terminate_dynamic_children still waits for.
+        self._waiting: set[str] = set()
         self._strategy = strategy
         self._max_restarts = max_restarts
         self._within = within
@@ -170,7 +190,7 @@ class ReferenceSupervisor:
         # what kind of operation it is ("startup", "exit", "timer", "api",
         # "shutdown"), plus the child id of an API request.
         self._gen: _Gen | None = None
-        self._pending: StartChild | StopChild | None = None
+        self._pending: StartChild | StopChild | StopChildren | None = None
         self._op = ""
         self._api_child_id = ""
 
@@ -196,9 +216,17 @@ class ReferenceSupervisor:
 
     @property
     def awaiting(self) -> str | None:
-        if self._pending is None:
+        if self._pending is None or isinstance(self._pending, StopChildren):
             return None
         return self._pending.child_id
+
+    @property
+    def awaiting_stops(self) -> frozenset[str]:
+        if isinstance(self._pending, StopChildren):
+            return frozenset(self._waiting)
+        if isinstance(self._pending, StopChild):
+            return frozenset([self._pending.child_id])
+        return frozenset()
 
     @property
     def exited(self) -> bool:
@@ -221,9 +249,13 @@ class ReferenceSupervisor:
         self._children = new_list
 
     def _del_child(self, c: _Child) -> None:
-        # OTP del_child/2: a temporary child is removed, any other gets pid undefined.
+        # OTP del_child/2: a temporary child is removed, any other gets pid
+        # undefined. simple_one_for_one: dyn_erase, the child is gone. Not
+        # from terminate/2, which erases nothing (the supervisor is ending;
+        # the children it stopped stay listed, stopped).
         c.state = UNDEFINED
-        if c.spec.restart is Restart.TEMPORARY:
+        erased = self._pool and self._op != "shutdown"
+        if c.spec.restart is Restart.TEMPORARY or erased:
             self._remove(c)
 
     def _effective_backoff(self, c: _Child) -> Backoff | None:
@@ -294,11 +326,16 @@ class ReferenceSupervisor:
         return out
 
     def handle(self, input: Input, *, now: float) -> list[Command]:
-        # After Exit: only ShutdownRequested, ignored.
+        # After Exit: only ShutdownRequested and hung verdicts, ignored.
         if self._exited:
-            if isinstance(input, ShutdownRequested):
+            if isinstance(input, ShutdownRequested | ChildJudgedHung):
                 return []
             raise self._illegal(input)
+
+        # A hung verdict, at any moment after start-up (trio_smith decision).
+        if isinstance(input, ChildJudgedHung) and self._started:
+            self._now = now
+            return self._judged_hung(input)
 
         # A blocking command is out: only its result, or ShutdownRequested.
         if self._gen is not None:
@@ -310,6 +347,9 @@ class ReferenceSupervisor:
             if isinstance(pending, StartChild):
                 if isinstance(input, ChildStarted | StartFailed | StartIgnored):
                     ok = input.child_id == pending.child_id
+            elif isinstance(pending, StopChildren):
+                if isinstance(input, ChildStopped):
+                    ok = input.child_id in self._waiting
             elif isinstance(input, ChildStopped):
                 ok = input.child_id == pending.child_id
             if not ok:
@@ -359,6 +399,25 @@ class ReferenceSupervisor:
             return self._api_delete_child(input.child_id, now)
         raise self._illegal(input)
 
+    # ------------------------------------------------------------ hung verdicts
+
+    def _judged_hung(self, verdict: ChildJudgedHung) -> list[Command]:
+        """Cancel the hung incarnation, if the verdict is about it (trio_smith decision).
+
+        Nothing changes here: the cancelled child's end comes back later as an
+        ordinary exit (or a failed start). A verdict is stale when the child
+        is unknown, is another incarnation, is not running or starting, or
+        the supervisor is terminating (every child gets stopped anyway).
+        """
+        if self._op == "shutdown":
+            return []
+        c = self._find(verdict.child_id)
+        if c is None or c.incarnation != verdict.incarnation:
+            return []
+        if c.state != RUNNING and c.state != STARTING:
+            return []
+        return [CancelChild(child_id=c.id, incarnation=c.incarnation)]
+
     # ------------------------------------------------------------ interrupts
 
     def _interrupt(self, now: float) -> list[Command]:
@@ -377,7 +436,21 @@ class ReferenceSupervisor:
         self._gen.close()  # the interrupted operation is abandoned
         self._gen = None
         self._now = now
+        if self._pool:
+            return self._drive(self._interrupted_dynamic_terminate(pending), None)
+        assert not isinstance(pending, StopChildren)  # only a pool sends those
         return self._drive(self._interrupted_terminate(pending), None)
+
+    def _interrupted_dynamic_terminate(
+        self, pending: StartChild | StopChild | StopChildren
+    ) -> _Gen:
+        """A pool's terminate/2 after an interrupt: the child in flight goes with the rest."""
+        self._op = "shutdown"
+        history = self._window(self._now)
+        assert not isinstance(pending, StopChildren)  # only a terminate sends those
+        yield from self._terminate_dynamic_children(pending)
+        self._out.append(Exit(reason=ExitReason.SHUTDOWN, restarts=history))
+        self._exited = True
 
     def _interrupted_terminate(self, pending: StartChild | StopChild) -> _Gen:
         """terminate/2 after an interrupt: first finish stopping the child in flight."""
@@ -403,10 +476,58 @@ class ReferenceSupervisor:
         """OTP terminate/2 -> terminate_children/2, then the process exits."""
         self._op = "shutdown"
         history = self._window(self._now)
-        snapshot = [c.id for c in reversed(self._children)]
-        yield from self._terminate_children(snapshot)
+        if self._pool:
+            yield from self._terminate_dynamic_children(None)
+        else:
+            snapshot = [c.id for c in reversed(self._children)]
+            yield from self._terminate_children(snapshot)
         self._out.append(Exit(reason=reason, child_id=child_id, error=error, restarts=history))
         self._exited = True
+
+    def _terminate_dynamic_children(self, in_flight: StartChild | StopChild | None) -> _Gen:
+        """OTP terminate_dynamic_children/1 (R4.7).
+
+        Every live child gets its exit signal at once (one StopChildren, in
+        reverse start order); a child whose start was interrupted goes with
+        them; a stop already out (an interrupted terminate_child) is waited
+        for too, without being sent again. A restarting child has no process:
+        its retry is dropped. Then the 'DOWN's are collected in any order.
+        The children stay listed, stopped (temporaries go: R3.3).
+        """
+        to_stop: list[str] = []
+        for c in reversed(self._children):
+            starting = isinstance(in_flight, StartChild) and c.id == in_flight.child_id
+            if c.state == RUNNING or starting:
+                c.state = STOPPING
+                to_stop.append(c.id)
+            elif c.state == RESTARTING:
+                if c.timer is not None:
+                    self._out.append(CancelRestart(child_id=c.id, timer=c.timer))
+                    c.timer = None
+                c.state = UNDEFINED
+        waiting = set(to_stop)
+        if isinstance(in_flight, StopChild):
+            waiting.add(in_flight.child_id)
+        if not waiting:
+            return
+        self._waiting = waiting
+        command: StopChild | StopChildren
+        if to_stop:
+            command = StopChildren(child_ids=tuple(to_stop))
+            result = yield command
+        else:
+            assert isinstance(in_flight, StopChild)
+            command = in_flight
+            result = yield _AlreadyOut(in_flight)
+        while True:
+            assert isinstance(result, ChildStopped)
+            self._waiting.discard(result.child_id)
+            stopped = self._find(result.child_id)
+            assert stopped is not None
+            self._del_child(stopped)
+            if not self._waiting:
+                return
+            result = yield _AlreadyOut(command)
 
     def _terminate_children(self, ids: list[str]) -> _Gen:
         """OTP terminate_children/2 over ``ids`` (already in termination order).
@@ -469,7 +590,7 @@ class ReferenceSupervisor:
         c.state = UNDEFINED
         c.last_error = error
         backoff = self._effective_backoff(c)
-        # Akka B6 (trio_smith: measured at the exit from the last start).
+        # Akka K6 (trio_smith: measured at the exit from the last start).
         if (
             backoff is not None
             and c.started_at is not None
@@ -584,6 +705,11 @@ class ReferenceSupervisor:
                 f"child {spec.id!r} is significant, which needs auto_shutdown other than "
                 "AutoShutdown.NEVER"
             )
+        # Elixir DynamicSupervisor handle_call({:start_child, ...}): the spec
+        # is validated first, then the count is checked before anything else.
+        if self._max_children is not None and len(self._children) >= self._max_children:
+            self._now = now
+            return [Reply(outcome=ReplyOutcome.LIMIT_REACHED, child_id=spec.id)]
         old = self._find(spec.id)
         if old is not None:
             if old.state == RUNNING:
@@ -635,6 +761,8 @@ class ReferenceSupervisor:
             assert isinstance(result, StartFailed)
             c.state = UNDEFINED  # OTP: {reply, Error, State}, the old state
             c.last_error = result.error
+            if self._pool:
+                self._remove(c)  # no stopped dynamic child is ever kept
             self._out.append(
                 Reply(outcome=ReplyOutcome.START_FAILED, child_id=c.id, error=result.error)
             )

@@ -13,6 +13,13 @@ stopped by its supervisor), ``["exit", id, reason]`` / ``["exit_skipped", id]``,
 ``["api", op, id, result]``, ``["which", [[id, state], ...]]``,
 ``["count", specs, active, supervisors, workers]``, ``["sup_exit", reason]``,
 ``["sup_start_failed", id]``.
+
+A pool scenario (``"strategy": "simple_one_for_one"``) runs a machine with
+``pool=True`` and no static children; its ``start_child`` steps name only
+the new child's id (the ``"template"`` gives its restart type). Its trace is
+normalised as OTP shows a simple_one_for_one supervisor: ``count`` gives 1
+spec; ``terminate_child`` of a child that is gone is ``ok`` (OTP terminates
+a dead pid without complaint; the runtime's ``DynamicSupervisor`` too).
 """
 
 from __future__ import annotations
@@ -38,8 +45,10 @@ from trio_smith import (
     Strategy,
 )
 from trio_smith._core._protocol import (
+    CancelChild,
     CancelRestart,
     ChildExited,
+    ChildJudgedHung,
     ChildStarted,
     ChildStopped,
     Command,
@@ -59,6 +68,7 @@ from trio_smith._core._protocol import (
     StartIgnored,
     StartupRequested,
     StopChild,
+    StopChildren,
     TerminateChildRequested,
     TimerFired,
 )
@@ -111,6 +121,7 @@ _REPLY = {
     ReplyOutcome.IGNORED: "ok_undefined",
     ReplyOutcome.START_FAILED: "start_failed",
     ReplyOutcome.ABORTED: "aborted",
+    ReplyOutcome.LIMIT_REACHED: "max_children",
 }
 
 _REFUSAL: dict[type[Exception], str] = {
@@ -141,8 +152,16 @@ class Sim:
             "ok" when a child's script is exhausted.
     """
 
-    def __init__(self, machine: MachineLike, starts: Mapping[str, Sequence[str]] = {}) -> None:
+    def __init__(
+        self,
+        machine: MachineLike,
+        starts: Mapping[str, Sequence[str]] = {},
+        *,
+        pool: bool = False,
+    ) -> None:
         self.machine = machine
+        #: Normalise the trace as OTP shows a simple_one_for_one supervisor.
+        self.pool = pool
         self.now = 0.0
         self.queue: deque[Input | _Call] = deque()
         self._timers: list[tuple[float, int, TimerFired]] = []
@@ -237,6 +256,8 @@ class Sim:
             return _REPLY[self.replies[-1].outcome]
 
         result = self._call(action)
+        if self.pool and op == "terminate_child" and result == "not_found":
+            result = "ok"  # OTP: terminating a pid that is gone is fine
         self.trace.append(["api", op, child_id, result])
         self._drain()
         self._end_step()
@@ -263,7 +284,8 @@ class Sim:
             self.trace.append(["count", "sup_down"])
         else:
             active = sum(1 for i in infos if i.status is ChildStatus.RUNNING)
-            self.trace.append(["count", len(infos), active, 0, len(infos)])
+            specs = 1 if self.pool else len(infos)  # OTP: a pool has one spec
+            self.trace.append(["count", specs, active, 0, len(infos)])
         self._drain()
         self._end_step()
 
@@ -272,6 +294,16 @@ class Sim:
         if self._dead():
             return
         self.queue.append(ShutdownRequested())
+        self._drain()
+        self._end_step()
+
+    def judge_hung(self, child_id: str, incarnation: int | None = None) -> None:
+        """Feed a hung verdict (for the live incarnation unless given), then settle."""
+        if self._dead():
+            return
+        if incarnation is None:
+            incarnation = self.alive.get(child_id, 0)
+        self.queue.append(ChildJudgedHung(child_id=child_id, incarnation=incarnation))
         self._drain()
         self._end_step()
 
@@ -363,6 +395,14 @@ class Sim:
                 commands = self.machine.handle(self._start(last), now=self.now)
             elif isinstance(last, StopChild):
                 commands = self.machine.handle(self._stop(last), now=self.now)
+            elif isinstance(last, StopChildren):
+                # All asked at once; they end in the order given (reverse
+                # start order), each answer but the last giving nothing.
+                for child_id in last.child_ids[:-1]:
+                    stopped = self._stop(StopChild(child_id=child_id))
+                    assert self.machine.handle(stopped, now=self.now) == []
+                stopped = self._stop(StopChild(child_id=last.child_ids[-1]))
+                commands = self.machine.handle(stopped, now=self.now)
             else:
                 return
 
@@ -377,6 +417,10 @@ class Sim:
             self._cancelled.add(command.timer)
         elif isinstance(command, Reply):
             self.replies.append(command)
+        elif isinstance(command, CancelChild):
+            # The hung incarnation is cancelled: an abnormal end of its own.
+            if self.alive.get(command.child_id) == command.incarnation:
+                self.queue_exit(command.child_id)
         elif isinstance(command, Exit):
             self.exited = command
             assert not self.alive, f"children left running at exit: {self.alive}"
@@ -415,6 +459,8 @@ def machine(
     backoff: Backoff | None = None,
     auto_shutdown: AutoShutdown | str = AutoShutdown.NEVER,
     random: Callable[[], float] = lambda: 0.0,
+    max_children: int | None = None,
+    pool: bool = False,
 ) -> SupervisorMachine:
     """A SupervisorMachine with OTP names accepted for the enums."""
     return SupervisorMachine(
@@ -425,6 +471,8 @@ def machine(
         backoff=backoff,
         auto_shutdown=AutoShutdown(auto_shutdown),
         random=random,
+        max_children=max_children,
+        pool=pool,
     )
 
 
@@ -433,21 +481,27 @@ MachineFactory = Callable[..., MachineLike]
 
 def run_scenario(scenario: Mapping[str, Any], factory: MachineFactory = machine) -> Trace:
     """Run an oracle-format scenario (see tests/otp/oracle.py) and return its trace."""
+    pool = scenario["strategy"] == "simple_one_for_one"
+    template = scenario.get("template", {})
     try:
         children = [
             spec(c["id"], c["restart"], significant=c.get("significant", False))
-            for c in scenario["children"]
+            for c in scenario.get("children", [])
         ]
+        options: dict[str, Any] = {}
+        if pool:
+            options = {"pool": True, "max_children": scenario.get("max_children")}
         m = factory(
             children,
-            strategy=scenario["strategy"],
+            strategy="one_for_one" if pool else scenario["strategy"],
             max_restarts=scenario["intensity"],
             within=float(scenario["period"]),
             auto_shutdown=scenario.get("auto_shutdown", "never"),
+            **options,
         )
     except ValueError as error:
         return [["sup_start_error", str(error)]]
-    sim = Sim(m, scenario.get("starts", {}))
+    sim = Sim(m, scenario.get("starts", {}), pool=pool)
     sim.boot()
     for step in scenario["steps"]:
         if sim.exited:
@@ -459,6 +513,8 @@ def run_scenario(scenario: Mapping[str, Any], factory: MachineFactory = machine)
             sim.script(step["id"], step["outcomes"])
         elif op == "start_child":
             child = step["child"]
+            if pool:
+                child = {"significant": False, **template, "id": child["id"]}
             try:
                 new = spec(child["id"], child["restart"], significant=child["significant"])
             except ValueError:
@@ -473,6 +529,8 @@ def run_scenario(scenario: Mapping[str, Any], factory: MachineFactory = machine)
             sim.count()
         elif op == "stop":
             sim.stop()
+        elif op == "hung":
+            sim.judge_hung(step["id"])
         else:
             raise ValueError(f"unknown step {step!r}")
     sim.finish()

@@ -1,8 +1,9 @@
 """The circuit breaker's pure machine: tables, a naive model under hypothesis, waits, config.
 
-The reference is resilience4j (reference/resilience.md section 1). The
-stateful test drives :class:`BreakerMachine` beside ``NaiveBreaker``, written
-from that text alone: it keeps every recorded outcome with its time and
+The reference is resilience4j's ``CircuitBreakerStateMachine`` (docs/design.md
+rule 23; B1-B8 are the departures). The stateful test drives
+:class:`BreakerMachine` beside ``NaiveBreaker``, written from resilience4j's
+rules alone: it keeps every recorded outcome with its time and
 recomputes the window from scratch, counts permits with a plain int and
 names states with strings. After every step both must agree on the state,
 the attempts, the rates, the window's counts, the not-permitted count, the

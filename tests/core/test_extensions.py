@@ -1,7 +1,7 @@
 """What trio_smith adds to OTP's supervisor: Akka backoff, ESCALATE, interrupts.
 
-Backoff rules B3-B9 are those of ../shared/reference/otp.md section 3 (Akka's
-BackoffSupervisor); the design rules D-numbers are in docs/design.md.
+Backoff rules K3-K9 are Akka's (BackoffSupervisor) as listed in docs/design.md
+("Akka's backoff rules"); the deviations D-numbers are in docs/design.md too.
 """
 
 from __future__ import annotations
@@ -55,12 +55,12 @@ MIN, DAY = 60.0, 86400.0
 def test_delay_matches_akka_vectors(
     n: int, initial: float, maximum: float, expected: float
 ) -> None:
-    # B3.
+    # K3.
     assert Backoff(initial=initial, maximum=maximum).delay(n, 0.0) == expected
 
 
 def test_delay_sequences_from_the_akka_docs_and_tests() -> None:
-    # B3: "min 3 s, max 30 s gives 3, 6, 12, 24, 30, 30"; and 200 ms .. 1600 ms.
+    # K3: "min 3 s, max 30 s gives 3, 6, 12, 24, 30, 30"; and 200 ms .. 1600 ms.
     docs = Backoff(initial=3.0, maximum=30.0)
     assert [docs.delay(n, 0.0) for n in range(6)] == [3, 6, 12, 24, 30, 30]
     test = Backoff(initial=0.2, maximum=10.0)
@@ -68,14 +68,14 @@ def test_delay_sequences_from_the_akka_docs_and_tests() -> None:
 
 
 def test_jitter_applies_after_the_cap() -> None:
-    # B3: a delay can exceed maximum by up to (1 + jitter).
+    # K3: a delay can exceed maximum by up to (1 + jitter).
     b = Backoff(initial=1.0, maximum=4.0, jitter=0.5)
     assert b.delay(10, 0.5) == 4.0 * 1.25
     assert b.delay(0, 0.0) == 1.0
 
 
 def test_an_overflowing_delay_is_the_maximum_without_jitter() -> None:
-    # B3: "If the multiplication overflows or throws, the delay is maxBackoff, without jitter."
+    # K3: "If the multiplication overflows or throws, the delay is maxBackoff, without jitter."
     b = Backoff(initial=1.0, multiplier=10.0, maximum=5.0, jitter=1.0)
     assert b.delay(10**6, 0.99) == 5.0
     assert b.delay(400, 0.5) == 5.0  # 10.0**400 overflows a float
@@ -114,7 +114,7 @@ def test_delay_bounds(
     ],
 )
 def test_backoff_validation(options: dict[str, object], message: str) -> None:
-    # B9 (with D7: reset_after need not be <= maximum).
+    # K9 (with D7: reset_after need not be <= maximum).
     with pytest.raises(ValueError, match=message):
         Backoff(**options)  # type: ignore[arg-type]
 
@@ -122,7 +122,7 @@ def test_backoff_validation(options: dict[str, object], message: str) -> None:
 def test_backoff_defaults_follow_api_md_and_akka_reset() -> None:
     b = Backoff()
     assert (b.initial, b.multiplier, b.maximum, b.jitter, b.reset_after) == (0.1, 2.0, 30.0, 0, 0.1)
-    assert Backoff(initial=2.0, maximum=60.0).reset_after == 2.0  # B6 default
+    assert Backoff(initial=2.0, maximum=60.0).reset_after == 2.0  # K6 default
     assert Backoff(initial=2.0, maximum=5.0, reset_after=600.0).reset_after == 600.0
 
 
@@ -145,7 +145,7 @@ def test_a_crashed_child_waits_its_backoff_delay_then_restarts() -> None:
 
 
 def test_consecutive_restarts_grow_the_delay_and_uptime_resets_it() -> None:
-    # B4 (pre-increment count) and B6 (reset after reset_after of uptime).
+    # K4 (pre-increment count) and K6 (reset after reset_after of uptime).
     b = Backoff(initial=1.0, multiplier=2.0, maximum=5.0, reset_after=3.0)
     sim = booted([spec("a")], backoff=b, max_restarts=100, within=1.0)
     for _ in range(5):

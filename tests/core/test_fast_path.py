@@ -126,3 +126,23 @@ def test_fast_path_falls_back_for_a_stale_exit() -> None:
     m = _booted(max_restarts=5)
     assert m.handle_exit_fast("a", 7, ExitKind.ABNORMAL, None, now=1.0) == []
     assert m.restart_history(1.0) == ()
+
+
+def test_fast_path_gives_the_same_traces_in_a_pool() -> None:
+    # A pool drops children that end for good, the one that makes the
+    # machine give up included: the fused transition must do the same.
+    wrappers: list[FastPath] = []
+
+    def pooled(*args: Any, **kwargs: Any) -> SupervisorMachine:
+        return machine(*args, pool=True, max_children=4, **kwargs)
+
+    def factory(*args: Any, **kwargs: Any) -> FastPath:
+        wrappers.append(FastPath(pooled(*args, **kwargs)))
+        return wrappers[-1]
+
+    one_for_one = [s for s in SCENARIOS if s["strategy"] == "one_for_one"]
+    for index, scenario in enumerate(one_for_one):
+        assert run_scenario(scenario, factory) == run_scenario(scenario, pooled), index
+    assert len(one_for_one) >= 200
+    assert sum(w.fused for w in wrappers) >= 100
+    assert any(w.inner.phase.name == "EXITED" and w.inner.size == 0 for w in wrappers)

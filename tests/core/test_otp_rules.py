@@ -1,7 +1,8 @@
 """The supervision core against Erlang/OTP's supervisor, rule by rule.
 
-Rule numbers are those of ../shared/reference/otp.md (sections 1.1-1.12),
-which cite supervisor.erl and supervisor_SUITE.erl. Traces use the notation
+Rule numbers R<section>.<n> are OTP's rules as docs/design.md numbers them
+(its table "How the OTP rules are implemented"); each is stated here beside
+its test, citing supervisor.erl and supervisor_SUITE.erl. Traces use the notation
 of tests/core/sim.py: "start a" / "start a fail" / "start a ignore" (the
 supervisor started a), "stop a" (it stopped a live a), "exit a crash" (a
 ended by itself).
@@ -30,14 +31,18 @@ from trio_smith import (
     Strategy,
 )
 from trio_smith._core._protocol import (
+    CancelChild,
     CancelRestart,
     ChildExited,
+    ChildJudgedHung,
     ChildStarted,
     ChildStopped,
     DeleteChildRequested,
     Exit,
     ExitKind,
     ExitReason,
+    Reply,
+    ReplyOutcome,
     RestartChildRequested,
     ScheduleRestart,
     ShutdownRequested,
@@ -46,12 +51,13 @@ from trio_smith._core._protocol import (
     StartFailed,
     StartupRequested,
     StopChild,
+    StopChildren,
     TerminateChildRequested,
     TimerFired,
 )
 from trio_smith._core._supervision import Phase, SupervisorMachine
 
-from .sim import Sim, booted, lines, machine, spec
+from .sim import Sim, booted, lines, machine, run_scenario, spec
 
 P, T, TMP = Restart.PERMANENT, Restart.TRANSIENT, Restart.TEMPORARY
 
@@ -60,7 +66,7 @@ P, T, TMP = Restart.PERMANENT, Restart.TRANSIENT, Restart.TEMPORARY
 
 
 def test_defaults_are_one_for_one_3_restarts_in_5_seconds_never_auto_shutdown() -> None:
-    # R1.1; trio_smith's intensity default is API.md's 3 (OTP's is 1): docs/design.md D1.
+    # R1.1; trio_smith's intensity default is 3 (OTP's is 1): docs/design.md D1.
     sim = booted([spec("a")])
     for _ in range(3):
         sim.exit("a")
@@ -943,3 +949,318 @@ def test_time_never_goes_back() -> None:
     with pytest.raises(ValueError, match=r"^now must not go back in time: 4\.0 < 5\.0$"):
         m.handle(ChildStarted(child_id="a"), now=4.0)
     assert m.phase is Phase.AWAITING_START
+
+
+# ================================================================ pools, limits, hung children
+# OTP simple_one_for_one (R4.7, R4.8) as pool=True; Elixir DynamicSupervisor's
+# max_children; the hung verdict of the runtime's phi-accrual detector.
+
+
+@pytest.mark.parametrize(
+    ("options", "error", "message"),
+    [
+        (dict(max_children=0), ValueError, r"^max_children must be an int >= 1 or None, got 0$"),
+        (
+            dict(max_children=1.5),
+            ValueError,
+            r"^max_children must be an int >= 1 or None, got 1\.5$",
+        ),
+        (
+            dict(max_children=True),
+            ValueError,
+            r"^max_children must be an int >= 1 or None, got True$",
+        ),
+        (dict(pool=1), TypeError, r"^pool must be a bool, got 1$"),
+        (
+            dict(pool=True, strategy=Strategy.ONE_FOR_ALL),
+            ValueError,
+            r"^a pool needs Strategy.ONE_FOR_ONE or Strategy.ESCALATE, got <Strategy.ONE_FOR_ALL",
+        ),
+    ],
+)
+def test_pool_and_limit_flags_are_checked(
+    options: dict[str, object], error: type[Exception], message: str
+) -> None:
+    with pytest.raises(error, match=message):
+        SupervisorMachine([], random=lambda: 0.0, **options)  # type: ignore[arg-type]
+
+
+def _snapshot(m: SupervisorMachine) -> object:
+    return (m.phase, m.awaiting, m.awaiting_stops, m.which_children(), m.restart_history(9))
+
+
+def _waiting(m: SupervisorMachine) -> tuple[str | None, frozenset[str]]:
+    return (m.awaiting, m.awaiting_stops)
+
+
+def test_start_child_beyond_max_children_is_refused_with_nothing_changed() -> None:
+    # Elixir DynamicSupervisor: {:error, :max_children}. Static children count.
+    m = machine([spec("a")], max_children=2)
+    m.handle(StartupRequested(), now=0)
+    m.handle(ChildStarted(child_id="a"), now=0)
+    assert m.handle(StartChildRequested(spec=spec("b")), now=0) == [
+        StartChild(child_id="b", incarnation=2)
+    ]
+    m.handle(ChildStarted(child_id="b"), now=0)
+    before = _snapshot(m)
+    assert m.handle(StartChildRequested(spec=spec("c")), now=0) == [
+        Reply(outcome=ReplyOutcome.LIMIT_REACHED, child_id="c")
+    ]
+    assert _snapshot(m) == before
+    # Check order: a bad spec first, then the limit, then duplicates.
+    with pytest.raises(ValueError, match=r"is significant"):
+        m.handle(StartChildRequested(spec=spec("c", T, significant=True)), now=0)
+    assert m.handle(StartChildRequested(spec=spec("a")), now=0) == [
+        Reply(outcome=ReplyOutcome.LIMIT_REACHED, child_id="a")
+    ]
+    assert _snapshot(m) == before
+    # A stopped child still counts (it is a spec the machine holds) ...
+    m.handle(TerminateChildRequested(child_id="b"), now=0)
+    m.handle(ChildStopped(child_id="b"), now=0)
+    assert m.handle(StartChildRequested(spec=spec("c")), now=0) == [
+        Reply(outcome=ReplyOutcome.LIMIT_REACHED, child_id="c")
+    ]
+    # ... until it is deleted.
+    m.handle(DeleteChildRequested(child_id="b"), now=0)
+    assert m.handle(StartChildRequested(spec=spec("c")), now=0) == [
+        StartChild(child_id="c", incarnation=3)
+    ]
+
+
+def test_a_pool_drops_children_that_end_for_good() -> None:
+    # R4.8: OTP keeps no stopped dynamic child (del_child is dyn_erase).
+    sim = booted([], {"i": ["ignore"]}, pool=True)
+    for child in (spec("p"), spec("tr", T), spec("tmp", TMP), spec("x"), spec("i")):
+        sim.api("start_child", child)
+    assert sim.statuses() == {"p": "running", "tr": "running", "tmp": "running", "x": "running"}
+    sim.exit("p", "crash")
+    sim.exit("tr", "normal")
+    sim.exit("tmp", "crash")
+    assert sim.api("terminate_child", "x") == "ok"
+    assert sim.statuses() == {"p": "running"}  # restarted in place; the rest are gone
+    assert sim.api("terminate_child", "x") == "not_found"
+    assert lines(sim.trace) == [
+        "start p",
+        "api start_child p ok",
+        "start tr",
+        "api start_child tr ok",
+        "start tmp",
+        "api start_child tmp ok",
+        "start x",
+        "api start_child x ok",
+        "start i ignore",
+        "api start_child i ok_undefined",
+        "exit p crash",
+        "start p",
+        "exit tr normal",
+        "exit tmp crash",
+        "stop x",
+        "api terminate_child x ok",
+        "api terminate_child x not_found",
+    ]
+
+
+def test_a_pool_drops_a_restarting_child_on_terminate_and_the_quitter_on_giving_up() -> None:
+    sim = booted([spec("a"), spec("b")], {"b": ["ok", "fail", "fail"]}, pool=True, max_restarts=2)
+    sim.exit("b", settle=False)
+    sim.feed_one()  # the first attempt fails: b is restarting, its retry queued
+    assert sim.statuses() == {"a": "running", "b": "restarting"}
+    assert sim.api("terminate_child", "b") == "ok"  # served before the retry (R6.6)
+    assert sim.statuses() == {"a": "running"}
+    assert isinstance(sim.commands[-2], CancelRestart)
+    sim.exit("a")
+    sim.exit("a")
+    sim.exit("a")  # the third restart in the window: give up (R5.6)
+    assert sim.exit_command().reason is ExitReason.INTENSITY
+    assert sim.statuses() == {}  # OTP restart/2 del_child's it before terminate
+
+
+def test_a_pool_stops_all_its_children_at_once_and_collects_them_in_any_order() -> None:
+    # R4.7 (terminate_dynamic_children): one StopChildren in reverse start order,
+    # the pending retry dropped first; the children stay listed, stopped.
+    m = machine([spec("a"), spec("b"), spec("c", TMP), spec("d")], pool=True)
+    m.handle(StartupRequested(), now=0)
+    for cid in "abcd":
+        m.handle(ChildStarted(child_id=cid), now=0)
+    m.handle(ChildExited(child_id="d", incarnation=4, kind=ExitKind.ABNORMAL), now=0)
+    assert m.handle(StartFailed(child_id="d"), now=0) == [
+        ScheduleRestart(child_id="d", delay=0.0, timer=1)
+    ]
+    assert m.handle(ShutdownRequested(), now=1) == [
+        CancelRestart(child_id="d", timer=1),
+        StopChildren(child_ids=("c", "b", "a")),
+    ]
+    assert (m.phase, m.awaiting, m.awaiting_stops) == (
+        Phase.AWAITING_STOP,
+        None,
+        frozenset("abc"),
+    )
+    assert m.stopping
+    with pytest.raises(IllegalStateTransition):
+        m.handle(ChildStopped(child_id="d"), now=1)
+    assert m.handle(ChildStopped(child_id="a"), now=1) == []
+    assert m.handle(ChildStopped(child_id="c"), now=2) == []
+    assert m.handle(ShutdownRequested(), now=2) == []  # already stopping
+    out = m.handle(ChildStopped(child_id="b"), now=2)
+    assert out == [Exit(reason=ExitReason.SHUTDOWN, restarts=(RestartRecord(at=0, child_id="d"),))]
+    assert [(i.id, i.status) for i in m.which_children()] == [
+        ("a", ChildStatus.STOPPED),
+        ("b", ChildStatus.STOPPED),
+        ("d", ChildStatus.STOPPED),
+    ]
+
+
+def test_a_pool_with_nothing_running_exits_at_once() -> None:
+    m = machine([], pool=True)
+    m.handle(StartupRequested(), now=0)
+    assert m.handle(ShutdownRequested(), now=0) == [Exit(reason=ExitReason.SHUTDOWN)]
+
+
+def test_a_shutdown_aborts_a_pool_start_with_the_others() -> None:
+    # D5 in a pool: the start under way is stopped together with the rest.
+    m2 = machine([spec("a"), spec("b")], pool=True)
+    m2.handle(StartupRequested(), now=0)
+    m2.handle(ChildStarted(child_id="a"), now=0)
+    assert m2.awaiting == "b"
+    assert m2.handle(ShutdownRequested(), now=0) == [StopChildren(child_ids=("b", "a"))]
+    assert _waiting(m2) == (None, frozenset("ab"))
+    m2.handle(ChildStopped(child_id="b"), now=0)
+    assert m2.handle(ChildStopped(child_id="a"), now=0)[-1] == Exit(reason=ExitReason.SHUTDOWN)
+
+
+def test_a_shutdown_during_a_pool_terminate_child_waits_for_that_stop_beside_the_rest() -> None:
+    m = machine([spec("a"), spec("b"), spec("c")], pool=True)
+    m.handle(StartupRequested(), now=0)
+    for cid in "abc":
+        m.handle(ChildStarted(child_id=cid), now=0)
+    assert m.handle(TerminateChildRequested(child_id="b"), now=0) == [StopChild(child_id="b")]
+    assert m.handle(ShutdownRequested(), now=0) == [
+        Reply(outcome=ReplyOutcome.ABORTED, child_id="b"),
+        StopChildren(child_ids=("c", "a")),
+    ]
+    assert _waiting(m) == (None, frozenset("abc"))
+    assert m.handle(ChildStopped(child_id="c"), now=0) == []
+    assert m.handle(ChildStopped(child_id="b"), now=0) == []
+    assert m.handle(ChildStopped(child_id="a"), now=0)[-1] == Exit(reason=ExitReason.SHUTDOWN)
+    # With nobody else to stop, the stop under way is all there is: no StopChildren.
+    m = machine([spec("a")], pool=True)
+    m.handle(StartupRequested(), now=0)
+    m.handle(ChildStarted(child_id="a"), now=0)
+    m.handle(TerminateChildRequested(child_id="a"), now=0)
+    assert m.handle(ShutdownRequested(), now=0) == [
+        Reply(outcome=ReplyOutcome.ABORTED, child_id="a")
+    ]
+    assert _waiting(m) == ("a", frozenset("a"))
+
+
+def test_a_machine_that_is_not_a_pool_stops_one_child_at_a_time() -> None:
+    m = machine([spec("a"), spec("b")])
+    m.handle(StartupRequested(), now=0)
+    m.handle(ChildStarted(child_id="a"), now=0)
+    m.handle(ChildStarted(child_id="b"), now=0)
+    assert m.handle(ShutdownRequested(), now=0) == [StopChild(child_id="b")]
+    assert _waiting(m) == ("b", frozenset("b"))
+
+
+def test_a_hung_incarnation_is_cancelled_and_its_end_is_an_ordinary_failure() -> None:
+    sim = booted([spec("a"), spec("b")])
+    m = sim.machine
+    assert isinstance(m, SupervisorMachine)
+    before = _snapshot(m)
+    assert m.handle(ChildJudgedHung(child_id="a", incarnation=1), now=0) == [
+        CancelChild(child_id="a", incarnation=1)
+    ]
+    assert _snapshot(m) == before  # a verdict changes nothing
+    sim.judge_hung("a")  # the simulated runtime cancels it: it ends abnormally
+    assert lines(sim.trace) == ["exit a crash", "start a"]
+    assert sim.machine.restart_history(0) == (RestartRecord(at=0.0, child_id="a"),)
+
+
+@pytest.mark.parametrize(
+    "case", ["old incarnation", "unknown", "restarting", "stopping", "shutting down", "exited"]
+)
+def test_stale_hung_verdicts_are_ignored(case: str) -> None:
+    m = machine([spec("a"), spec("b")])
+    m.handle(StartupRequested(), now=0)
+    m.handle(ChildStarted(child_id="a"), now=0)
+    m.handle(ChildStarted(child_id="b"), now=0)
+    verdict = ChildJudgedHung(child_id="a", incarnation=1)
+    if case == "old incarnation":
+        verdict = ChildJudgedHung(child_id="a", incarnation=7)
+    elif case == "unknown":
+        verdict = ChildJudgedHung(child_id="nobody", incarnation=1)
+    elif case == "restarting":
+        m.handle(ChildExited(child_id="a", incarnation=1, kind=ExitKind.ABNORMAL), now=0)
+        m.handle(StartFailed(child_id="a"), now=0)
+        verdict = ChildJudgedHung(child_id="a", incarnation=3)
+    elif case == "stopping":
+        m.handle(TerminateChildRequested(child_id="a"), now=0)
+    elif case == "shutting down":
+        m.handle(ShutdownRequested(), now=0)  # b is being stopped; a still runs
+    else:
+        m.handle(ShutdownRequested(), now=0)
+        m.handle(ChildStopped(child_id="b"), now=0)
+        m.handle(ChildStopped(child_id="a"), now=0)
+    before = _snapshot(m)
+    assert m.handle(verdict, now=0) == []
+    assert _snapshot(m) == before
+
+
+def test_a_hung_verdict_is_taken_while_another_child_starts_and_may_cancel_that_start() -> None:
+    m = machine([spec("a"), spec("b")])
+    with pytest.raises(IllegalStateTransition):
+        m.handle(ChildJudgedHung(child_id="a", incarnation=0), now=0)  # NEW: nothing runs
+    m.handle(StartupRequested(), now=0)
+    m.handle(ChildStarted(child_id="a"), now=0)
+    assert m.awaiting == "b"
+    assert m.handle(ChildJudgedHung(child_id="a", incarnation=1), now=0) == [
+        CancelChild(child_id="a", incarnation=1)
+    ]
+    assert m.handle(ChildJudgedHung(child_id="b", incarnation=2), now=0) == [
+        CancelChild(child_id="b", incarnation=2)
+    ]
+    # The cancelled start ends as a failed start: start-up fails (R2.3).
+    assert m.handle(StartFailed(child_id="b", error="hung"), now=0) == [StopChild(child_id="a")]
+
+
+def test_a_pool_scenario_runs_in_the_oracle_format() -> None:
+    # The format a simple_one_for_one scenario for the OTP oracle takes
+    # (tests/core/sim.py): no static children, start_child names an id only.
+    scenario = {
+        "strategy": "simple_one_for_one",
+        "intensity": 1,
+        "period": 3600,
+        "template": {"restart": "transient"},
+        "max_children": 2,
+        "children": [],
+        "starts": {"c03": ["ignore"]},
+        "steps": [
+            {"op": "start_child", "child": {"id": "c01"}},
+            {"op": "start_child", "child": {"id": "c02"}},
+            {"op": "start_child", "child": {"id": "c03"}},
+            {"op": "exit", "id": "c01", "reason": "normal"},
+            {"op": "start_child", "child": {"id": "c03"}},
+            {"op": "terminate_child", "id": "c01"},
+            {"op": "count_children"},
+            {"op": "hung", "id": "c02"},
+            {"op": "which_children"},
+            {"op": "stop"},
+        ],
+    }
+    assert lines(run_scenario(scenario)) == [
+        "start c01",
+        "api start_child c01 ok",
+        "start c02",
+        "api start_child c02 ok",
+        "api start_child c03 max_children",
+        "exit c01 normal",
+        "start c03 ignore",
+        "api start_child c03 ok_undefined",
+        "api terminate_child c01 ok",  # gone already: fine, as in OTP
+        "count 1 1 0 1",
+        "exit c02 crash",
+        "start c02",
+        "which c02:running",
+        "stop c02",
+        "sup_exit shutdown",
+    ]

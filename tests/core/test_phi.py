@@ -1,6 +1,6 @@
 """The pure phi-accrual machine (``_core._phi``): Akka's formula, history and state.
 
-Hand-computed values come from reference/resilience.md section 5.2 (steady
+Hand-computed values come from Akka's formula, docs/design.md A6 (steady
 1000 ms heartbeats, min std 100 ms, pause 3000 ms: phi crosses 8 at
 4522.60 ms) and Akka's ``AccrualFailureDetectorSpec``; hypothesis checks the
 history against a naive recomputation, ``suspect_at`` against brute force,
@@ -63,7 +63,7 @@ def beats(state: PhiState, *times: int) -> None:
 
 
 def test_phi_crosses_eight_at_the_reference_point() -> None:
-    # resilience.md 5.2: mean 1000 + pause 3000, sd at the 100 ms floor.
+    # A6: mean 1000 + pause 3000, sd at the 100 ms floor.
     assert phi(4500, 4000.0, 100.0) == pytest.approx(7.2999, abs=1e-4)
     assert phi(4600, 4000.0, 100.0) == pytest.approx(10.7826, abs=1e-4)
     assert phi(4522, 4000.0, 100.0) < 8.0 <= phi(4523, 4000.0, 100.0)
@@ -74,7 +74,7 @@ def test_phi_crosses_eight_at_the_reference_point() -> None:
 
 
 def test_phi_uses_the_logistic_approximation_not_the_exact_tail() -> None:
-    # resilience.md trap 1: at 6 sigma Akka's phi is 10.78, the exact normal 9.01.
+    # A6: at 6 sigma Akka's phi is 10.78, the exact normal 9.01.
     exact = -math.log10(0.5 * math.erfc(6.0 / math.sqrt(2.0)))
     assert exact == pytest.approx(9.0059, abs=1e-3)
     assert phi(1600, 1000.0, 100.0) == pytest.approx(10.7826, abs=1e-3)
@@ -401,7 +401,7 @@ def test_suspect_at_of_steady_heartbeats_is_the_reference_point() -> None:
 
 
 def test_suspect_at_after_one_heartbeat_uses_the_bootstrap() -> None:
-    # resilience.md section 6.9: 2306 ms with pause 0, 5306 with the 3 s pause
+    # A6: 2306 ms with pause 0, 5306 with the 3 s pause
     # (phi reaches 8 within the 5307th ms).
     zero = PhiState(config())
     zero.heartbeat(10)

@@ -1,4 +1,4 @@
-"""SQLiteEventStore: every query shape of reference/events.md 4.1 is served by its index.
+"""SQLiteEventStore: every query shape of docs/design.md rule 30 is served by its index.
 
 The SQL is built exactly as ``SQLiteEventStore.read`` and ``get`` build it
 (``read_sql`` and ``COLUMNS``), checked to return what ``read`` returns, and
@@ -15,7 +15,7 @@ Notes on the expectations:
   ``(x, position)`` index walk it in position order without one.
 * Category alone has no index: a category holds about a third of the events
   here (four reserved categories make it >= 25% in general), and
-  events.md 4.1 says the planner rightly picks the rowid range scan, filtering
+  design rule 30 says the planner rightly picks the rowid range scan, filtering
   as it goes.
 * the condition always constrains ``position > ?`` (0 for a whole read), so even
   a scan of everything shows as ``SEARCH ... USING INTEGER PRIMARY KEY``; a
@@ -126,7 +126,7 @@ def _plan(db: sqlite3.Connection, sql: str, params: list[Any]) -> list[str]:
 
 
 def _filters(events: list[Event]) -> dict[str, EventFilter | None]:
-    """One filter per query shape of events.md 4.1 (get by id is separate)."""
+    """One filter per query shape of design rule 30 (get by id is separate)."""
     return {
         "time_range": EventFilter(since=at(EVENTS * 0.6), until=at(EVENTS * 0.62)),
         "correlation": EventFilter(correlation_ids=events[7].correlation_id),
@@ -168,7 +168,7 @@ EXPECTED: dict[tuple[str, bool], tuple[str, bool]] = {
     ),
     ("type", False): ("SEARCH events USING INDEX events_type (type=?)", False),
     ("type", True): ("SEARCH events USING INDEX events_type (type=? AND position>?)", False),
-    # No category index: the rowid order with a filter (events.md 4.1: four
+    # No category index: the rowid order with a filter (design rule 30: four
     # categories mean >= 25% selectivity); the whole log reads every row.
     ("category", False): ("SCAN events", False),
     ("category", True): ("SEARCH events USING INTEGER PRIMARY KEY (rowid>?)", False),

@@ -257,7 +257,7 @@ async def test_a_read_only_store_never_creates_a_file(tmp_path: pathlib.Path) ->
 async def test_a_filtered_durable_subscription_checkpoints_past_what_it_filters_out(
     tmp_path: pathlib.Path,
 ) -> None:
-    """reference/events.md 4.3 point 5: its checkpoint advances with the log."""
+    """docs/design.md E5: its checkpoint advances with the log."""
     path = tmp_path / "filtered.db"
     agents = EventFilter(categories="agent")
     async with SQLiteEventStore(path) as store, EventBus(store) as bus:

@@ -64,7 +64,12 @@ async def test_a_crash_and_restart_publish_failed_restarted_started_in_one_chain
         "incarnation": failed.payload["incarnation"],
         "error_type": "ValueError",
         "error": "disk full",
+        "traceback": failed.payload["traceback"],
     }
+    # The innermost frames, where it was raised: file:line in function.
+    innermost = failed.payload["traceback"].splitlines()[-1]
+    assert innermost.startswith(__file__ + ":")
+    assert innermost.endswith(" in crash_once")
     assert restarted.causation_id == failed.id
     assert restarted.correlation_id == failed.correlation_id == failed.id
     assert rec.events[5].payload["incarnation"] == restarted.payload["incarnation"]
@@ -113,7 +118,9 @@ async def test_giving_up_is_published_with_the_error(
         "child_id": "c",
         "error_type": "KeyError",
         "error": "'gone'",
+        "traceback": gave_up[0].payload["traceback"],
     }
+    assert gave_up[0].payload["traceback"].endswith(" in crash")
     last_failure = [e for e in rec.events if e.type == SupervisionEvent.CHILD_FAILED][-1]
     assert gave_up[0].causation_id == last_failure.id
     assert rec.events[-1].payload["reason"] == "intensity"

@@ -1,7 +1,8 @@
-"""``CircuitBreaker`` through its public API: every rule of reference/resilience.md section 1.
+"""``CircuitBreaker`` through its public API: resilience4j's rules, with docs/design.md B1-B8.
 
-Marks like (S02) name resilience4j's own scenarios (``CircuitBreakerStateMachineTest``
-and friends); T1-T6 are the trio-specific scenarios of the same file. Time
+Marks like (S02) number resilience4j's own scenarios (``CircuitBreakerStateMachineTest``
+and friends), each described where it is tested; T1-T6 are the trio-specific
+scenarios listed in docs/design.md. Time
 runs on trio's ``MockClock`` (``autojump_clock``): no real sleeping, and
 ``autojump_clock.jump()`` moves time without any task sleeping.
 """
@@ -461,9 +462,11 @@ async def test_an_ignored_error_event_names_the_error() -> None:
         "breaker": "b",
         "state": "CLOSED",
         "duration": event.payload["duration"],
-        "error_type": "Boom",
+        "error_type": f"{__name__}.Boom",  # its public name: nobody re-exports it
         "error": "skip me",
+        "traceback": event.payload["traceback"],
     }
+    assert event.payload["traceback"].endswith(" in skip")
     assert breaker.statistics().buffered_calls == 0
 
 
@@ -776,7 +779,7 @@ async def test_a_count_window_keeps_the_last_ten_of_twelve_calls() -> None:
 
 
 def test_a_time_window_holds_whole_seconds_as_resilience4j_s_vector() -> None:
-    # resilience.md 1.2 (SlidingTimeWindowMetricsTest): window 5, 100 ms calls.
+    # resilience4j's SlidingTimeWindowMetricsTest (design.md B5): window 5, 100 ms calls.
     config = BreakerConfig(
         sliding_window_type=SlidingWindowType.TIME_BASED, sliding_window_size=5, minimum_calls=5
     )
@@ -1341,8 +1344,9 @@ async def test_events_on_a_trip_come_in_resilience4j_order_with_their_payloads(
         "breaker": "api",
         "state": "CLOSED",
         "duration": 0.0,
-        "error_type": "Boom",
+        "error_type": f"{__name__}.Boom",
         "error": "down",
+        "traceback": error.payload["traceback"],
     }
     assert exceeded.payload == {"breaker": "api", "state": "CLOSED", "rate": 50.0}
     assert transition.payload == {"breaker": "api", "state": "OPEN", "from_state": "CLOSED"}

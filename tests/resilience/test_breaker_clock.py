@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import contextlib
 
+import pytest
 import trio
 import trio.testing
 
+from trio_smith import _trio_private
 from trio_smith.resilience import CircuitBreaker, CircuitState, _breaker
 
 
@@ -22,9 +24,27 @@ async def succeed() -> int:
     return 1
 
 
-def test_the_hot_path_knows_trio_s_run_context_and_system_clock() -> None:
-    assert _breaker._RUN_CONTEXT is not None
-    assert _breaker._SystemClock is trio._core._run.SystemClock
+def test_the_hot_path_reads_the_clock_through_the_one_private_module() -> None:
+    # Design rule 32: _trio_private checks the names at import; the breaker
+    # holds no private trio name of its own.
+    assert vars(_breaker)["system_clock_offset"] is _trio_private.system_clock_offset
+    assert not any(name.startswith("_trio") or name == "_RUN_CONTEXT" for name in vars(_breaker))
+
+
+async def test_the_hot_path_does_not_call_trio_current_time(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    breaker = CircuitBreaker("clock")
+    await breaker.call(succeed)  # builds the machine (it reads the clock once)
+
+    def forbidden() -> float:
+        raise AssertionError("trio.current_time() on the hot path")
+
+    monkeypatch.setattr(trio, "current_time", forbidden)
+    monkeypatch.setattr(breaker, "_clock", forbidden)
+    assert await breaker.call(succeed) == 1
+    async with breaker:
+        pass
 
 
 async def test_a_deadline_set_on_the_hot_path_is_on_trio_s_clock() -> None:

@@ -1,4 +1,4 @@
-"""The breaker under trio: resilience.md's scenarios T1-T6, events, the three call forms.
+"""The breaker under trio: scenarios T1-T6 (docs/design.md), events, the three call forms.
 
 Everything time-related runs on ``autojump_clock``.
 """

@@ -1,6 +1,6 @@
 """``PhiAccrualFailureDetector``: Akka's detector and registry on trio's clock.
 
-Hand-computed values: reference/resilience.md section 5.2 (steady 1 s
+Hand-computed values: Akka's formula, docs/design.md A6 (steady 1 s
 heartbeats, min std 100 ms, pause 3 s: phi crosses 8 at 4522.60 ms, so a
 node is unavailable from +4.523 s; one heartbeat alone: mean 1 s, sd 250 ms,
 unavailable from +5.307 s). Akka's ``AccrualFailureDetectorSpec`` and

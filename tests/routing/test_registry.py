@@ -413,7 +413,7 @@ async def test_a_hung_agent_fails_its_request_at_once_and_restarts(
         assert await registry.request("w", "ok") == "ok"
         assert (registry.lookup("w").restarts, registry.lookup("w").failures) == (1, 1)
         [failed] = recorder.of(AgentEvent.FAILED)
-        assert failed.payload["error_type"] == "ChildHung"
+        assert failed.payload["error_type"] == "trio_smith.ChildHung"
         await sup.shutdown()
 
 

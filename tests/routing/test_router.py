@@ -244,7 +244,7 @@ async def test_a_task_may_bring_its_own_correlation(
     assert routed[0].correlation_id == task.id
     failed = recorder.of(RoutingEvent.TASK_FAILED)[0]
     assert failed.causation_id == routed[1].id
-    assert failed.payload["error_type"] == "AgentDied"
+    assert failed.payload["error_type"] == "trio_smith.routing.AgentDied"
     assert EventType("routing", "task_routed") == RoutingEvent.TASK_ROUTED
 
 

@@ -233,7 +233,7 @@ async def test_backoff_delays_each_restart_on_trios_clock(
             assert sup.which_children()[0].status is ChildStatus.RESTARTING
             await trio.sleep(5)
         starts = [t for (kind, _), t in zip(log.events, log.times, strict=True) if kind == "start"]
-        # Crashes at 0, 5 and 10; delays 1, 2 and 4 (Akka B3).
+        # Crashes at 0, 5 and 10; delays 1, 2 and 4 (Akka K3).
         assert starts == [0.0, 1.0, 7.0, 14.0]
         await sup.shutdown()
 
@@ -402,7 +402,7 @@ async def test_a_child_raising_while_stopped_is_logged_not_restarted(
 async def test_a_failure_mixed_with_the_stops_cancellation_is_caught_at_the_boundary(
     autojump_clock: trio.testing.MockClock, caplog: pytest.LogCaptureFixture
 ) -> None:
-    # trio-notes 4: stopping a child whose grandchild fails in cleanup gives
+    # design rule 15: stopping a child whose grandchild fails in cleanup gives
     # BaseExceptionGroup([Boom, Cancelled]); it must not escape the child.
     log = Log()
 
@@ -442,6 +442,72 @@ async def test_keyboard_interrupt_in_a_child_stops_the_others_in_order_then_prop
         async with Supervisor(children):
             await trio.sleep_forever()
     assert log.of("stop") == ["c", "b", "a"]
+
+
+@pytest.mark.parametrize("takes_status", [False, True])
+async def test_a_child_ended_by_keyboard_interrupt_is_never_restarted_nor_reported_failed(
+    autojump_clock: trio.testing.MockClock,
+    caplog: pytest.LogCaptureFixture,
+    takes_status: bool,
+) -> None:
+    # Design rule 15: a BaseException other than Cancelled is no failure and
+    # never restarted; it propagates after the ordered shutdown. Before the
+    # fix the child ran again (its start code twice) and was logged as failed.
+    from trio_smith.events import SupervisionEvent
+
+    from ..publisher import Recorder
+
+    rec = Recorder()
+    starts = 0
+
+    async def interrupted() -> None:
+        nonlocal starts
+        starts += 1
+        await trio.sleep(1)
+        raise KeyboardInterrupt
+
+    async def interrupted_started(task_status: trio.TaskStatus[None]) -> None:
+        task_status.started()
+        await interrupted()
+
+    fn = interrupted_started if takes_status else interrupted
+    with pytest.RaisesGroup(KeyboardInterrupt, flatten_subgroups=True):
+        async with Supervisor([ChildSpec("k", fn)], name="s", events=rec):
+            await trio.sleep_forever()
+    assert starts == 1
+    assert [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR] == []
+    assert [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING] == [
+        "child 'k' of supervisor 's' was interrupted by KeyboardInterrupt; "
+        "it propagates, no restart"
+    ]
+    assert [e.type.name for e in rec.events] == [
+        "child_started",
+        "supervisor_started",
+        "child_stopped",
+        "supervisor_stopped",
+    ]
+    stopped = rec.of(SupervisionEvent.CHILD_STOPPED)[0]
+    assert stopped.payload["reason"] == "interrupted"
+    assert stopped.payload["error_type"] == "KeyboardInterrupt"
+
+
+async def test_keyboard_interrupt_while_starting_is_not_a_start_failure(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    log = Log()
+    starts = 0
+
+    async def interrupted(task_status: trio.TaskStatus[None]) -> None:
+        nonlocal starts
+        starts += 1
+        await trio.sleep(1)
+        raise KeyboardInterrupt
+
+    with pytest.RaisesGroup(KeyboardInterrupt, flatten_subgroups=True):
+        async with Supervisor([*specs(log, "ab"), ChildSpec("k", interrupted)]):
+            pytest.fail("never entered")  # pragma: no cover
+    assert starts == 1
+    assert log.of("stop") == ["b", "a"]
 
 
 async def test_outer_cancellation_during_start_up_aborts_the_start(

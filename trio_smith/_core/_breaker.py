@@ -3,8 +3,8 @@
 Theory of operation
 -------------------
 
-This is resilience4j's ``CircuitBreakerStateMachine`` (reference/resilience.md
-section 1) as a plain object: trio is single-threaded, so there is no CAS
+This is resilience4j's ``CircuitBreakerStateMachine`` (docs/design.md rule
+23 and B1-B8) as a plain object: trio is single-threaded, so there is no CAS
 loop, and every "concurrent" interleaving comes from checkpoints inside the
 protected call, between :meth:`BreakerMachine.acquire` and the outcome.
 
@@ -304,7 +304,7 @@ class BreakerConfig:
     """The numbers that drive a breaker (resilience4j ``CircuitBreakerConfig``), checked.
 
     The shell's ``CircuitBreaker`` documents each field; defaults are
-    resilience4j's (section 1.8).
+    resilience4j's ``CircuitBreakerConfig`` defaults.
 
     Raises:
         ValueError: a value out of range, naming it.

@@ -1,4 +1,4 @@
-"""The restart-intensity window: one per supervisor (OTP section 1.5)."""
+"""The restart-intensity window: one per supervisor (OTP rules R5.1-R5.6, docs/design.md)."""
 
 from __future__ import annotations
 

@@ -12,7 +12,7 @@ caller suspects the node once ``phi >= threshold``; the chance that the
 suspicion is a mistake is about ``10 ** -threshold``.
 
 This module is Akka's ``PhiAccrualFailureDetector`` and ``HeartbeatHistory``
-(akka-remote, reference/resilience.md section 5.2), bit for bit where Python
+(akka-remote; docs/design.md A6), bit for bit where Python
 allows:
 
 * **phi** uses Akka's logistic approximation of the normal CDF, not the

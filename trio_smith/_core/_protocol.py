@@ -2,11 +2,14 @@
 
 ``SupervisorMachine.handle(input, now=...)`` takes one input and returns a list
 of commands for the runtime to carry out in order. Non-blocking commands
-(:class:`ScheduleRestart`, :class:`CancelRestart`, :class:`Reply`) are done at
-once. A blocking command (:class:`StartChild` or :class:`StopChild`) is always
-the last of its list, and the next input must be its result
-(:class:`ChildStarted` / :class:`StartFailed` / :class:`StartIgnored`, or
-:class:`ChildStopped`) — or :class:`ShutdownRequested`, which may interrupt.
+(:class:`ScheduleRestart`, :class:`CancelRestart`, :class:`CancelChild`,
+:class:`Reply`) are done at once. A blocking command (:class:`StartChild`,
+:class:`StopChild` or, in a pool, :class:`StopChildren`) is always the last of
+its list, and the next input must be its result (:class:`ChildStarted` /
+:class:`StartFailed` / :class:`StartIgnored`, or :class:`ChildStopped`, one per
+child of a :class:`StopChildren`, in any order) — or
+:class:`ShutdownRequested`, which may interrupt. :class:`ChildJudgedHung` is
+taken meanwhile too: it only ever gives a :class:`CancelChild`.
 :class:`Exit` is the very last command the machine ever gives.
 
 This is OTP R12.1 ("one event at a time, run to completion") made explicit:
@@ -26,8 +29,10 @@ from ._spec import ChildSpec
 
 __all__ = [
     "BLOCKING",
+    "CancelChild",
     "CancelRestart",
     "ChildExited",
+    "ChildJudgedHung",
     "ChildStarted",
     "ChildStopped",
     "Command",
@@ -47,6 +52,7 @@ __all__ = [
     "StartIgnored",
     "StartupRequested",
     "StopChild",
+    "StopChildren",
     "TerminateChildRequested",
     "TimerFired",
 ]
@@ -144,6 +150,22 @@ class TimerFired:
 
 @final
 @attrs.frozen(kw_only=True)
+class ChildJudgedHung:
+    """The runtime's hang detector (phi accrual) judged this incarnation hung.
+
+    The machine answers :class:`CancelChild` when the verdict is about the
+    current incarnation of a running or starting child that is not being
+    stopped, and the machine is not shutting down; any other verdict is stale
+    and ignored. Taken in every phase but NEW, also while a start or stop of
+    another child is out: it changes nothing in the machine.
+    """
+
+    child_id: str
+    incarnation: int
+
+
+@final
+@attrs.frozen(kw_only=True)
 class StartChildRequested:
     """API ``start_child(spec)`` (OTP 1.11)."""
 
@@ -187,6 +209,7 @@ Input = (
     | RestartChildRequested
     | TerminateChildRequested
     | DeleteChildRequested
+    | ChildJudgedHung
 )
 
 # ----------------------------------------------------------------- commands
@@ -219,6 +242,24 @@ class StopChild:
 
 @final
 @attrs.frozen(kw_only=True)
+class StopChildren:
+    """Blocking, pools only: stop all these children at once; answer one
+    :class:`ChildStopped` per child, in any order.
+
+    A pool's shutdown (OTP ``terminate_dynamic_children``, R4.7): every child
+    is asked to stop at the same instant, and each gets its own
+    ``ChildSpec.shutdown`` timed from that instant (OTP: one timer for all).
+    ``child_ids`` are in reverse start order. One of them may be a child
+    whose start is under way (a shutdown interrupted it): the runtime aborts
+    that start, as for :class:`StopChild`. A machine that is not a pool never
+    gives this command.
+    """
+
+    child_ids: tuple[str, ...]
+
+
+@final
+@attrs.frozen(kw_only=True)
 class ScheduleRestart:
     """Feed ``TimerFired(child_id, timer)`` after ``delay`` seconds.
 
@@ -242,6 +283,21 @@ class CancelRestart:
 
 
 @final
+@attrs.frozen(kw_only=True)
+class CancelChild:
+    """Cancel this incarnation of a child: it was judged hung (:class:`ChildJudgedHung`).
+
+    Not a stop: the child's end comes back as an ordinary
+    :class:`ChildExited` (``ABNORMAL``), or as :class:`StartFailed` if it was
+    still starting, and the restart rules apply. An incarnation that has
+    already ended is left alone.
+    """
+
+    child_id: str
+    incarnation: int
+
+
+@final
 class ReplyOutcome(enum.Enum):
     """How an API request that was accepted ended."""
 
@@ -252,6 +308,9 @@ class ReplyOutcome(enum.Enum):
     START_FAILED = "start_failed"
     #: A shutdown interrupted the request.
     ABORTED = "aborted"
+    #: ``start_child`` refused: the machine holds ``max_children`` children
+    #: already (Elixir ``DynamicSupervisor``); nothing changed.
+    LIMIT_REACHED = "limit_reached"
 
 
 @final
@@ -260,7 +319,9 @@ class Reply:
     """The API request being handled is complete.
 
     Requests refused at once (unknown id, running child, ...) do not get a
-    Reply: ``handle`` raises the API error and changes nothing.
+    Reply: ``handle`` raises the API error and changes nothing. The one
+    exception is ``LIMIT_REACHED``: a refusal that is a Reply (the machine
+    knows the limit, the caller's error names it), also with nothing changed.
     """
 
     outcome: ReplyOutcome
@@ -299,7 +360,20 @@ class Exit:
     restarts: tuple[RestartRecord, ...] = ()
 
 
-Command = StartChild | StopChild | ScheduleRestart | CancelRestart | Reply | Exit
+Command = (
+    StartChild
+    | StopChild
+    | StopChildren
+    | ScheduleRestart
+    | CancelRestart
+    | CancelChild
+    | Reply
+    | Exit
+)
 
 #: The commands whose result is the machine's next input.
-BLOCKING: tuple[type[StartChild], type[StopChild]] = (StartChild, StopChild)
+BLOCKING: tuple[type[StartChild], type[StopChild], type[StopChildren]] = (
+    StartChild,
+    StopChild,
+    StopChildren,
+)

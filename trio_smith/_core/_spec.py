@@ -45,7 +45,7 @@ class IdentityHash:
 
 @final
 class Strategy(enum.Enum):
-    """What a supervisor does when a child must be restarted (OTP section 1.4)."""
+    """What a supervisor does when a child must be restarted (OTP rules R4.1-R4.6)."""
 
     #: Restart only the child that exited (OTP R4.1).
     ONE_FOR_ONE = "one_for_one"
@@ -126,9 +126,9 @@ class Backoff:
 
     The delay before the n-th consecutive restart of a child (n = 0 first) is
     ``min(maximum, initial * multiplier**n) * (1 + U[0,1) * jitter)`` (Akka
-    ``BackoffSupervisor``, rule B3: jitter applies after the cap). The count
+    ``BackoffSupervisor``, rule K3: jitter applies after the cap). The count
     goes back to 0 once the child has stayed up ``reset_after`` seconds since
-    its last start (rule B6). Restarts still count toward the supervisor's
+    its last start (rule K6). Restarts still count toward the supervisor's
     restart intensity, when they are attempted.
 
     Args:

@@ -35,7 +35,8 @@ BACKOFF    trio_smith's addition (Akka): stop the affected siblings now,
            then schedule the attempt after the child's backoff delay.
 API_*      ``handle_call`` for start/restart/terminate (R1.11 table).
 SHUTDOWN   ``terminate/2``: stop everything in reverse start order (R8.1),
-           then exit with the reason.
+           then exit with the reason. A pool stops every child at once
+           (``terminate_dynamic_children``, R4.7): see below.
 ========== ============================================================
 
 A retry is a :class:`ScheduleRestart` whose :class:`TimerFired` comes back
@@ -50,6 +51,33 @@ busy has its :class:`ChildExited` queued; if the supervisor stops that child
 first, the exit is absorbed (R7.1) and, arriving later with an old
 ``incarnation``, ignored as stale (R7.3); if the child was restarted by the
 current job, its new exit is a fresh failure (R7.2).
+
+Pools and limits
+================
+
+``pool=True`` is OTP's ``simple_one_for_one`` (Elixir's
+``DynamicSupervisor``) over the one_for_one rules, with two differences:
+
+* A pool child that ends for good is removed at once, as OTP's ``del_child``
+  erases a dynamic child (R4.8): a temporary or a transient normal exit, an
+  ignored start, a ``terminate_child``, and a child that ends for good just
+  before the supervisor gives up. Children stopped *by the shutdown* stay in
+  the table, stopped, as in any machine. So an idle pool holds no stopped
+  child.
+* A pool's shutdown asks every live child to stop at once
+  (:class:`StopChildren`, reverse start order) and waits for their
+  :class:`ChildStopped` in any order (``awaiting_stops``), then exits.
+
+``max_children`` (Elixir) refuses a ``start_child`` once the machine holds
+that many children, with ``Reply(LIMIT_REACHED)`` and nothing changed.
+
+Hung children
+=============
+
+The runtime judges hangs (phi accrual, ``_phi``) and reports the verdict as
+:class:`ChildJudgedHung`; the machine decides whether to act on it
+(:class:`CancelChild`) or whether it is stale. The cancelled child's end then
+comes back as an ordinary abnormal exit or failed start.
 """
 
 from __future__ import annotations
@@ -71,11 +99,13 @@ from .._exceptions import (
     IllegalStateTransition,
     RestartRecord,
 )
-from ._check import finite_at_least
+from ._check import finite_at_least, int_at_least
 from ._intensity import RestartWindow
 from ._protocol import (
+    CancelChild,
     CancelRestart,
     ChildExited,
+    ChildJudgedHung,
     ChildStarted,
     ChildStopped,
     Command,
@@ -95,6 +125,7 @@ from ._protocol import (
     StartIgnored,
     StartupRequested,
     StopChild,
+    StopChildren,
     TerminateChildRequested,
     TimerFired,
 )
@@ -123,7 +154,7 @@ class Phase(IdentityHash, enum.Enum):
     IDLE = "idle"
     #: A StartChild is out; waits for its result.
     AWAITING_START = "awaiting_start"
-    #: A StopChild is out; waits for ChildStopped.
+    #: A StopChild (or a pool's StopChildren) is out; waits for ChildStopped.
     AWAITING_STOP = "awaiting_stop"
     #: Gave its Exit command; takes nothing but (ignored) shutdown requests.
     EXITED = "exited"
@@ -200,7 +231,7 @@ class _Child:
     #: Successful starts; ``restarts`` is this minus one.
     starts: int = 0
     started_at: float = 0.0
-    #: Akka's restartCount: consecutive backoff restarts (B4).
+    #: Akka's restartCount: consecutive backoff restarts (K4).
     backoff_count: int = 0
     #: The pending ScheduleRestart's timer.
     #: Invariant: set iff status is RESTARTING (between handle() calls).
@@ -229,6 +260,8 @@ def _check_config(
     within: object,
     backoff: object,
     auto_shutdown: object,
+    max_children: object,
+    pool: object,
 ) -> None:
     if not isinstance(strategy, Strategy):
         raise TypeError(f"strategy must be a Strategy, got {strategy!r}")
@@ -241,6 +274,16 @@ def _check_config(
         raise TypeError(f"backoff must be a Backoff or None, got {backoff!r}")
     if not isinstance(auto_shutdown, AutoShutdown):
         raise TypeError(f"auto_shutdown must be an AutoShutdown, got {auto_shutdown!r}")
+    int_at_least("max_children", max_children, 1, optional=True)
+    if not isinstance(pool, bool):
+        raise TypeError(f"pool must be a bool, got {pool!r}")
+    if pool and strategy not in (Strategy.ONE_FOR_ONE, Strategy.ESCALATE):
+        # OTP simple_one_for_one restarts each child alone (R4.7); a group
+        # restart would stop siblings that a pool then could not tell from
+        # children that ended for good.
+        raise ValueError(
+            f"a pool needs Strategy.ONE_FOR_ONE or Strategy.ESCALATE, got {strategy!r}"
+        )
 
 
 @final
@@ -257,6 +300,12 @@ class SupervisorMachine:
             at once as OTP does. A child spec's own ``backoff`` wins.
         auto_shutdown: when significant children shut the supervisor down.
         random: returns uniform floats in [0, 1) for backoff jitter.
+        max_children: how many children the machine may hold; a
+            ``start_child`` beyond it gets ``Reply(LIMIT_REACHED)`` (Elixir
+            ``DynamicSupervisor``). None: no limit.
+        pool: OTP ``simple_one_for_one``: children that end for good are
+            removed at once, and a shutdown stops every child at once
+            (:class:`StopChildren`). Needs ONE_FOR_ONE or ESCALATE.
 
     Raises:
         ValueError: a value out of range, a duplicate child id, or a
@@ -271,10 +320,13 @@ class SupervisorMachine:
         "_children",
         "_incarnations",
         "_job",
+        "_max_children",
         "_now",
         "_out",
         "_phase",
+        "_pool",
         "_random",
+        "_stops",
         "_strategy",
         "_timers",
         "_window",
@@ -290,9 +342,13 @@ class SupervisorMachine:
         backoff: Backoff | None = None,
         auto_shutdown: AutoShutdown = AutoShutdown.NEVER,
         random: Callable[[], float],
+        max_children: int | None = None,
+        pool: bool = False,
     ) -> None:
-        _check_config(strategy, max_restarts, within, backoff, auto_shutdown)
+        _check_config(strategy, max_restarts, within, backoff, auto_shutdown, max_children, pool)
         self._strategy = strategy
+        self._max_children = max_children
+        self._pool = pool
         self._backoff = backoff
         self._auto_shutdown = auto_shutdown
         self._random = random
@@ -307,8 +363,12 @@ class SupervisorMachine:
             self._children[spec.id] = _Child(spec)
         self._phase = Phase.NEW
         self._job: _Job | None = None
-        # Invariant: set iff phase is AWAITING_START or AWAITING_STOP.
+        # Invariant: set iff phase is AWAITING_START or AWAITING_STOP, except
+        # during a pool's group stop (then None, and _stops is not empty).
         self._awaiting: str | None = None
+        # A pool's group stop: the children whose ChildStopped is still due.
+        # Invariant: empty unless phase is AWAITING_STOP with a StopChildren out.
+        self._stops: set[str] = set()
         self._incarnations = 0
         self._timers = 0
         self._now = -math.inf
@@ -328,8 +388,35 @@ class SupervisorMachine:
 
     @property
     def awaiting(self) -> str | None:
-        """The child whose start or stop result the machine waits for, if any."""
+        """The child whose start or stop result the machine waits for, if any.
+
+        None during a pool's group stop (:class:`StopChildren`), even when the
+        stop of a single child was under way before it: see ``awaiting_stops``.
+        """
         return self._awaiting
+
+    @property
+    def awaiting_stops(self) -> frozenset[str]:
+        """The children whose :class:`ChildStopped` the machine waits for.
+
+        A pool's group stop: the ids not stopped yet; a single StopChild: its
+        id; otherwise empty.
+        """
+        if self._stops:
+            return frozenset(self._stops)
+        if self._phase is Phase.AWAITING_STOP and self._awaiting is not None:
+            return frozenset((self._awaiting,))
+        return frozenset()
+
+    @property
+    def pool(self) -> bool:
+        """Whether the machine is a pool (OTP simple_one_for_one)."""
+        return self._pool
+
+    @property
+    def max_children(self) -> int | None:
+        """How many children the machine may hold (None: no limit)."""
+        return self._max_children
 
     @property
     def stopping(self) -> bool:
@@ -416,11 +503,20 @@ class SupervisorMachine:
         handler = _PHASE_TABLE.get((self._phase, type(input)))
         if handler is None:
             raise IllegalStateTransition("supervisor", self._phase.name, repr(input))
+        # A fact about another child than the awaited one is illegal; a hung
+        # verdict is not such a fact: it changes nothing, and the runtime
+        # must be able to cancel a hung child while another one starts/stops.
         awaited = getattr(input, "child_id", None)
-        if self._awaiting is not None and awaited is not None and awaited != self._awaiting:
-            raise IllegalStateTransition(
-                "supervisor", f"{self._phase.name}({self._awaiting!r})", repr(input)
-            )
+        if awaited is not None and type(input) is not ChildJudgedHung:
+            if self._awaiting is not None:
+                if awaited != self._awaiting:
+                    raise IllegalStateTransition(
+                        "supervisor", f"{self._phase.name}({self._awaiting!r})", repr(input)
+                    )
+            elif self._stops and awaited not in self._stops:
+                raise IllegalStateTransition(
+                    "supervisor", f"{self._phase.name}({sorted(self._stops)!r})", repr(input)
+                )
         if now < self._now:
             raise ValueError(f"now must not go back in time: {now!r} < {self._now!r}")
         self._now = now
@@ -470,6 +566,8 @@ class SupervisorMachine:
         if self._window.add(now, child_id):
             out: list[Command] = []
             self._out = out
+            if self._pool:
+                del self._children[child_id]  # as _attempt_restart does
             self._shutdown(ExitReason.INTENSITY, child_id=child_id, error=error)  # R5.6
             return out
         self._move(child, ChildEvent.START_ISSUED)
@@ -493,7 +591,11 @@ class SupervisorMachine:
         if job is not None and job.kind in _API_JOBS:
             assert job.child_id is not None
             self._emit(Reply(outcome=ReplyOutcome.ABORTED, child_id=job.child_id))
-        if self._phase is Phase.AWAITING_START:
+        if self._pool:
+            # The start under way is aborted with the others (one
+            # StopChildren); a stop under way stays awaited beside them.
+            self._shutdown(ExitReason.SHUTDOWN)
+        elif self._phase is Phase.AWAITING_START:
             # Trio cannot wait for a start that may never end: abort it.
             cid = self._awaiting
             assert cid is not None
@@ -511,6 +613,29 @@ class SupervisorMachine:
     def _on_exited_shutdown(self, _: ShutdownRequested) -> None:
         """Shutting down an exited supervisor does nothing (idempotent)."""
 
+    def _on_child_judged_hung(self, fact: ChildJudgedHung) -> None:
+        """Cancel a hung incarnation, unless the verdict is stale (design rule 4).
+
+        Stale: an unknown child, another incarnation, a child that is not
+        running or starting (stopped, restarting, or being stopped: its stop
+        deals with it), or a machine that is shutting down (every child is
+        about to be stopped anyway). Nothing in the machine changes.
+        """
+        child = self._children.get(fact.child_id)
+        if (
+            child is None
+            or child.incarnation != fact.incarnation
+            or (
+                child.status is not ChildStatus.RUNNING and child.status is not ChildStatus.STARTING
+            )
+            or (self._job is not None and self._job.kind is _JobKind.SHUTDOWN)
+        ):
+            return
+        self._emit(CancelChild(child_id=fact.child_id, incarnation=fact.incarnation))
+
+    def _on_exited_hung(self, _: ChildJudgedHung) -> None:
+        """A verdict after the exit is stale: every child is stopped."""
+
     def _on_child_exited(self, fact: ChildExited) -> None:
         child = self._children.get(fact.child_id)
         if (
@@ -523,10 +648,10 @@ class SupervisorMachine:
         child.last_error = fact.error
         backoff = child.spec.backoff or self._backoff
         if backoff is not None and self._now - child.started_at >= backoff.reset_after:
-            child.backoff_count = 0  # Akka B6: it stayed up long enough
+            child.backoff_count = 0  # Akka K6: it stayed up long enough
         restart = child.spec.restart
         if fact.kind is ExitKind.ABNORMAL and self._strategy is Strategy.ESCALATE:
-            self._remove_if_temporary(child)
+            self._retire(child)
             self._shutdown(ExitReason.ESCALATED, child_id=fact.child_id, error=fact.error)
         elif restart is Restart.PERMANENT or (
             restart is Restart.TRANSIENT and fact.kind is ExitKind.ABNORMAL
@@ -542,9 +667,10 @@ class SupervisorMachine:
                     [(_Step.STOP, cid) for cid in reversed(self._affected(fact.child_id))],
                 )
         else:
-            # R3.2/R3.4: no restart; the spec goes (temporary) or stays stopped;
-            # only the auto-shutdown check runs (R10.2).
-            self._remove_if_temporary(child)
+            # R3.2/R3.4: no restart; the spec goes (temporary, or any pool
+            # child: R4.8) or stays stopped; only the auto-shutdown check
+            # runs (R10.2).
+            self._retire(child)
             if self._auto_shutdown_due(child):
                 self._shutdown(ExitReason.AUTO_SHUTDOWN, child_id=fact.child_id)
 
@@ -557,6 +683,13 @@ class SupervisorMachine:
     def _on_start_child(self, request: StartChildRequested) -> None:
         spec = request.spec
         self._check_new_spec(spec)
+        # The limit comes after the spec's own checks (a bad spec is the
+        # caller's error whatever the count, as Elixir validates the spec
+        # before its handle_call counts) and before the duplicate check: the
+        # limit is the supervisor's answer to any start while it is full.
+        if self._max_children is not None and len(self._children) >= self._max_children:
+            self._emit(Reply(outcome=ReplyOutcome.LIMIT_REACHED, child_id=spec.id))
+            return
         existing = self._children.get(spec.id)
         if existing is not None:
             if existing.status is ChildStatus.RUNNING:
@@ -598,10 +731,11 @@ class SupervisorMachine:
         self._advance()
 
     def _on_start_ignored(self, result: StartIgnored) -> None:
-        # R2.2: "not started"; the spec stays, stopped, unless temporary.
+        # R2.2: "not started"; the spec stays, stopped, unless temporary
+        # or in a pool (R4.8: OTP keeps no dynamic child that is not running).
         child = self._children[result.child_id]
         self._move(child, ChildEvent.IGNORED)
-        self._remove_if_temporary(child)
+        self._retire(child)
         self._awaiting = None
         job = self._job
         assert job is not None
@@ -634,23 +768,32 @@ class SupervisorMachine:
             job.error = result.error
             self._advance()
         elif job.kind is _JobKind.API_RESTART:
-            # R1.11: the child stays stopped; no retry, no intensity entry.
+            # R1.11: the child stays stopped (a pool: removed, R4.8); no
+            # retry, no intensity entry.
+            if self._pool:
+                del self._children[cid]
             job.outcome = ReplyOutcome.START_FAILED
             job.error = result.error
             self._advance()
         elif job.kind is _JobKind.INIT:
             # R2.3: fatal, no retry; stop the started ones in reverse order.
-            self._remove_if_temporary(child)
+            self._retire(child)
             self._shutdown(ExitReason.START_FAILED, child_id=cid, error=result.error)
         else:
             # An automatic restart under ESCALATE: a failure, so give up.
-            self._remove_if_temporary(child)
+            self._retire(child)
             self._shutdown(ExitReason.ESCALATED, child_id=cid, error=result.error)
 
     def _on_child_stopped(self, result: ChildStopped) -> None:
         child = self._children[result.child_id]
         self._move(child, ChildEvent.STOPPED)
         self._remove_if_temporary(child)  # R3.3: never restarted, even as a bystander
+        stops = self._stops
+        if stops:
+            # A pool's group stop: the children end in any order (R4.7).
+            stops.discard(result.child_id)
+            if stops:
+                return
         self._awaiting = None
         self._advance()
 
@@ -684,6 +827,9 @@ class SupervisorMachine:
             error=error,
             restarts=self._window.history(self._now),
         )
+        if self._pool:
+            self._stop_together()
+            return
         if first_stop is None:
             self._advance()
             return
@@ -691,6 +837,44 @@ class SupervisorMachine:
         if self._phase is not Phase.AWAITING_STOP:  # an interrupted start
             self._phase = Phase.AWAITING_STOP
             self._emit(StopChild(child_id=first_stop))
+
+    def _stop_together(self) -> None:
+        """A pool's shutdown: stop every child at once (OTP terminate_dynamic_children, R4.7).
+
+        Running children, and one whose start a shutdown interrupted, get one
+        StopChildren (reverse start order); a pending retry is dropped; a stop
+        already under way (an interrupted terminate_child) stays awaited
+        beside them. With nothing to stop, the job ends.
+        """
+        job = self._job
+        assert job is not None
+        assert job.kind is _JobKind.SHUTDOWN
+        job.steps.clear()
+        group: list[str] = []
+        under_way: str | None = None
+        for cid in reversed(self._children):
+            child = self._children[cid]
+            status = child.status
+            if status is ChildStatus.RUNNING or status is ChildStatus.STARTING:
+                self._move(child, ChildEvent.STOP_ISSUED)
+                group.append(cid)
+            elif status is ChildStatus.STOPPING:
+                under_way = cid  # its StopChild is out already
+            elif status is ChildStatus.RESTARTING:
+                self._drop_restart(child)
+        if group:
+            self._stops = set(group)
+            if under_way is not None:
+                self._stops.add(under_way)
+            self._awaiting = None
+            self._phase = Phase.AWAITING_STOP
+            self._emit(StopChildren(child_ids=tuple(group)))
+        elif under_way is not None:
+            self._awaiting = under_way  # a single stop, as in any machine
+            self._phase = Phase.AWAITING_STOP
+        else:
+            self._awaiting = None
+            self._finish(job)
 
     def _advance(self) -> None:
         """Run the current job's steps until one blocks or the job ends."""
@@ -743,6 +927,10 @@ class SupervisorMachine:
             self._schedule_restart(child)
         elif job.kind in _API_JOBS:
             assert job.child_id is not None
+            if self._pool and job.kind is _JobKind.API_TERMINATE:
+                # R4.8: terminate_child erases a dynamic child (it is stopped
+                # now, or was removed already as a temporary).
+                self._children.pop(job.child_id, None)
             self._emit(Reply(outcome=job.outcome, child_id=job.child_id, error=job.error))
 
     def _attempt_restart(self, child: _Child) -> None:
@@ -755,6 +943,9 @@ class SupervisorMachine:
             child.timer = None
         if self._window.add(self._now, cid):
             # R5.6: do not restart it; stop the others in reverse order; exit.
+            # OTP's restart/2 del_child's it first: a pool erases it (R4.8).
+            if self._pool:
+                del self._children[cid]
             self._shutdown(ExitReason.INTENSITY, child_id=cid, error=child.last_error)
             return
         affected = self._affected(cid)
@@ -772,7 +963,7 @@ class SupervisorMachine:
         return [child_id]
 
     def _schedule_restart(self, child: _Child) -> None:
-        """Queue the next attempt: now (OTP) or after the backoff delay (Akka B3, B4)."""
+        """Queue the next attempt: now (OTP) or after the backoff delay (Akka K3, K4)."""
         backoff = child.spec.backoff or self._backoff
         if backoff is None:
             delay = 0.0
@@ -802,6 +993,11 @@ class SupervisorMachine:
 
     def _remove_if_temporary(self, child: _Child) -> None:
         if child.spec.restart is Restart.TEMPORARY:
+            del self._children[child.spec.id]
+
+    def _retire(self, child: _Child) -> None:
+        """A child ended for good (OTP del_child): a temporary or any pool child goes (R4.8)."""
+        if self._pool or child.spec.restart is Restart.TEMPORARY:
             del self._children[child.spec.id]
 
     def _api_child(self, child_id: str) -> _Child:
@@ -854,4 +1050,10 @@ _PHASE_TABLE: Final[dict[tuple[Phase, type[Any]], Callable[[_M, Any], None]]] = 
     (_P.AWAITING_STOP, ChildStopped): _M._on_child_stopped,
     (_P.AWAITING_STOP, ShutdownRequested): _M._on_shutdown_requested,
     (_P.EXITED, ShutdownRequested): _M._on_exited_shutdown,
+    # A hung verdict is taken whenever children may run, and ignored once
+    # exited; before start-up there is no incarnation to judge.
+    (_P.IDLE, ChildJudgedHung): _M._on_child_judged_hung,
+    (_P.AWAITING_START, ChildJudgedHung): _M._on_child_judged_hung,
+    (_P.AWAITING_STOP, ChildJudgedHung): _M._on_child_judged_hung,
+    (_P.EXITED, ChildJudgedHung): _M._on_exited_hung,
 }

@@ -36,8 +36,8 @@ from typing import TYPE_CHECKING, TextIO
 import trio
 
 from ..events import StoreOpenError
-from . import _main
 from ._demo_plan import DEFAULT_CHAOS, DEFAULT_DB, DEFAULT_DURATION, DemoConfig
+from ._errors import CommandError
 
 if TYPE_CHECKING:
     from ._demo_view import Reporter, Summary
@@ -156,7 +156,7 @@ def run(args: argparse.Namespace) -> int:
     with _quiet_library_logs():
         summary = trio.run(_demo_main, config, reporter, given)
     if isinstance(summary, str):
-        raise _main.CommandError(summary)
+        raise CommandError(summary)
     from ._demo_view import summary_lines
 
     reporter.summary(summary_lines(summary, program=_program()))

@@ -38,7 +38,7 @@ from ..events import (
     StoreUnavailable,
     dumps,
 )
-from . import _main
+from ._errors import CommandError
 from ._events_args import (
     CorrelationRef,
     category,
@@ -294,9 +294,9 @@ def events_error(exc: BaseException) -> EventsError | None:
     return None
 
 
-def _fail(message: str) -> _main.CommandError:
+def _fail(message: str) -> CommandError:
     """The error that ends the command with ``message`` and exit status 1."""
-    return _main.CommandError(message)
+    return CommandError(message)
 
 
 def check_store_path(path: str) -> None:

@@ -15,14 +15,11 @@ from typing import NoReturn
 
 from .. import __version__
 from . import _demo, _events
+from ._errors import CommandError
 
 #: Exit status for a usage error (argparse's own) and for a runtime error.
 EXIT_USAGE = 2
 EXIT_FAILURE = 1
-
-
-class CommandError(Exception):
-    """A user error found after parsing (a bad file, say): one line, then exit 1."""
 
 
 class _Parser(argparse.ArgumentParser):

@@ -17,10 +17,8 @@ from .._event import ToolEvent as ToolEvent
 from .._event import caused_by as caused_by
 from .._event import current_cause as current_cause
 from .._event import uuid7 as uuid7
-from .._exceptions import BusClosed as BusClosed
 from .._exceptions import EventsError as EventsError
 from .._exceptions import NoEventStore as NoEventStore
-from .._exceptions import StoreClosed as StoreClosed
 from .._exceptions import StoreCorrupt as StoreCorrupt
 from .._exceptions import StoreFileError as StoreFileError
 from .._exceptions import StoreFull as StoreFull
@@ -35,6 +33,8 @@ from ._bus import Handler as Handler
 from ._bus import Overflow as Overflow
 from ._bus import Subscription as Subscription
 from ._bus import SubscriptionStatistics as SubscriptionStatistics
+from ._closed import BusClosed as BusClosed
+from ._closed import StoreClosed as StoreClosed
 from ._codec import dumps as dumps
 from ._codec import loads as loads
 from ._filter import EventFilter as EventFilter

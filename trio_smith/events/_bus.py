@@ -20,10 +20,10 @@ Theory of operation
   everything after is synchronous.
 * **Order.** Stored events are fanned out by the store's commit listener, in
   position order, exactly once, even when the store commits in batches or a
-  publisher is cancelled while its append is in flight (reference/events.md
-  4.2: publish after commit). So each subscriber sees stored events in
+  publisher is cancelled while its append is in flight (publish after
+  commit, design rules 18 and 29). So each subscriber sees stored events in
   position order.
-* **Catch-up** (reference/events.md 4.3). A subscription from a position, or
+* **Catch-up** (design rule 29). A subscription from a position, or
   one whose CATCH_UP buffer overflowed, is registered for live events
   *first*, then reads the store page by page after the last position it
   delivered, then drains its live buffer, dropping events at or below that
@@ -32,7 +32,8 @@ Theory of operation
   If the live buffer overflows again meanwhile, the subscription drops out of
   live delivery again and the loop repeats from the last position.
 * **Pacing.** Publishing and receiving check for cancellation on every call
-  but yield to the scheduler once every 64 calls, or whenever they wait
+  but yield to the scheduler only on every ``checkpoint_every``-th call (64
+  by default), which is a full trio checkpoint, or whenever they wait
   (design rule 17).
 
 Invariants: ``_live`` holds exactly the registered subscriptions, in
@@ -60,10 +61,11 @@ from trio.lowlevel import Abort, Task, current_task, reschedule, wait_task_resch
 from .._core._check import int_at_least, optional_name, optional_str
 from .._core._spec import ChildSpec, Restart
 from .._event import Event, EventType, current_cause, set_cause
-from .._exceptions import BusClosed, NoEventStore, SubscriberOverflowed
-from .._supervisor import Supervisor
+from .._exceptions import NoEventStore, SubscriberOverflowed
+from .._supervision import Supervisor
+from ._closed import BusClosed
 from ._filter import EventFilter
-from ._pace import Pacer, cancel_requested
+from ._pace import EVERY, Pacer, cancel_requested
 from ._store import DEFAULT_PAGE, EventStore, StoreScan
 
 __all__ = [
@@ -247,7 +249,7 @@ class Subscription(trio.abc.ReceiveChannel[Event]):
         self._overflowed = False
         self._closed = False
         self._ended = False
-        self._pace = Pacer()
+        self._pace = Pacer(bus._checkpoint_every)
         self._outer_cause = current_cause()
         self.delivered = 0
         self.dropped = 0
@@ -364,7 +366,7 @@ class Subscription(trio.abc.ReceiveChannel[Event]):
             raise trio.EndOfChannel
 
     def _begin_catch_up(self) -> None:
-        # reference/events.md 4.3: register for live events first, then read.
+        # Design rule 29: register for live events first, then read.
         self._fell_behind = False
         self._replaying = True
         self._bus._register(self)
@@ -391,9 +393,16 @@ class Subscription(trio.abc.ReceiveChannel[Event]):
     async def receive(self) -> Event:
         """The next event, waiting for one if needed.
 
-        Checks for cancellation on every call; yields to the scheduler when it
-        waits, and at least once every 64 events (design rule 17). Cancelled,
-        it consumes nothing.
+        Every call checks for cancellation before it takes an event:
+        cancelled, it raises ``trio.Cancelled`` and consumes nothing. It
+        yields to the scheduler only when it waits for an event (or reads the
+        store), and on every ``checkpoint_every``-th call of this subscription
+        (the bus's, 64 by default) since it last did, which is then a full
+        checkpoint; the other calls are not schedule points
+        (``trio.testing.assert_no_checkpoints()`` passes around them). With
+        ``EventBus(checkpoint_every=1)`` every call is a full checkpoint.
+        ``async for`` over the subscription behaves the same. See "Checkpoints"
+        in docs/events.md and design rule 17.
 
         Raises:
             trio.EndOfChannel: the bus closed and everything was delivered.
@@ -410,7 +419,13 @@ class Subscription(trio.abc.ReceiveChannel[Event]):
     async def __anext__(self) -> Event:
         # The one copy of the receive path: ``async for`` (the hot path)
         # gets it without the wrapper coroutine the inherited __anext__ adds.
-        if cancel_requested():
+        # Design rule 17: the due call is a full checkpoint (trio's check
+        # before the work, a shielded yield after it); the others only check.
+        # A cancelled call raises through a full checkpoint: the count restarts.
+        pace = self._pace
+        due = pace.due()
+        if due or cancel_requested():
+            pace.reset()
             await trio.lowlevel.checkpoint_if_cancelled()
         queue = self._queue
         if queue and len(queue) < self.buffer and not (self._replay or self._replaying):
@@ -432,7 +447,7 @@ class Subscription(trio.abc.ReceiveChannel[Event]):
                 event = await self._wait_for_event()
             except trio.EndOfChannel:
                 raise StopAsyncIteration from None
-        elif self._pace.due():
+        elif due:
             await trio.lowlevel.cancel_shielded_checkpoint()
         self.delivered += 1
         set_cause(event)
@@ -533,9 +548,8 @@ class Subscription(trio.abc.ReceiveChannel[Event]):
         Every stored event up to it that the filter takes has been delivered.
         It is ``last_position``, moved on past the events the filter left
         out, so that a filtered durable subscription's checkpoint advances
-        while nothing it takes is published (reference/events.md 4.3 point
-        5; EventStoreDB sends checkpoint markers for this, see design rule
-        E5).
+        while nothing it takes is published (EventStoreDB sends checkpoint
+        markers for this; see E5 in docs/design.md).
         """
         last = self._last
         if (
@@ -647,15 +661,24 @@ class EventBus:
     Args:
         store: where published events are kept; None keeps nothing.
         name: for errors, logs and statistics; default ``"bus-<n>"``.
+        checkpoint_every: how often :meth:`publish` and
+            :meth:`Subscription.receive` yield to the scheduler when they do
+            not wait: every ``checkpoint_every``-th call (counted per bus for
+            publish, per subscription for receive) is a full trio checkpoint;
+            every call checks for cancellation. 1 makes every call a full
+            checkpoint, as trio's own rule asks, at a cost in throughput (see
+            "Checkpoints" in docs/events.md; design rule 17). Default 64.
 
     Raises:
         TypeError: ``store`` is not an EventStore.
-        ValueError: an empty ``name``.
+        ValueError: an empty ``name``, or ``checkpoint_every`` is not an
+            int >= 1.
     """
 
     __slots__ = (
         "__weakref__",
         "_by_type",
+        "_checkpoint_every",
         "_entered",
         "_fanned_out",
         "_full",
@@ -673,10 +696,18 @@ class EventBus:
         "_supervisor",
     )
 
-    def __init__(self, store: EventStore | None = None, *, name: str | None = None) -> None:
+    def __init__(
+        self,
+        store: EventStore | None = None,
+        *,
+        name: str | None = None,
+        checkpoint_every: int = EVERY,
+    ) -> None:
         if store is not None and not isinstance(store, EventStore):
             raise TypeError(f"store must be an EventStore or None, got {store!r}")
         self._name = optional_name(name) or f"bus-{next(_bus_names)}"
+        int_at_least("checkpoint_every", checkpoint_every, 1)
+        self._checkpoint_every: int = checkpoint_every
         self._store = store
         # Invariants: see the module docstring.
         self._live: tuple[Subscription, ...] = ()
@@ -687,7 +718,7 @@ class EventBus:
         self._sub_names = itertools.count(1)
         self._open = False
         self._entered = False
-        self._pace = Pacer()
+        self._pace = Pacer(checkpoint_every)
         self._published = 0
         #: The position of the last stored event fanned out (or the store's
         #: head when the bus opened).
@@ -706,6 +737,11 @@ class EventBus:
     def store(self) -> EventStore | None:
         """The store events are kept in, if any."""
         return self._store
+
+    @property
+    def checkpoint_every(self) -> int:
+        """Every how many calls :meth:`publish` and ``receive`` yield (see the class)."""
+        return self._checkpoint_every
 
     def __repr__(self) -> str:
         state = "open" if self._open else "closed"
@@ -832,11 +868,20 @@ class EventBus:
         """Publish an event: store it (if the bus has a store), then deliver it.
 
         Waits first while a BLOCK subscriber that takes the event has a full
-        buffer (backpressure). Checks for cancellation on every call, and
-        yields to the scheduler when it waits and at least once every 64
-        calls (design rule 17). If cancelled while waiting, nothing was
+        buffer (backpressure). If cancelled while waiting, nothing was
         published; once the store has the event, it is delivered even if the
         publisher is cancelled.
+
+        Every call checks for cancellation before it publishes: cancelled, it
+        raises ``trio.Cancelled`` and publishes nothing. It yields to the
+        scheduler only when it waits (for room, or for the store's append),
+        and on every ``checkpoint_every``-th call on this bus (64 by default)
+        since it last did, which is then a full checkpoint; the other calls
+        are not schedule points (``trio.testing.assert_no_checkpoints()``
+        passes around them) unless the store's append yields: a SQL store's
+        always does, a :class:`MemoryEventStore`'s on every 64th append. With
+        ``EventBus(checkpoint_every=1)`` every call is a full checkpoint. See
+        "Checkpoints" in docs/events.md and design rule 17.
 
         Args:
             event: the event, e.g. from :meth:`Event.new`.
@@ -854,7 +899,13 @@ class EventBus:
         """
         if type(event) is not Event:
             raise TypeError(f"expected an Event, got {event!r}")
-        if cancel_requested():
+        # Design rule 17: the due call is a full checkpoint (trio's check
+        # before the work, a shielded yield after it); the others only check.
+        # A cancelled call raises through a full checkpoint: the count restarts.
+        pace = self._pace
+        due = pace.due()
+        if due or cancel_requested():
+            pace.reset()
             await trio.lowlevel.checkpoint_if_cancelled()
         if not self._open:
             raise BusClosed(self._name)
@@ -868,12 +919,13 @@ class EventBus:
             self._check_open()
         store = self._store
         if store is not None and persist:
-            # The store's append is a checkpoint and paces itself.
-            return await store.append(event)
-        self._fan_out(event)
+            # The store's append may yield too (it paces itself).
+            event = await store.append(event)
+        else:
+            self._fan_out(event)
         if waited:
-            self._pace.reset()
-        elif self._pace.due():
+            pace.reset()
+        elif due:
             await trio.lowlevel.cancel_shielded_checkpoint()
         return event
 

@@ -1,4 +1,4 @@
-"""The events codec: the one place events become JSON and back (STYLE.md 6).
+"""The events codec: the one place events become JSON and back (docs/design.md rule 22).
 
 One private ``cattrs`` converter knows how to (un)structure an ``Event``:
 ids as canonical UUID strings, timestamps as ISO 8601 with ``+00:00``, the

@@ -18,7 +18,7 @@ import trio
 
 from .._core._check import optional_name
 from .._event import Event, EventType
-from .._exceptions import StoreClosed
+from ._closed import StoreClosed
 from ._filter import EventFilter
 from ._pace import Pacer, cancel_requested
 from ._store import (

@@ -61,7 +61,8 @@ import trio
 
 from .._core._check import finite_at_least, int_at_least, unicode_problem
 from .._event import Event, EventType
-from .._exceptions import EventsError, StoreClosed, StoreCorrupt, StoreReadOnly
+from .._exceptions import EventsError, StoreCorrupt, StoreReadOnly
+from ._closed import StoreClosed
 from ._codec import dump_payload, parse_json
 from ._filter import EventFilter
 from ._pace import cancel_requested

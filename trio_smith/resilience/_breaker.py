@@ -1,8 +1,8 @@
 """The circuit breaker's trio shell: wraps calls, reads the clock, runs the timers.
 
 Every decision is the machine's (``trio_smith._core._breaker``); this module
-classifies what a call did (reference/resilience.md 1.6 and its trio
-mapping), measures its duration, rejects with :class:`CallNotPermitted`
+classifies what a call did ("What counts" in docs/resilience.md; design.md
+B4 and T1-T4), measures its duration, rejects with :class:`CallNotPermitted`
 after a checkpoint, and turns the machine's signals into events.
 """
 
@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import contextvars
 import functools
-import importlib
 import logging
 import random as _random
 from collections.abc import Awaitable, Callable
@@ -31,15 +30,10 @@ from .._core._breaker import (
     WaitInterval,
 )
 from .._core._check import is_finite_number, non_empty_str
-from .._event import Event, EventPublisher, EventType, SystemEvent, storable_text
+from .._emit import Emitter, check_publisher, describe_error
+from .._event import Event, EventPublisher, EventType, SystemEvent
 from .._exceptions import CallNotPermitted
-
-# trio's run context and default clock: the breaker's hot path reads the time
-# through them (see CircuitBreaker.call); tests/resilience/test_breaker_clock.py
-# checks it against trio.current_time(). A trio without them: the public path.
-_trio_run: Any = importlib.import_module("trio._core._run")
-_RUN_CONTEXT: Any = getattr(_trio_run, "GLOBAL_RUN_CONTEXT", None)
-_SystemClock: Any = getattr(_trio_run, "SystemClock", None)
+from .._trio_private import system_clock_offset
 
 __all__ = ["BreakerStatistics", "CircuitBreaker", "CircuitBreakerEvent"]
 
@@ -257,16 +251,15 @@ class CircuitBreaker:
             ("random", random),
         ):
             _optional_callable(label, value)
-        if events is not None and not callable(getattr(events, "publish_nowait", None)):
-            raise TypeError(f"events must have a publish_nowait method, got {events!r}")
+        checked = check_publisher(events)
         self._record_predicate = record_exception
         self._ignore_predicate = ignore_exception
         self._record_result = record_result
-        self._events = events
-        self._events_dropped = 0
+        self._events = checked
+        self._emitter = Emitter(checked, f"circuit breaker {self._name!r}")
         self._clock: Callable[[], float] = clock if clock is not None else trio.current_time
-        #: The time is trio's, and may be read through its run context.
-        self._trio_clock = clock is None and _RUN_CONTEXT is not None
+        #: The time is trio's: with its SystemClock, offset + perf_counter().
+        self._trio_clock = clock is None
         #: The hot path of call() may be taken (docs/performance.md).
         self._fast = self._trio_clock and record_result is None and events is None
         # The machine is built on first use: its clock may need a running trio.
@@ -316,7 +309,7 @@ class CircuitBreaker:
             not_permitted_calls=machine.phase.metrics.not_permitted,
             attempts=machine.attempts,
             retry_after=machine.retry_after(now),
-            events_dropped=self._events_dropped,
+            events_dropped=self._emitter.dropped,
         )
 
     def __repr__(self) -> str:
@@ -364,9 +357,7 @@ class CircuitBreaker:
         if signal.rate is not None:
             payload["rate"] = signal.rate
         if error is not None and kind in (SignalKind.ERROR, SignalKind.IGNORED_ERROR):
-            # Event.new refuses a lone surrogate, which a message may hold.
-            payload["error_type"] = storable_text(type(error).__qualname__)
-            payload["error"] = storable_text(str(error))
+            payload.update(describe_error(error))
         source = f"circuit_breaker/{self._name}"
         built = [Event.new(_EVENT_TYPES[kind], source=source, payload=payload)]
         if kind is SignalKind.STATE_TRANSITION:
@@ -379,12 +370,8 @@ class CircuitBreaker:
                     Event.new(SystemEvent.CIRCUIT_BREAKER_CLOSED, source=source, payload=payload)
                 )
         for event in built:
-            try:
-                events.publish_nowait(event)
-            except Exception as exc:  # trio.WouldBlock, BusClosed, the publisher's own
-                # A breaker never waits for, nor fails because of, a bus.
-                self._events_dropped += 1
-                log.debug("circuit breaker %r dropped %s: %r", self._name, event.type, exc)
+            # A breaker never waits for, nor fails because of, a bus (rule 34).
+            self._emitter.publish(event)
 
     # ------------------------------------------------------------ calls
 
@@ -397,7 +384,7 @@ class CircuitBreaker:
 
     async def _reject(self, machine: BreakerMachine, now: float) -> CallNotPermitted:
         # A rejected call is still a checkpoint, so a retry loop cannot
-        # starve the scheduler (resilience.md T6, trio's checkpoint rule).
+        # starve the scheduler (docs/design.md T6, trio's checkpoint rule).
         # What rejected it is read first: other tasks may move the state
         # during the checkpoint (a trial call may close the breaker).
         error = CallNotPermitted(self._name, machine.state.value, machine.retry_after(now))
@@ -405,7 +392,7 @@ class CircuitBreaker:
         return error
 
     def _classify(self, permit: int, error: BaseException, duration: float, now: float) -> None:
-        """Record what a call that raised did (resilience.md 1.6, in resilience4j's order)."""
+        """Record what a call that raised did, in resilience4j's order (docs/resilience.md)."""
         machine = self._get_machine()
         if not isinstance(error, Exception):
             # Cancelled, KeyboardInterrupt, SystemExit, GeneratorExit, and any
@@ -461,19 +448,20 @@ class CircuitBreaker:
             # The hot path (docs/performance.md): CLOSED, trio's
             # own clock, nobody listening, no result predicate. With trio's
             # SystemClock, current_time() is offset + perf_counter(), read
-            # here without its two layers of calls; durations need no offset.
-            clock = _RUN_CONTEXT.runner.clock
-            if type(clock) is _SystemClock:
+            # here without its two layers of calls; durations need no offset
+            # (design rules 23 and 32).
+            offset = system_clock_offset()
+            if offset is not None:
                 held = machine.phase.generation
                 start = _perf_counter()
                 try:
                     result = await fn(*args)
                 except BaseException as error:
                     end = _perf_counter()
-                    self._classify(held, error, end - start, clock.offset + end)
+                    self._classify(held, error, end - start, offset + end)
                     raise
                 end = _perf_counter()
-                if machine.succeeded(end - start, clock.offset + end):
+                if machine.succeeded(end - start, offset + end):
                     self._after(machine)
                 return result
         read = self._clock
@@ -505,18 +493,17 @@ class CircuitBreaker:
     async def __aenter__(self) -> CircuitBreaker:
         machine = self._machine or self._get_machine()
         # trio's SystemClock read directly, as in call(): start is then a
-        # perf_counter() reading and the entry keeps the clock for its offset.
-        clock = _RUN_CONTEXT.runner.clock if self._trio_clock else None
-        if clock is not None and type(clock) is _SystemClock:
+        # perf_counter() reading and the entry keeps the clock's offset.
+        offset = system_clock_offset() if self._trio_clock else None
+        if offset is not None:
             start = _perf_counter()
-            now = clock.offset + start
+            now = offset + start
         else:
-            clock = None
             start = now = self._clock()
         permit = self._acquire(machine, now)
         if permit is None:
             raise await self._reject(machine, now)
-        _ENTRY.set((self, permit, start, _ENTRY.get(), clock))
+        _ENTRY.set((self, permit, start, _ENTRY.get(), offset))
         return self
 
     async def __aexit__(
@@ -530,11 +517,11 @@ class CircuitBreaker:
         assert entry is not None
         assert entry[0] is self
         _ENTRY.set(entry[3])
-        permit, start, clock = entry[1], entry[2], entry[4]
-        if clock is not None:
+        permit, start, offset = entry[1], entry[2], entry[4]
+        if offset is not None:
             end = _perf_counter()
             duration = end - start
-            now = clock.offset + end
+            now = offset + end
         else:
             now = self._clock()
             duration = now - start

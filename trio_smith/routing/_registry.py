@@ -33,13 +33,13 @@ import trio
 from .._core._check import finite_at_least, int_at_least, non_empty_str, optional_name
 from .._core._routing import AgentInput, AgentStatus, agent_step
 from .._core._spec import Backoff, ChildSpec, ChildStatus, Heartbeat, Restart
+from .._emit import Emitter, check_publisher, describe_error
 from .._event import (
     AgentEvent,
     Event,
     EventPublisher,
     EventType,
     current_cause,
-    linked_event,
     set_cause,
     storable_text,
     uuid7,
@@ -54,8 +54,13 @@ from .._exceptions import (
     NoCurrentChild,
     RequestTimeout,
 )
-from .._runtime import ChildContext, current_child
-from .._supervisor import _only_cancelled
+from .._supervision import (
+    ChildContext,
+    current_child,
+    hung_verdict,
+    listen_status,
+    only_cancelled,
+)
 from ..resilience import CircuitBreaker, CircuitState
 
 #: An envelope's states: waiting for its reply, then exactly one end.
@@ -475,13 +480,13 @@ class Registry:
         request_timeout: float = 30.0,
         name: str | None = None,
     ) -> None:
-        if events is not None and not callable(getattr(events, "publish_nowait", None)):
-            raise TypeError(f"events must have a publish_nowait method, got {events!r}")
+        checked = check_publisher(events)
         int_at_least("mailbox_size", mailbox_size, 1)
         finite_at_least("restart_wait", restart_wait, 0)
         finite_at_least("request_timeout", request_timeout, 0, strict=True)
         self.name = optional_name(name) or "registry"
-        self.events = events
+        #: Publishes the registry's events, and its routers' (one drop count).
+        self._emitter = Emitter(checked, f"registry {self.name!r}")
         self.mailbox_size = mailbox_size
         self.restart_wait = restart_wait
         self.request_timeout = request_timeout
@@ -496,10 +501,14 @@ class Registry:
         self._timeouts = 0
         self._late_replies = 0
         self._expired = 0
-        self._events_dropped = 0
 
     def __repr__(self) -> str:
         return f"<Registry {self.name!r} agents={len(self._agents)}>"
+
+    @property
+    def events(self) -> EventPublisher | None:
+        """Where the registry publishes its events (None: nowhere)."""
+        return self._emitter.events
 
     def __len__(self) -> int:
         return len(self._agents)
@@ -664,7 +673,7 @@ class Registry:
             pass
         else:
             binding.child = child
-            child._listen(lambda status: self._settled(agent, binding, status))
+            listen_status(child, lambda status: self._settled(agent, binding, status))
         self._changed_status(agent)
         self._publish(
             AgentEvent.STARTED,
@@ -679,8 +688,8 @@ class Registry:
         binding.open = False
         # Cancelled (alone, or a handler's nursery's group of them) is a stop,
         # unless the supervisor cancelled the agent because it hung: a failure.
-        stopped = error is None or _only_cancelled(error)
-        hung = None if binding.child is None else binding.child._hung()
+        stopped = error is None or only_cancelled(error)
+        hung = None if binding.child is None else hung_verdict(binding.child)
         if hung is not None:
             error, stopped = hung, False
         reason = _end_reason(error, stopped)
@@ -704,8 +713,7 @@ class Registry:
         if stopped or error is None:
             self._publish(AgentEvent.STOPPED, agent.name, payload, cause, None)
         else:
-            payload["error_type"] = storable_text(type(error).__qualname__)
-            payload["error"] = storable_text(str(error))
+            payload.update(describe_error(error))
             self._publish(AgentEvent.FAILED, agent.name, payload, cause, None)
         if binding.child is None or binding.orphaned:
             self._forget(agent)
@@ -797,7 +805,7 @@ class Registry:
             timeouts=self._timeouts,
             late_replies=self._late_replies,
             expired=self._expired,
-            events_dropped=self._events_dropped,
+            events_dropped=self._emitter.dropped,
         )
 
     # ------------------------------------------------------------ sending
@@ -962,7 +970,7 @@ class Registry:
     ) -> Event | None:
         """Publish an agent event (source ``agents/<agent>``)."""
         return self._publish_to(
-            self.events, kind, f"agents/{agent}", payload, cause, correlation_id
+            self._emitter.events, kind, f"agents/{agent}", payload, cause, correlation_id
         )
 
     def _publish_to(
@@ -974,17 +982,12 @@ class Registry:
         cause: Event | None,
         correlation_id: UUID | None,
     ) -> Event | None:
-        """Publish a routing event; a full or closed publisher drops it (counted).
+        """Publish a routing event to ``events``; a refusal is counted, never raised.
 
         The registry's and its routers' events, so one count covers both.
+        Our payloads are JSON-safe, and the cause is explicit (None: a root
+        event), never whatever the publishing task happens to be handling.
         """
-        if events is None:
-            return None
-        # Our payloads are JSON-safe, and the cause is explicit (None: a root
-        # event), never whatever the publishing task happens to be handling.
-        event = linked_event(kind, source, payload, cause, correlation_id=correlation_id)
-        try:
-            events.publish_nowait(event)
-        except Exception:  # trio.WouldBlock, BusClosed, the publisher's own
-            self._events_dropped += 1
-        return event
+        return self._emitter.emit(
+            kind, source, payload, cause, to=events, correlation_id=correlation_id
+        )

@@ -12,13 +12,13 @@ import trio
 
 from .._core._check import finite_at_least, non_empty_str, optional_name
 from .._core._routing import AgentStatus, Balance, RouteTable, choose
+from .._emit import check_publisher, describe_error
 from .._event import (
     Event,
     EventPublisher,
     EventType,
     caused_by,
     current_cause,
-    storable_text,
     uuid7,
 )
 from .._exceptions import CallNotPermitted, NoAgentAvailable
@@ -63,7 +63,7 @@ class RoutingEvent:
     * ``TASK_ROUTED``: ``{"task_id", "task_type", "role", "agent"}``; the root
       of the task's causal chain (or a link in its caller's).
     * ``TASK_COMPLETED``: ``{"task_id", "agent", "duration"}`` (seconds).
-    * ``TASK_FAILED``: ``{"task_id", "agent", "error_type", "error"}``.
+    * ``TASK_FAILED``: ``{"task_id", "agent", "error_type", "error", "traceback"}``.
     """
 
     TASK_ROUTED: ClassVar[EventType] = EventType("routing", "task_routed")
@@ -146,8 +146,7 @@ class Router:
             raise TypeError(f"registry must be a Registry, got {registry!r}")
         if not isinstance(balance, Balance):
             raise TypeError(f"balance must be a Balance, got {balance!r}")
-        if events is not None and not callable(getattr(events, "publish_nowait", None)):
-            raise TypeError(f"events must have a publish_nowait method, got {events!r}")
+        check_publisher(events)
         self.registry = registry
         self.table = RouteTable(routes=routes, default=default)
         self.balance = balance
@@ -269,12 +268,7 @@ class Router:
                 self._failed += 1
                 self._publish(
                     RoutingEvent.TASK_FAILED,
-                    {
-                        "task_id": str(task.id),
-                        "agent": agent.name,
-                        "error_type": storable_text(type(exc).__qualname__),
-                        "error": storable_text(str(exc)),
-                    },
+                    {"task_id": str(task.id), "agent": agent.name, **describe_error(exc)},
                     routed,
                 )
                 raise

@@ -1,6 +1,6 @@
 """The public supervisors: ``Supervisor`` and ``DynamicSupervisor``.
 
-Both are thin faces over ``_runtime._Runtime``: they validate arguments when
+Both are thin faces over ``_runtime.Runtime``: they validate arguments when
 built, turn API calls into the core's requests, and implement ``async with``:
 entering starts the children (OTP R2.1), leaving waits until the supervisor
 has stopped, and every way of leaving stops the children in reverse start
@@ -19,16 +19,16 @@ from typing import Literal, Self, final
 import attrs
 import trio
 
-from ._core._check import int_at_least
-from ._core._phi import to_ms
-from ._core._protocol import (
+from .._core._phi import to_ms
+from .._core._protocol import (
     DeleteChildRequested,
     Input,
     RestartChildRequested,
     StartChildRequested,
     TerminateChildRequested,
 )
-from ._core._spec import (
+from .._core._reports import DEFAULT_REPORT_LIMIT, ReportLimit
+from .._core._spec import (
     AutoShutdown,
     Backoff,
     ChildCounts,
@@ -36,13 +36,13 @@ from ._core._spec import (
     ChildSpec,
     Strategy,
 )
-from ._event import EventPublisher
-from ._exceptions import (
+from .._event import EventPublisher
+from .._exceptions import (
     ChildNotFound,
     RestartRecord,
     SupervisorNotRunning,
 )
-from ._runtime import _Runtime
+from ._runtime import Runtime
 
 __all__ = [
     "ChildHandle",
@@ -51,6 +51,7 @@ __all__ = [
     "SupervisorState",
     "SupervisorStatistics",
     "TreeNode",
+    "only_cancelled",
 ]
 
 
@@ -144,7 +145,7 @@ class TreeNode:
             child._render_children(lines, prefix + ("    " if last else "│   "))
 
 
-def _state(rt: _Runtime) -> SupervisorState:
+def _state(rt: Runtime) -> SupervisorState:
     if not rt.entered:
         return SupervisorState.NEW
     if rt.exit is not None:
@@ -156,7 +157,7 @@ def _state(rt: _Runtime) -> SupervisorState:
     return SupervisorState.RUNNING
 
 
-def _child_nodes(rt: _Runtime) -> tuple[TreeNode, ...]:
+def _child_nodes(rt: Runtime) -> tuple[TreeNode, ...]:
     nodes = []
     for info in rt.machine.which_children():
         nested = rt.nested(info.id)
@@ -177,17 +178,18 @@ def _child_nodes(rt: _Runtime) -> tuple[TreeNode, ...]:
     return tuple(nodes)
 
 
-def _tree(rt: _Runtime) -> TreeNode:
+def _tree(rt: Runtime) -> TreeNode:
     return TreeNode(
         id=rt.name, kind="supervisor", status=_state(rt).value, children=_child_nodes(rt)
     )
 
 
-def _only_cancelled(exc: BaseException) -> bool:
+def only_cancelled(exc: BaseException) -> bool:
+    """Whether ``exc`` is ``trio.Cancelled``, or a group of nothing else."""
     if isinstance(exc, trio.Cancelled):
         return True
     if isinstance(exc, BaseExceptionGroup):
-        return all(_only_cancelled(leaf) for leaf in exc.exceptions)
+        return all(only_cancelled(leaf) for leaf in exc.exceptions)
     return False
 
 
@@ -196,7 +198,7 @@ class _Base:
 
     __slots__ = ("_rt",)
 
-    _rt: _Runtime
+    _rt: Runtime
 
     @property
     def name(self) -> str:
@@ -245,7 +247,7 @@ class _Base:
         except BaseException as nursery_exc:
             rt.detach()
             failure = rt.failure
-            if failure is not None and _only_cancelled(nursery_exc):
+            if failure is not None and only_cancelled(nursery_exc):
                 raise failure from failure.__cause__
             raise
         rt.detach()
@@ -253,7 +255,7 @@ class _Base:
         if failure is None:
             return
         if exc is None or isinstance(exc, trio.Cancelled):
-            # Bare, not in an ExceptionGroup: the contract of API.md.
+            # Bare, not in an ExceptionGroup (docs/design.md rule 16).
             raise failure from failure.__cause__
         raise BaseExceptionGroup(
             f"supervisor {rt.name!r} gave up while the body of its 'async with' raised",
@@ -285,7 +287,7 @@ class _Base:
         """
         rt = self._rt
         infos = rt.machine.which_children()
-        if not rt.watched:
+        if not rt.hung.watched:
             return infos
         now_ms = to_ms(trio.current_time())
         return [
@@ -350,7 +352,7 @@ class Supervisor(_Base):
 
     Args:
         children: the child specs, in start order.
-        strategy: what a restart touches (OTP section 1.4; ``ESCALATE`` gives
+        strategy: what a restart touches (OTP rules R4.1-R4.6; ``ESCALATE`` gives
             up at the first abnormal exit).
         max_restarts: restarts tolerated within ``within`` seconds; one more
             makes the supervisor give up (OTP intensity, R5.3).
@@ -368,6 +370,10 @@ class Supervisor(_Base):
             inherits its parent's. Publishing never blocks supervision: an
             event the publisher refuses is dropped and counted
             (``statistics().events_dropped``).
+        report_limit: the crash-report burst limit: at most
+            ``report_limit.burst`` full crash reports (with traceback) per
+            ``report_limit.window`` seconds, then one summary line with the
+            count of the others; None writes every report in full.
 
     Raises:
         ValueError: an argument out of range, a duplicate child id, or a
@@ -397,8 +403,9 @@ class Supervisor(_Base):
         auto_shutdown: AutoShutdown = AutoShutdown.NEVER,
         name: str | None = None,
         events: EventPublisher | None = None,
+        report_limit: ReportLimit | None = DEFAULT_REPORT_LIMIT,
     ) -> None:
-        self._rt = _Runtime(
+        self._rt = Runtime(
             tuple(children),
             strategy=strategy,
             max_restarts=max_restarts,
@@ -408,6 +415,7 @@ class Supervisor(_Base):
             name=name,
             kind="supervisor",
             events=events,
+            report_limit=report_limit,
         )
 
     async def _request(self, request: Input) -> None:
@@ -506,6 +514,7 @@ class DynamicSupervisor(_Base):
         backoff: as for :class:`Supervisor` (the template's own wins).
         name: as for :class:`Supervisor`.
         events: as for :class:`Supervisor`.
+        report_limit: as for :class:`Supervisor`.
 
     Raises:
         ValueError: an argument out of range, or a significant template.
@@ -524,6 +533,7 @@ class DynamicSupervisor(_Base):
         backoff: Backoff | None = None,
         name: str | None = None,
         events: EventPublisher | None = None,
+        report_limit: ReportLimit | None = DEFAULT_REPORT_LIMIT,
     ) -> None:
         if not isinstance(template, ChildSpec):
             raise TypeError(f"template must be a ChildSpec, got {template!r}")
@@ -532,10 +542,9 @@ class DynamicSupervisor(_Base):
                 f"template {template.id!r} is significant, but a DynamicSupervisor "
                 "never shuts down by itself (OTP R1.3)"
             )
-        int_at_least("max_children", max_children, 1, optional=True)
         self._template = template
         self._counter = itertools.count(1)
-        self._rt = _Runtime(
+        self._rt = Runtime(
             (),
             strategy=Strategy.ONE_FOR_ONE,
             max_restarts=max_restarts,
@@ -545,8 +554,9 @@ class DynamicSupervisor(_Base):
             name=name,
             kind="dynamic supervisor",
             max_children=max_children,
-            parallel_shutdown=True,
+            pool=True,
             events=events,
+            report_limit=report_limit,
         )
 
     @property

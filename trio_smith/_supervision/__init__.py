@@ -1,0 +1,34 @@
+"""The supervision shell: the pure core's decisions carried out with trio.
+
+Files, from the outside in:
+
+* ``_supervisor``: the public faces (``Supervisor``, ``DynamicSupervisor``):
+  argument checks, ``async with``, the API calls, snapshots.
+* ``_runtime``: one ``Runtime`` per supervisor: the control loop that feeds
+  facts to the core's ``SupervisorMachine`` and carries out its commands.
+* ``_boundary``: the child boundary, the task that runs a child's
+  incarnations and turns their ends into facts.
+* ``_context``: ``ChildContext`` and ``current_child()``; a child reaches its
+  supervisor only through the ``ChildOwner`` protocol.
+* ``_watch``: hung-child detection (phi accrual per watched incarnation).
+* ``_report``: events, log lines and crash reports (burst-limited).
+
+Every decision is the core's (``trio_smith/_core``, docs/design.md rule 1);
+this package only measures, waits and executes.
+
+For ``trio_smith.routing``, this package offers :func:`listen_status`,
+:func:`hung_verdict` and :func:`only_cancelled`, and nothing else beyond the
+public API.
+"""
+
+from ._context import ChildContext as ChildContext
+from ._context import current_child as current_child
+from ._context import hung_verdict as hung_verdict
+from ._context import listen_status as listen_status
+from ._supervisor import ChildHandle as ChildHandle
+from ._supervisor import DynamicSupervisor as DynamicSupervisor
+from ._supervisor import Supervisor as Supervisor
+from ._supervisor import SupervisorState as SupervisorState
+from ._supervisor import SupervisorStatistics as SupervisorStatistics
+from ._supervisor import TreeNode as TreeNode
+from ._supervisor import only_cancelled as only_cancelled

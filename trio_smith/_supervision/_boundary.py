@@ -1,0 +1,63 @@
+"""The child boundary: one task per child, running its incarnations.
+
+``return`` is a normal exit; ``except Exception`` / ``except* Exception`` an
+abnormal one; an end after the supervisor asked the child to stop is a stop,
+never a failure (OTP R3.5); an incarnation judged hung ends abnormally with
+its ``ChildHung``. ``trio.Cancelled`` and every other BaseException
+propagate, and a child ended by one (KeyboardInterrupt, SystemExit) is never
+restarted (docs/design.md rule 15).
+
+The task runs the next incarnation itself when the runtime restarted the
+child at once (the fast path, ``Runtime.child_ended``); otherwise it ends.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from .._core._spec import ChildSpec
+from ._context import CURRENT, ChildContext, TaskStatus
+
+if TYPE_CHECKING:
+    from ._runtime import Runtime
+
+__all__ = ["run_child"]
+
+
+async def run_child(rt: Runtime, ctx: ChildContext, spec: ChildSpec, takes_status: bool) -> None:
+    """One child's task: the child boundary, once per incarnation it runs."""
+    fn = spec.fn
+    args = spec.args
+    next_ctx: ChildContext | None = ctx
+    while next_ctx is not None:
+        ctx = next_ctx
+        CURRENT.set(ctx)
+        normal = False
+        error: BaseException | None = None
+        try:
+            with ctx._scope:
+                try:
+                    try:
+                        if takes_status:
+                            await fn(*args, task_status=TaskStatus(ctx))
+                        else:
+                            await fn(*args)
+                        normal = True
+                    except Exception as exc:
+                        error = exc
+                except* Exception as group:
+                    # A group mixing errors with Cancelled or KeyboardInterrupt
+                    # (rule 15): the errors are the failure, the rest keeps
+                    # propagating.
+                    error = group
+        except BaseException as exc:
+            # KeyboardInterrupt, SystemExit...: never a failure, never a restart.
+            rt.child_escaped(ctx, exc)
+            raise
+        watch = ctx._watch
+        if watch is not None and watch.hung is not None and not ctx._stop_asked:
+            # Judged hung and cancelled (Runtime._judge_hung): a failure,
+            # whatever the child did while unwinding.
+            normal = False
+            error = watch.hung
+        next_ctx = rt.child_ended(ctx, normal, error, takes_status)

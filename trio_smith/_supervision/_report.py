@@ -1,0 +1,369 @@
+"""What a supervisor tells the world: its events, its log lines and its crash reports.
+
+One :class:`Reporter` per supervisor. Every supervision event is built here
+from a typed payload (one ``TypedDict`` per event type, the table in
+docs/events.md, checked by tests/test_docs.py) and published through the
+library's one :class:`~trio_smith._emit.Emitter`. Every log record carries
+structured fields in ``extra``: ``supervisor`` (the path), and for a child
+``child_id``, ``incarnation``, ``reason`` and ``correlation_id`` (the causal
+chain of its events, None without a publisher).
+
+Crash reports (a child failed, failed to start, or raised while being
+stopped: message and traceback) go through the supervisor's burst limit
+(``ReportLimit``, docs/design.md rule 33): a crash loop writes a few full
+reports and one summary line, and does not spend its time formatting
+tracebacks nobody reads. Events and statistics count every failure.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from typing import TYPE_CHECKING, Any, Final, Literal, TypedDict, final
+
+import trio
+
+from .._core._reports import ReportBudget, ReportLimit
+from .._emit import Emitter, describe_error
+from .._event import Event, EventPublisher, SupervisionEvent
+from .._exceptions import ChildHung
+
+if TYPE_CHECKING:
+    from ._context import ChildContext
+
+__all__ = ["PAYLOADS", "Reporter"]
+
+log: Final = logging.getLogger("trio_smith.supervisor")
+
+
+# ------------------------------------------------------------ payloads
+#
+# Every supervision event's payload, exactly as docs/events.md lists it.
+
+
+class SupervisorStartedPayload(TypedDict):
+    supervisor: str
+
+
+class SupervisorStoppedPayload(TypedDict):
+    supervisor: str
+    reason: str
+
+
+class SupervisorGaveUpPayload(TypedDict):
+    supervisor: str
+    reason: str
+    child_id: str | None
+    error_type: str | None
+    error: str | None
+    traceback: str | None
+
+
+class ChildStartedPayload(TypedDict):
+    supervisor: str
+    child_id: str
+    incarnation: int
+
+
+class ChildRestartedPayload(TypedDict):
+    supervisor: str
+    child_id: str
+    incarnation: int
+
+
+# Optional fields are those of a ``total=False`` subclass (``NotRequired``
+# is not seen through the string annotations of this module).
+
+
+class _ChildStoppedFields(TypedDict):
+    supervisor: str
+    child_id: str
+    incarnation: int
+    reason: Literal["normal", "ignored", "shutdown", "interrupted"]
+
+
+class ChildStoppedPayload(_ChildStoppedFields, total=False):
+    error_type: str | None
+    error: str | None
+    traceback: str | None
+
+
+class _ChildFailedFields(TypedDict):
+    supervisor: str
+    child_id: str
+    incarnation: int
+    error_type: str | None
+    error: str | None
+    traceback: str | None
+
+
+class ChildFailedPayload(_ChildFailedFields, total=False):
+    during: Literal["start"]
+    reason: Literal["hung"]
+    phi: float | None
+    silence: float
+
+
+#: The payload type of each supervision event type.
+PAYLOADS: Final[dict[object, type]] = {
+    SupervisionEvent.SUPERVISOR_STARTED: SupervisorStartedPayload,
+    SupervisionEvent.SUPERVISOR_STOPPED: SupervisorStoppedPayload,
+    SupervisionEvent.SUPERVISOR_GAVE_UP: SupervisorGaveUpPayload,
+    SupervisionEvent.CHILD_STARTED: ChildStartedPayload,
+    SupervisionEvent.CHILD_RESTARTED: ChildRestartedPayload,
+    SupervisionEvent.CHILD_STOPPED: ChildStoppedPayload,
+    SupervisionEvent.CHILD_FAILED: ChildFailedPayload,
+}
+
+
+@final
+class Reporter:
+    """One supervisor's events, log lines and crash reports.
+
+    ``name`` and ``path`` follow the supervisor (a nested one is renamed
+    when it is entered).
+    """
+
+    __slots__ = ("budget", "emitter", "last_failure", "name", "path")
+
+    def __init__(self, events: EventPublisher | None, name: str, limit: ReportLimit | None) -> None:
+        self.name = name
+        self.path = name
+        self.emitter = Emitter(events, f"supervisor {name!r}")
+        self.budget = None if limit is None else ReportBudget(limit)
+        #: The last failure event: the cause of the restarts it brings about.
+        self.last_failure: Event | None = None
+
+    @property
+    def events(self) -> EventPublisher | None:
+        return self.emitter.events
+
+    def adopt(self, name: str, path: str, events: EventPublisher | None) -> None:
+        """Take the name, path (and the parent's publisher) given when entered in a child."""
+        self.name = name
+        self.path = path
+        self.emitter.owner = f"supervisor {name!r}"
+        if self.emitter.events is None:
+            self.emitter.events = events
+
+    def _extra(self, ctx: ChildContext | None, reason: str | None, event: Event | None) -> Any:
+        extra: dict[str, object] = {"supervisor": self.path}
+        if ctx is not None:
+            extra["child_id"] = ctx.id
+            extra["incarnation"] = ctx.incarnation
+        extra["reason"] = reason
+        extra["correlation_id"] = None if event is None else str(event.correlation_id or event.id)
+        return extra
+
+    # ------------------------------------------------------------ supervisor
+
+    def supervisor_started(self) -> None:
+        if self.emitter.events is not None:
+            payload: SupervisorStartedPayload = {"supervisor": self.path}
+            self.emitter.emit(SupervisionEvent.SUPERVISOR_STARTED, self.path, payload)
+
+    def gave_up(self, reason: str, child_id: str | None, failure: BaseException) -> None:
+        cause = failure.__cause__
+        event = None
+        if self.emitter.events is not None:
+            described = describe_error(cause)
+            payload: SupervisorGaveUpPayload = {
+                "supervisor": self.path,
+                "reason": reason,
+                "child_id": child_id,
+                "error_type": described["error_type"],  # type: ignore[typeddict-item]
+                "error": described["error"],  # type: ignore[typeddict-item]
+                "traceback": described["traceback"],  # type: ignore[typeddict-item]
+            }
+            event = self.emitter.emit(
+                SupervisionEvent.SUPERVISOR_GAVE_UP, self.path, payload, self.last_failure
+            )
+        log.error(
+            "supervisor %r gave up: %s",
+            self.name,
+            failure,
+            extra=self._extra(None, reason, event or self.last_failure),
+        )
+
+    def auto_shutdown(self, child_id: str | None) -> None:
+        if log.isEnabledFor(logging.INFO):
+            log.info(
+                "supervisor %r shuts down: significant child %r ended",
+                self.name,
+                child_id,
+                extra={**self._extra(None, "auto_shutdown", None), "child_id": child_id},
+            )
+
+    def stopped(self, reason: str) -> None:
+        self._summarise(self.budget.flush() if self.budget is not None else 0)
+        if self.emitter.events is not None:
+            payload: SupervisorStoppedPayload = {"supervisor": self.path, "reason": reason}
+            self.emitter.emit(SupervisionEvent.SUPERVISOR_STOPPED, self.path, payload)
+
+    # ------------------------------------------------------------ children
+
+    def child_started(self, ctx: ChildContext) -> None:
+        if self.emitter.events is None:
+            return
+        payload: ChildStartedPayload = {
+            "supervisor": self.path,
+            "child_id": ctx.id,
+            "incarnation": ctx.incarnation,
+        }
+        self.emitter.emit(SupervisionEvent.CHILD_STARTED, self.path, payload, ctx._cause)
+
+    def child_restarted(self, child_id: str, incarnation: int) -> Event | None:
+        """A restart is issued; returns its event, the cause of the new start."""
+        event = None
+        if self.emitter.events is not None:
+            payload: ChildRestartedPayload = {
+                "supervisor": self.path,
+                "child_id": child_id,
+                "incarnation": incarnation,
+            }
+            event = self.emitter.emit(
+                SupervisionEvent.CHILD_RESTARTED, self.path, payload, self.last_failure
+            )
+        if log.isEnabledFor(logging.INFO):
+            log.info(
+                "restarting child %r of supervisor %r",
+                child_id,
+                self.name,
+                extra={
+                    **self._extra(None, "restart", event),
+                    "child_id": child_id,
+                    "incarnation": incarnation,
+                },
+            )
+        return event
+
+    def restart_delayed(self, child_id: str, delay: float) -> None:
+        if log.isEnabledFor(logging.INFO):
+            log.info(
+                "child %r of supervisor %r restarts in %.3g s",
+                child_id,
+                self.name,
+                delay,
+                extra={**self._extra(None, "backoff", None), "child_id": child_id, "delay": delay},
+            )
+
+    def child_ended(self, ctx: ChildContext, normal: bool, error: BaseException | None) -> None:
+        """How a child ended: stopped (normal, ignored, shutdown) or failed; crash reports."""
+        event = None
+        if ctx._stop_asked and ctx._started:
+            reason = "shutdown"
+            if self.emitter.events is not None:
+                stopped: ChildStoppedPayload = {
+                    "supervisor": self.path,
+                    "child_id": ctx.id,
+                    "incarnation": ctx.incarnation,
+                    "reason": "shutdown",
+                }
+                if error is not None:
+                    stopped.update(describe_error(error))  # type: ignore[typeddict-item]
+                event = self.emitter.emit(SupervisionEvent.CHILD_STOPPED, self.path, stopped)
+            if error is not None:
+                # OTP's shutdown_error report (D16).
+                self._crash(
+                    "child %r of supervisor %r raised while being stopped",
+                    ctx,
+                    error,
+                    reason,
+                    event,
+                )
+            return
+        if normal:
+            if self.emitter.events is not None:
+                ended: ChildStoppedPayload = {
+                    "supervisor": self.path,
+                    "child_id": ctx.id,
+                    "incarnation": ctx.incarnation,
+                    "reason": "normal" if ctx._started else "ignored",
+                }
+                self.emitter.emit(SupervisionEvent.CHILD_STOPPED, self.path, ended)
+            return
+        reason = "failed" if ctx._started else "start_failed"
+        if self.emitter.events is not None:
+            failed: ChildFailedPayload = {
+                "supervisor": self.path,
+                "child_id": ctx.id,
+                "incarnation": ctx.incarnation,
+                **describe_error(error),  # type: ignore[typeddict-item]
+            }
+            if type(error) is ChildHung:
+                failed["reason"] = "hung"
+                # JSON has no infinity: None for a phi past float range.
+                failed["phi"] = error.phi if math.isfinite(error.phi) else None
+                failed["silence"] = error.silence
+            if not ctx._started:
+                failed["during"] = "start"
+            event = self.last_failure = self.emitter.emit(
+                SupervisionEvent.CHILD_FAILED, self.path, failed
+            )
+        if ctx._started:
+            self._crash("child %r of supervisor %r failed", ctx, error, reason, event)
+        else:
+            self._crash("child %r of supervisor %r failed to start", ctx, error, reason, event)
+
+    def child_interrupted(self, ctx: ChildContext, error: BaseException) -> None:
+        """A child ended by a BaseException (KeyboardInterrupt...): it propagates, no restart."""
+        event = None
+        if self.emitter.events is not None:
+            payload: ChildStoppedPayload = {
+                "supervisor": self.path,
+                "child_id": ctx.id,
+                "incarnation": ctx.incarnation,
+                "reason": "interrupted",
+                **describe_error(error),  # type: ignore[typeddict-item]
+            }
+            event = self.emitter.emit(SupervisionEvent.CHILD_STOPPED, self.path, payload)
+        log.warning(
+            "child %r of supervisor %r was interrupted by %s; it propagates, no restart",
+            ctx.id,
+            self.name,
+            type(error).__name__,
+            extra=self._extra(ctx, "interrupted", event),
+        )
+
+    # ------------------------------------------------------------ crash reports
+
+    def _crash(
+        self,
+        message: str,
+        ctx: ChildContext,
+        error: BaseException | None,
+        reason: str,
+        event: Event | None,
+    ) -> None:
+        """A crash report, within the burst limit (docs/design.md rule 33)."""
+        if not log.isEnabledFor(logging.ERROR):
+            return
+        budget = self.budget
+        if budget is not None:
+            full, summary = budget.take(trio.current_time())
+            if summary:
+                self._summarise(summary)
+            if not full:
+                return
+        log.error(
+            message,
+            ctx.id,
+            self.name,
+            exc_info=error,
+            extra=self._extra(ctx, reason, event),
+        )
+
+    def _summarise(self, suppressed: int) -> None:
+        if not suppressed:
+            return
+        assert self.budget is not None
+        limit = self.budget.limit
+        log.error(
+            "supervisor %r: %d more crash reports not written (at most %d in full per %g s); "
+            "its events and statistics count every failure",
+            self.name,
+            suppressed,
+            limit.burst,
+            limit.window,
+            extra={**self._extra(None, "suppressed", None), "suppressed": suppressed},
+        )
