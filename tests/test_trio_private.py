@@ -285,7 +285,7 @@ def test_import_trio_smith_fails_loudly_when_a_name_is_gone() -> None:
     )
     assert done.returncode != 0
     last = done.stderr.strip().splitlines()[-1]
-    assert last.startswith("trio_smith._trio_private.TrioInternalsChanged: trio_smith cannot use")
+    assert last.startswith("trio_smith._exceptions.TrioInternalsChanged: trio_smith cannot use")
     assert f"trio {trio.__version__}: its private name trio._core._run.SystemClock" in last
 
 

@@ -22,6 +22,7 @@ __all__ = [
     "RestartRecord",
     "TrioSmithError",
     "IllegalStateTransition",
+    "TrioInternalsChanged",
     "SupervisorError",
     "SupervisorGaveUp",
     "RestartIntensityExceeded",
@@ -68,6 +69,15 @@ class RestartRecord:
 
 class TrioSmithError(Exception):
     """Base class of every error trio_smith raises on purpose."""
+
+
+@final
+class TrioInternalsChanged(TrioSmithError, ImportError):
+    """A private trio name trio_smith reads is missing or has changed shape.
+
+    Raised by ``import trio_smith`` (docs/design.md rule 32), naming the
+    private name and trio's version.
+    """
 
 
 @final

@@ -32,6 +32,8 @@ from typing import Any, Final
 import attrs
 import trio
 
+from ._exceptions import TrioInternalsChanged
+
 __all__ = [
     "TESTED_TRIO",
     "TrioInternalsChanged",
@@ -44,10 +46,6 @@ __all__ = [
 #: The trio versions trio_smith was tested with: ``>= low, < high`` (minor
 #: versions), as pyproject.toml's dependency says.
 TESTED_TRIO: Final = ((0, 32), (0, 36))
-
-
-class TrioInternalsChanged(ImportError):
-    """A private trio name trio_smith reads is missing or has changed shape."""
 
 
 def _changed(name: str, problem: str) -> TrioInternalsChanged:

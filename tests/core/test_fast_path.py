@@ -31,12 +31,18 @@ from .sim import machine, run_scenario, spec
 
 
 class FastPath:
-    """Takes every ChildExited through ``handle_exit_fast``, as the runtime does."""
+    """Takes every ChildExited through ``handle_exit_fast``, as the runtime does.
 
-    def __init__(self, inner: SupervisorMachine) -> None:
+    With ``awaits_start`` (children that take ``task_status``), the start's
+    result is fed as ``handle`` would get it.
+    """
+
+    def __init__(self, inner: SupervisorMachine, awaits_start: bool = False) -> None:
         self.inner = inner
+        self.awaits_start = awaits_start
         self.pending_start: str | None = None
         self.fused = 0
+        self.fused_starts = 0
 
     def handle(self, input: Input, *, now: float) -> list[Command]:
         if self.pending_start is not None:
@@ -44,13 +50,26 @@ class FastPath:
             assert input == ChildStarted(child_id=self.pending_start)
             self.pending_start = None
             return []
+        if (
+            self.awaits_start
+            and isinstance(input, ChildStarted)
+            and self.inner.handle_started_fast(input.child_id, now=now)
+        ):
+            self.fused_starts += 1
+            return []
         if isinstance(input, ChildExited):
             out = self.inner.handle_exit_fast(
-                input.child_id, input.incarnation, input.kind, input.error, now=now
+                input.child_id,
+                input.incarnation,
+                input.kind,
+                input.error,
+                now=now,
+                awaits_start=self.awaits_start,
             )
             if isinstance(out, int):
                 self.fused += 1
-                self.pending_start = input.child_id
+                if not self.awaits_start:
+                    self.pending_start = input.child_id
                 return [StartChild(child_id=input.child_id, incarnation=out)]
             return out
         return self.inner.handle(input, now=now)
@@ -88,6 +107,36 @@ def test_fast_path_gives_the_same_traces_as_handle() -> None:
     # The sample must really exercise the shortcut.
     assert len(SCENARIOS) >= 200
     assert fused >= 200
+
+
+def test_fast_path_awaiting_the_start_gives_the_same_traces_as_handle() -> None:
+    # Children with task_status: any start result may follow the fused
+    # restart (started, failed, ignored, or a shutdown interrupting it), so
+    # the scenarios keep their scripted start outcomes.
+    wrappers: list[FastPath] = []
+
+    def factory(*args: Any, **kwargs: Any) -> FastPath:
+        wrappers.append(FastPath(machine(*args, **kwargs), awaits_start=True))
+        return wrappers[-1]
+
+    scenarios = random_scenarios(20261205, 1500)
+    for index, scenario in enumerate(scenarios):
+        assert run_scenario(scenario, factory) == run_scenario(scenario, machine), index
+    assert sum(w.fused for w in wrappers) >= 200
+    assert sum(w.fused_starts for w in wrappers) >= 200
+    assert any(s["starts"] for s in scenarios)
+
+
+def test_fast_path_awaiting_the_start_leaves_the_start_out() -> None:
+    m = _booted(max_restarts=5)
+    assert m.handle_exit_fast("a", 1, ExitKind.ABNORMAL, None, now=1.0, awaits_start=True) == 3
+    assert (m.phase.name, m.awaiting) == ("AWAITING_START", "a")
+    assert m.which_children()[0].status is ChildStatus.STARTING
+    assert not m.handle_started_fast("b", now=1.0)  # not the start that is out
+    assert m.handle_started_fast("a", now=1.0)
+    assert (m.phase.name, m.which_children()[0].status) == ("IDLE", ChildStatus.RUNNING)
+    assert m.which_children()[0].restarts == 1
+    assert not m.handle_started_fast("a", now=1.0)  # nothing is out any more
 
 
 def _booted(max_restarts: int) -> SupervisorMachine:

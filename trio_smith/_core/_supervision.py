@@ -526,20 +526,34 @@ class SupervisorMachine:
         return out
 
     def handle_exit_fast(
-        self, child_id: str, incarnation: int, kind: ExitKind, error: object, *, now: float
+        self,
+        child_id: str,
+        incarnation: int,
+        kind: ExitKind,
+        error: object,
+        *,
+        now: float,
+        awaits_start: bool = False,
     ) -> int | list[Command]:
         """``handle(ChildExited(...))``, fused with an immediate restart of that child.
 
-        The runtime's hot path (a crash loop under one_for_one). It may be
-        used only for a child that counts as started as soon as it is
-        spawned (its ``fn`` takes no ``task_status``).
+        The runtime's hot path (a crash loop under one_for_one, docs/design.md
+        rule 13).
+
+        Args:
+            awaits_start: the child's start has a result to wait for (its
+                ``fn`` takes ``task_status``). If False, it counts as started
+                as soon as it is spawned.
 
         Returns:
             The new incarnation, when ``handle`` would have answered exactly
-            ``[StartChild(child_id, incarnation)]`` and the next input would
-            have been ``ChildStarted(child_id)``: both are applied and the
-            child is RUNNING again. Otherwise the commands that
-            ``handle(ChildExited(...))`` returns, with the same effects.
+            ``[StartChild(child_id, incarnation)]``. Without
+            ``awaits_start`` the next input would have been
+            ``ChildStarted(child_id)``: it is applied too and the child is
+            RUNNING again. With it, the start is out and the next input must
+            be its result, exactly as after that ``StartChild``. Otherwise
+            the commands that ``handle(ChildExited(...))`` returns, with the
+            same effects.
         """
         child = self._children.get(child_id)
         if (
@@ -573,10 +587,51 @@ class SupervisorMachine:
         self._move(child, ChildEvent.START_ISSUED)
         self._incarnations += 1
         child.incarnation = self._incarnations
+        if awaits_start:
+            # What _attempt_restart -> _advance leave when they issue the
+            # StartChild: a RESTART job with no step left, waiting for it.
+            self._job = _Job(_JobKind.RESTART, child_id, deque())
+            self._awaiting = child_id
+            self._phase = Phase.AWAITING_START
+            return self._incarnations
         self._move(child, ChildEvent.STARTED)
         child.starts += 1
         child.started_at = now
         return self._incarnations
+
+    def handle_started_fast(self, child_id: str, *, now: float) -> bool:
+        """``handle(ChildStarted(child_id))`` when it would answer nothing, fused.
+
+        The second half of the runtime's hot path for a child that takes
+        ``task_status`` (``handle_exit_fast(..., awaits_start=True)``): the
+        awaited start of a restart with nothing left to do after it.
+
+        Returns:
+            True if it was applied (the child is RUNNING, the machine IDLE,
+            and ``handle`` would have returned ``[]``); False if nothing was
+            applied, and ``handle`` must take the fact.
+        """
+        job = self._job
+        if (
+            self._phase is not Phase.AWAITING_START
+            or self._awaiting != child_id
+            or job is None
+            or job.kind is not _JobKind.RESTART
+            or job.steps
+            or now < self._now
+        ):
+            return False
+        # The steps of _on_child_started -> _advance -> _finish for a RESTART
+        # job whose plan is done.
+        child = self._children[child_id]
+        self._now = now
+        self._move(child, ChildEvent.STARTED)
+        child.starts += 1
+        child.started_at = now
+        self._awaiting = None
+        self._job = None
+        self._phase = Phase.IDLE
+        return True
 
     # ------------------------------------------------------------ handlers
 

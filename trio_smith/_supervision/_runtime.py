@@ -276,7 +276,13 @@ class Runtime:
         ):
             # The loop takes a blocking command's result before anything
             # else (_next_fact), so applying it from here is the same order.
-            self.apply(ChildStarted(child_id=ctx.id))
+            cid = ctx.id
+            self.blocking = None
+            if self.machine.handle_started_fast(cid, now=trio.current_time()):
+                if cid in self._listeners:
+                    self._tidy(cid)
+            else:
+                self.apply(ChildStarted(child_id=cid))
             if self._loop_has_work():
                 self.poke()
         else:
@@ -788,27 +794,20 @@ class Runtime:
         heartbeat = None if watch is None else watch.heartbeat
         machine = self.machine
         now = trio.current_time()
-        if not takes_status:
-            outcome = machine.handle_exit_fast(cid, ctx.incarnation, kind, error, now=now)
-            if isinstance(outcome, int):
-                # Restarted at once: run the new incarnation in this task.
-                new = self.incarnation(cid, outcome, heartbeat)
+        outcome = machine.handle_exit_fast(
+            cid, ctx.incarnation, kind, error, now=now, awaits_start=takes_status
+        )
+        if isinstance(outcome, int):
+            # Restarted at once: run the new incarnation in this task.
+            new = self.incarnation(cid, outcome, heartbeat)
+            if takes_status:
+                # The start is out; its started() feeds ChildStarted (mark_started).
+                self.blocking = StartChild(child_id=cid, incarnation=outcome)
+                self._tidy(cid)
+            else:
                 self._started(new)
-                return new
-            self.apply(None, outcome, cid)
-        else:
-            fact = ChildExited(child_id=cid, incarnation=ctx.incarnation, kind=kind, error=error)
-            commands = machine.handle(fact, now=now)
-            if len(commands) == 1 and type(commands[0]) is StartChild:
-                start = commands[0]
-                if start.child_id == cid:
-                    # Restarted at once: the new incarnation runs in this task
-                    # and its started() feeds ChildStarted (mark_started).
-                    new = self.incarnation(cid, start.incarnation, heartbeat)
-                    self.blocking = start
-                    self._tidy(cid)
-                    return new
-            self.apply(None, commands, cid)
+            return new
+        self.apply(None, outcome, cid)
         if self._loop_has_work():
             self.poke()
         return None
