@@ -34,6 +34,13 @@ step in that state only finds children that the supervisor still holds a pid
 for (its 'EXIT'-queue not yet handled) and that have not been killed since.
 Pending work is flushed at the end of the scenario.
 
+A pool scenario (``"strategy": "simple_one_for_one"``) has a ``"template"``
+(``{"restart": ...}``) instead of ``"children"``; its ``start_child`` steps
+name only the new child's id (``supervisor:start_child(Sup, [Id])``), and it
+takes no ``restart_child`` or ``delete_child``. The harness maps OTP's pids to
+ids; see the header of ``diff_harness.erl`` for how, and for the order of the
+``stop`` entries of a pool's shutdown.
+
 Example::
 
     traces = run_otp([{
@@ -203,6 +210,9 @@ def _check_scenario(index: int, scenario: Mapping[str, Any]) -> None:
         if not isinstance(child, Mapping) or not isinstance(child.get("id"), str):
             raise ValueError(f"scenario {index}: bad child {child!r}")
 
+    pool = scenario.get("strategy") == "simple_one_for_one"
+    if pool and (scenario.get("children") or not isinstance(scenario.get("template"), Mapping)):
+        raise ValueError(f"scenario {index}: a pool has a template and no children")
     for child in scenario.get("children", []):
         check_child(child)
     for outcomes in scenario.get("starts", {}).values():
@@ -217,6 +227,8 @@ def _check_scenario(index: int, scenario: Mapping[str, Any]) -> None:
             check_child(step.get("child"))
         if op in _ID_OPS and not isinstance(step.get("id"), str):
             raise ValueError(f"scenario {index}: step without id {step!r}")
+        if pool and op in ("restart_child", "delete_child"):
+            raise ValueError(f"scenario {index}: {op} is not offered by a pool (D25)")
         if op == "exit" and not isinstance(step.get("reason"), str):
             raise ValueError(f"scenario {index}: exit step without reason {step!r}")
 
