@@ -392,3 +392,20 @@ async def test_which_children_shows_phi_of_watched_running_children(
         w, u = sup.which_children()
         assert (w.status, w.phi) == (ChildStatus.STOPPED, None)
         await sup.shutdown()
+
+
+def test_which_children_after_the_run_of_a_supervisor_that_watched_a_child() -> None:
+    # It used to read trio's clock for phi, which needs a running trio.
+    box: list[Supervisor] = []
+
+    async def child() -> None:
+        await trio.sleep_forever()
+
+    async def main() -> None:
+        async with Supervisor([ChildSpec("c", child, heartbeat=Heartbeat(1.0))]) as sup:
+            box.append(sup)
+            await sup.shutdown()
+
+    trio.run(main, clock=trio.testing.MockClock(autojump_threshold=0))
+    [info] = box[0].which_children()
+    assert (info.id, info.status, info.phi) == ("c", ChildStatus.STOPPED, None)

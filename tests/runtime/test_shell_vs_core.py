@@ -16,7 +16,18 @@ several at once), virtual time passes, an API call is made, and an ending
 After every step the logs and ``which_children()`` must be equal; at the end
 so must the way the supervisor ended, and no task may be left. A child that
 runs its own supervisor is checked against a Sim nested in the Sim (a fresh
-machine per start of that child, OTP R5.7).
+machine per start of that child, OTP R5.7), two levels deep.
+
+A ``DynamicSupervisor`` (a pool: ``SupervisorMachine(pool=True,
+max_children=...)``) is driven the same way from its template: ``start_child``
+(``ChildLimitReached`` beyond ``max_children``), ``terminate_child`` by
+handle, exits, waits and the ending. It stops its children at once, so the
+stops of one group stop are compared as a set.
+
+Watched workers (``ChildSpec.heartbeat``) heartbeat until a Hang step; the
+real supervisor then judges them hung once phi crosses the threshold, and the
+core decides (``ChildJudgedHung`` -> ``CancelChild``). A hung worker may also
+end by itself just before, at or after the instant of its verdict.
 
 What the oracle cannot know is taken from the real run, and only that:
 
@@ -27,6 +38,14 @@ What the oracle cannot know is taken from the real run, and only that:
   call's turn is gone by then (OTP: its exit signal is in the mailbox). Within
   such a step the exits and the API result are compared apart from the stops
   and starts they cause.
+* When a verdict came: the hang detector measures, the oracle cannot. Each
+  verdict the real runtime feeds its machine is noted (``_VerdictSpy``: only
+  its instant and child id), and the oracle feeds its own machine a verdict
+  about the incarnation alive *there*, at that instant of its virtual clock,
+  with the verdicts of one instant fed together, as ``Runtime._judge_hung``
+  does. A hung worker that ends by itself is an exit at the instant the real
+  log gives; if it ended first the runtime drops its verdict, if the verdict
+  came first it is cancelled and logs ``["exit", id, "hung"]``.
 * A child whose ``fn`` takes no ``task_status`` counts as started when its
   task is spawned, so when it first runs and logs "start" is up to trio's
   scheduler: such "start" entries are compared per child, not in the global
@@ -35,6 +54,8 @@ What the oracle cannot know is taken from the real run, and only that:
 
 from __future__ import annotations
 
+import functools
+import heapq
 import itertools
 from collections import deque
 from collections.abc import Callable, Mapping, Sequence
@@ -52,12 +73,18 @@ from trio_smith import (
     ChildAlreadyPresent,
     ChildAlreadyStarted,
     ChildFailureEscalated,
+    ChildHandle,
+    ChildHung,
+    ChildInfo,
+    ChildLimitReached,
     ChildNotFound,
     ChildRestarting,
     ChildRunning,
     ChildSpec,
     ChildStartFailed,
     ChildStatus,
+    DynamicSupervisor,
+    Heartbeat,
     Restart,
     RestartIntensityExceeded,
     Strategy,
@@ -68,20 +95,30 @@ from trio_smith import (
     current_child,
 )
 from trio_smith._core._protocol import (
+    CancelChild,
+    ChildExited,
+    ChildJudgedHung,
     ChildStarted,
     ChildStopped,
+    Command,
+    ExitKind,
     ExitReason,
+    Input,
     StartChild,
     StartFailed,
     StartIgnored,
     StopChild,
 )
 from trio_smith._core._supervision import SupervisorMachine
+from trio_smith._supervision._context import ChildContext, hung_verdict
 
 from ..core.sim import Sim, machine
 
-#: The id of the child that runs a nested supervisor.
+#: The id of the child that runs a nested supervisor, and of its own such child.
 NESTED = "sup"
+NESTED2 = "sup2"
+#: A DynamicSupervisor's template id: its children are "w-1", "w-2"...
+POOL = "w"
 #: ``ChildSpec.shutdown`` of a graceful child: asked to stop, it returns at once.
 GRACE = 5.0
 
@@ -102,11 +139,14 @@ class Kid:
     status: bool
     #: Start outcomes, one per start ("ok" once used up): "ok", "fail", "ignore".
     script: tuple[str, ...]
+    #: Watched for hangs with this ``Heartbeat.interval``: it heartbeats
+    #: every interval until a Hang step.
+    heartbeat: float | None = None
 
 
 @attrs.frozen
 class Tree:
-    """The child NESTED: a supervisor of grandchildren."""
+    """The child ``id``: a supervisor of grandchildren, and maybe of a ``sub`` tree."""
 
     position: int
     restart: Restart
@@ -115,6 +155,9 @@ class Tree:
     max_restarts: int
     within: float
     kids: tuple[Kid, ...]
+    id: str = NESTED
+    #: A child of this tree's supervisor that runs a supervisor in turn.
+    sub: Tree | None = None
 
 
 @attrs.frozen
@@ -126,7 +169,7 @@ class End:
 
 @attrs.frozen
 class Wait:
-    """Virtual time passes; due backoff timers fire on the way."""
+    """Virtual time passes; due backoff timers fire and hung children are judged on the way."""
 
     seconds: float
 
@@ -140,7 +183,21 @@ class Call:
     orders: tuple[tuple[int, bool], ...] = ()
 
 
-Step = End | Wait | Call
+@attrs.frozen
+class Hang:
+    """A live watched worker (``pick``) stops heartbeating.
+
+    With ``end`` = (how, offset ms) it ends by itself (``how``: "crash" or
+    "normal") ``offset`` ms from the instant its verdict is due: before it
+    (the verdict never comes), at it (trio decides which comes first) or
+    after it (too late: it is cancelled).
+    """
+
+    pick: int
+    end: tuple[str, int] | None = None
+
+
+Step = End | Wait | Call | Hang
 
 
 @attrs.frozen
@@ -159,6 +216,21 @@ class Plan:
 
 
 @attrs.frozen
+class PoolPlan:
+    """A ``DynamicSupervisor`` of ``template`` (id POOL); Call picks a handle to terminate."""
+
+    template: Kid
+    #: Start scripts of the n-th ``start_child``'s child (cycled), if it takes task_status.
+    scripts: tuple[tuple[str, ...], ...]
+    max_children: int | None
+    max_restarts: int
+    within: float
+    backoff: Backoff | None
+    steps: tuple[Step, ...]
+    cancel: bool
+
+
+@attrs.frozen
 class CancelAt:
     """Cancel from outside during step ``step``, after ``ticks`` checkpoints."""
 
@@ -167,24 +239,34 @@ class CancelAt:
 
 
 OPS = ("start_child", "restart_child", "terminate_child", "delete_child")
+POOL_OPS = ("start_child", "start_child", "terminate_child")
 OUTCOMES = st.sampled_from(("ok", "ok", "ok", "ok", "fail", "ignore"))
+#: ``Heartbeat.interval`` of a watched worker: judged about 4.52 intervals
+#: after its last heartbeat.
+INTERVALS = (0.2, 0.3, 0.5)
+BACKOFF = Backoff(initial=0.5, multiplier=2.0, maximum=2.0, reset_after=1.0)
 
 
-def steps(together: int) -> st.SearchStrategy[Step]:
-    """Steps; up to ``together`` children end in one step."""
+def steps(together: int, ops: Sequence[str] = OPS, hang: bool = False) -> st.SearchStrategy[Step]:
+    """Steps; up to ``together`` children end in one step; Hang steps if ``hang``."""
     order = st.tuples(st.integers(0, 7), st.booleans())
     ends = st.builds(End, orders=st.lists(order, min_size=1, max_size=together).map(tuple))
     racing = st.lists(order, max_size=together if together > 1 else 0).map(tuple)
-    return st.one_of(
-        ends,
-        ends,
-        st.builds(Wait, seconds=st.sampled_from((0.5, 1.0, 2.5, 6.0))),
-        st.builds(Call, op=st.sampled_from(OPS), pick=st.integers(0, 9), orders=racing),
-    )
+    waits = st.builds(Wait, seconds=st.sampled_from((0.5, 1.0, 2.5, 6.0)))
+    calls = st.builds(Call, op=st.sampled_from(ops), pick=st.integers(0, 9), orders=racing)
+    options = [ends, ends, waits, calls]
+    if ops is POOL_OPS:  # a pool starts empty: more starts, fewer ends
+        options = [ends, waits, calls, calls]
+    if hang:
+        how = st.sampled_from(("crash", "normal"))
+        end = st.none() | st.tuples(how, st.sampled_from((-1, 0, 0, 1)))
+        hangs = st.builds(Hang, pick=st.integers(0, 7), end=end)
+        options = [options[0], waits, waits, calls, hangs, hangs]
+    return st.one_of(*options)
 
 
 @st.composite
-def kids(draw: st.DrawFn, prefix: str, low: int, high: int) -> tuple[Kid, ...]:
+def kids(draw: st.DrawFn, prefix: str, low: int, high: int, hang: bool = False) -> tuple[Kid, ...]:
     out = []
     for n in range(draw(st.integers(low, high))):
         status = draw(st.booleans())
@@ -195,13 +277,14 @@ def kids(draw: st.DrawFn, prefix: str, low: int, high: int) -> tuple[Kid, ...]:
                 shutdown=draw(st.sampled_from((None, 0.0, GRACE))),
                 status=status,
                 script=tuple(draw(st.lists(OUTCOMES, max_size=4))) if status else (),
+                heartbeat=draw(st.sampled_from((None, *INTERVALS))) if hang else None,
             )
         )
     return tuple(out)
 
 
 @st.composite
-def trees(draw: st.DrawFn) -> Tree:
+def trees(draw: st.DrawFn, depth: int = 1, tree_id: str = NESTED, prefix: str = "g") -> Tree:
     return Tree(
         position=draw(st.integers(0, 5)),
         restart=draw(st.sampled_from(Restart)),
@@ -209,26 +292,52 @@ def trees(draw: st.DrawFn) -> Tree:
         strategy=draw(st.sampled_from(Strategy)),
         max_restarts=draw(st.integers(0, 2)),
         within=draw(st.sampled_from((1.0, 5.0))),
-        kids=draw(kids("g", 1, 3)),
+        kids=draw(kids(prefix, 0 if depth > 1 else 1, 3)),
+        id=tree_id,
+        sub=draw(trees(depth - 1, NESTED2, "h")) if depth > 1 else None,
     )
 
 
 @st.composite
-def plans(draw: st.DrawFn, *, nested: bool = False) -> Plan:
+def plans(draw: st.DrawFn, *, nested: bool = False, depth: int = 1, hang: bool = False) -> Plan:
     return Plan(
         strategy=draw(st.sampled_from(Strategy)),
         max_restarts=draw(st.integers(0, 4)),
         within=draw(st.sampled_from((1.0, 2.0, 5.0, 10.0))),
-        backoff=draw(
-            st.none() | st.just(Backoff(initial=0.5, multiplier=2.0, maximum=2.0, reset_after=1.0))
-        ),
-        kids=draw(kids("c", 0 if nested else 1, 4 if nested else 5)),
-        extra=draw(kids("n", 0, 2)),
-        tree=draw(trees()) if nested else None,
+        backoff=draw(st.none() | st.just(BACKOFF)),
+        kids=draw(kids("c", 0 if nested else 1, 4 if nested else 5, hang)),
+        extra=draw(kids("n", 0, 2, hang)),
+        tree=draw(trees(depth)) if nested else None,
         # One child at a time in a tree, and no exits racing API calls: the
         # Sim queues a parent's stop behind its children's exits, the runtime
         # interrupts at once (D5).
-        steps=tuple(draw(st.lists(steps(1 if nested else 3), min_size=4, max_size=30))),
+        steps=tuple(draw(st.lists(steps(1 if nested else 3, hang=hang), min_size=4, max_size=30))),
+        cancel=draw(st.booleans()),
+    )
+
+
+@st.composite
+def pool_plans(draw: st.DrawFn, *, hang: bool = False) -> PoolPlan:
+    status = draw(st.booleans())
+    return PoolPlan(
+        template=Kid(
+            id=POOL,
+            restart=draw(st.sampled_from(Restart)),
+            shutdown=draw(st.sampled_from((None, 0.0, GRACE))),
+            status=status,
+            script=(),
+            heartbeat=draw(st.sampled_from(INTERVALS)) if hang else None,
+        ),
+        scripts=(
+            tuple(tuple(s) for s in draw(st.lists(st.lists(OUTCOMES, max_size=3), min_size=1)))
+            if status
+            else ((),)
+        ),
+        max_children=draw(st.none() | st.integers(1, 4)),
+        max_restarts=draw(st.integers(0, 4)),
+        within=draw(st.sampled_from((1.0, 2.0, 5.0, 10.0))),
+        backoff=draw(st.none() | st.just(BACKOFF)),
+        steps=tuple(draw(st.lists(steps(3, POOL_OPS, hang), min_size=4, max_size=30))),
         cancel=draw(st.booleans()),
     )
 
@@ -245,11 +354,16 @@ class StartFailure(Exception):
 
 
 class Order:
-    """Tells one incarnation of a worker to end (set once)."""
+    """Tells one incarnation of a worker to end (set once), or to hang."""
 
-    def __init__(self) -> None:
+    def __init__(self, ctx: ChildContext) -> None:
+        self.ctx = ctx
         self.event = trio.Event()
         self.crash = False
+        #: It stopped heartbeating.
+        self.hung = False
+        #: Its deadline is when a hung worker ends by itself (Hang.end).
+        self.scope = trio.CancelScope()
 
 
 class World:
@@ -257,16 +371,36 @@ class World:
 
     def __init__(self, scripts: Mapping[str, Sequence[str]]) -> None:
         self.trace: list[Entry] = []
+        #: trio's clock at each entry of ``trace``.
+        self.when: list[float] = []
         self.scripts = {child_id: deque(script) for child_id, script in scripts.items()}
         #: The live workers (grandchildren included), by id.
         self.orders: dict[str, Order] = {}
-        #: The supervisor the NESTED child runs now.
-        self.inner: Supervisor | None = None
+        #: The supervisor each nested child (NESTED, NESTED2) runs now.
+        self.inner: dict[str, Supervisor] = {}
+
+    def add(self, entry: Entry) -> None:
+        self.trace.append(entry)
+        self.when.append(trio.current_time())
 
     def order(self, child_id: str, crash: bool) -> None:
         order = self.orders[child_id]
         order.crash = crash
         order.event.set()
+
+    def hang(self, child_id: str, end: tuple[str, int] | None) -> None:
+        """The worker stops heartbeating (and ends by itself around its verdict)."""
+        order = self.orders[child_id]
+        order.hung = True
+        if end is not None:
+            how, offset = end
+            watch = order.ctx._watch
+            assert watch is not None
+            # When the real detector judges it (ms), now that no heartbeat follows.
+            due = watch.state.suspect_at()
+            assert due is not None
+            order.crash = how == "crash"
+            order.scope.deadline = (due + offset) / 1000
 
 
 async def _first(*events: trio.Event) -> None:
@@ -281,31 +415,58 @@ async def _first(*events: trio.Event) -> None:
             nursery.start_soon(wait, event)
 
 
+async def _beat(ctx: ChildContext, order: Order, interval: float) -> None:
+    """Heartbeat every ``interval`` until told to hang (creation was the first beat)."""
+    while True:
+        await trio.sleep(interval)
+        if order.hung:
+            return
+        ctx.heartbeat()
+
+
+async def _wait(ctx: ChildContext, order: Order, graceful: bool) -> None:
+    if graceful:
+        await _first(order.event, ctx.stop_requested)
+    else:
+        await order.event.wait()
+
+
 async def _work(world: World, graceful: bool, task_status: trio.TaskStatus[None]) -> None:
-    me = current_child().id
+    ctx = current_child()
+    me = ctx.id
     script = world.scripts.get(me)
     outcome = script.popleft() if script else "ok"
-    world.trace.append(["start", me, outcome])
+    world.add(["start", me, outcome])
     if outcome == "fail":
         raise StartFailure(f"{me} failed to start")
     if outcome == "ignore":
         return
-    order = Order()
+    order = Order(ctx)
     world.orders[me] = order
     task_status.started()
     stopped = True
     try:
-        if graceful:
-            await _first(order.event, current_child().stop_requested)
-        else:
-            await order.event.wait()
+        with order.scope:
+            watch = ctx._watch
+            if watch is None:
+                await _wait(ctx, order, graceful)
+            else:
+                async with trio.open_nursery() as nursery:
+                    nursery.start_soon(_beat, ctx, order, watch.heartbeat.interval)
+                    await _wait(ctx, order, graceful)
+                    nursery.cancel_scope.cancel()
         # An order that lost the race with a stop request: the supervisor
         # counts this end as a stop (R3.5), and so does the log.
-        stopped = current_child().stop_requested.is_set() or not order.event.is_set()
+        ended = order.event.is_set() or order.scope.cancelled_caught
+        stopped = ctx.stop_requested.is_set() or not ended
     finally:
         del world.orders[me]
         kind = "crash" if order.crash else "normal"
-        world.trace.append(["stop", me] if stopped else ["exit", me, kind])
+        if hung_verdict(ctx) is not None and not ctx.stop_requested.is_set():
+            # Judged hung and cancelled: a failure whatever it did (_boundary).
+            world.add(["exit", me, "hung"])
+        else:
+            world.add(["stop", me] if stopped else ["exit", me, kind])
     if order.crash:
         raise Crash(f"{me} crashed")
 
@@ -330,49 +491,84 @@ async def subtree(
     tree: Tree,
     task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
 ) -> None:
-    """The NESTED child: runs a supervisor of ``specs`` until stopped or it gives up."""
+    """A nested child: runs a supervisor of ``specs`` until stopped or it gives up."""
     started = False
+    me = tree.id
     try:
         async with Supervisor(
             specs, strategy=tree.strategy, max_restarts=tree.max_restarts, within=tree.within
         ) as inner:
-            world.inner = inner
-            world.trace.append(["start", NESTED, "ok"])
+            world.inner[me] = inner
+            world.add(["start", me, "ok"])
             started = True
             task_status.started()
     except ChildStartFailed:
-        world.trace.append(["start", NESTED, "fail"])
+        world.add(["start", me, "fail"])
         raise
     except SupervisorGaveUp:
-        world.trace.append(["exit", NESTED, "crash"])
+        world.add(["exit", me, "crash"])
         raise
     except BaseException:
         if not started:  # stopped while its supervisor was starting up
-            world.trace.append(["start", NESTED, "aborted"])
-        world.trace.append(["stop", NESTED])
+            world.add(["start", me, "aborted"])
+        world.add(["stop", me])
         raise
     # Its supervisor only ends without an error when its parent stops it.
-    world.trace.append(["stop", NESTED])
+    world.add(["stop", me])
+
+
+# ---------------------------------------------------------------- hung verdicts
+
+
+class _VerdictSpy(SupervisorMachine):  # type: ignore[misc]
+    """A SupervisorMachine that notes every hung verdict the runtime feeds it.
+
+    A real supervisor's machine is made one of these (``__class__``, same
+    layout): the verdict is the runtime's measurement, which the oracle cannot
+    make; what the core decides from it is compared.
+    """
+
+    __slots__ = ()
+
+    def handle(self, input: Input, *, now: float) -> list[Command]:
+        if type(input) is ChildJudgedHung:
+            _VERDICTS.append((now, id(self), input.child_id))
+        return super().handle(input, now=now)
+
+
+#: (trio time, id of the machine, child id) of every verdict of the current run.
+_VERDICTS: list[tuple[float, int, str]] = []
+
+
+def spy_on(sup: Supervisor | DynamicSupervisor) -> int:
+    """Make the supervisor's machine a _VerdictSpy; return the machine's id."""
+    core = sup._rt.machine
+    core.__class__ = _VerdictSpy
+    return id(core)
 
 
 # ---------------------------------------------------------------- the oracle
 
 
 class TreeSim(Sim):
-    """A Sim whose child NESTED runs an inner Sim: a fresh machine per start (R5.7)."""
+    """A Sim whose child ``nested`` runs an inner TreeSim: a fresh one per start (R5.7)."""
 
     def __init__(
         self,
         machine: SupervisorMachine,
         starts: Mapping[str, Sequence[str]],
-        make_inner: Callable[[], SupervisorMachine] | None,
+        make_inner: Callable[[], TreeSim] | None,
+        nested: str = NESTED,
     ) -> None:
         super().__init__(machine, starts)
         self.make_inner = make_inner
-        self.inner: Sim | None = None
+        self.nested = nested
+        self.inner: TreeSim | None = None
         #: Children that die just as the next API call's turn comes; their
         #: exit facts queue behind the call.
         self.dying: list[tuple[str, str]] = []
+        #: Incarnations cancelled as hung by the verdicts being fed.
+        self.hung_now: list[tuple[str, int]] = []
 
     def _call(self, action: Callable[[], Any]) -> Any:
         dying, self.dying = self.dying, []
@@ -387,31 +583,84 @@ class TreeSim(Sim):
 
         return super()._call(die_then_act)
 
+    def _do(self, command: Command) -> None:
+        if isinstance(command, CancelChild):
+            if self.alive.get(command.child_id) == command.incarnation:
+                del self.alive[command.child_id]
+                self.hung_now.append((command.child_id, command.incarnation))
+            return
+        super()._do(command)
+
+    def judge(self, child_ids: Sequence[str], ends: Sequence[str]) -> None:
+        """Verdicts found at one instant, fed at once (``Runtime._judge_hung``), then settle.
+
+        Each is about the incarnation alive here; the cancelled ones end in
+        the order of ``ends`` (trio's), after every verdict was fed.
+        """
+        if self._dead():
+            return
+        self.hung_now = []
+        for child_id in child_ids:
+            incarnation = self.alive.get(child_id, 0)
+            self._feed(ChildJudgedHung(child_id=child_id, incarnation=incarnation))
+            if self._dead():
+                break
+        cancelled = sorted(
+            self.hung_now, key=lambda c: ends.index(c[0]) if c[0] in ends else len(ends)
+        )
+        for child_id, incarnation in cancelled:
+            self.trace.append(["exit", child_id, "hung"])
+            self.queue.append(
+                ChildExited(
+                    child_id=child_id,
+                    incarnation=incarnation,
+                    kind=ExitKind.ABNORMAL,
+                    error=f"{child_id} hung",
+                )
+            )
+        self.settle()
+
+    def advance_to(self, target: float, *, inclusive: bool = True) -> None:
+        """Fire the timers due before ``target`` (or at it), then set the clock to it."""
+        timers = self._timers
+        while timers and not self.exited:
+            due, _, fact = timers[0]
+            if due > target or (due == target and not inclusive):
+                break
+            heapq.heappop(timers)
+            if fact.timer in self._cancelled:
+                continue
+            self.now = max(self.now, due)
+            self.queue.append(fact)
+            self._drain()
+        self.now = max(self.now, target)
+        self._end_step()
+
     def _start(self, command: StartChild) -> ChildStarted | StartFailed | StartIgnored:
-        if command.child_id != NESTED or self.make_inner is None:
+        if command.child_id != self.nested or self.make_inner is None:
             return super()._start(command)
-        inner = Sim(self.make_inner())
+        inner = self.make_inner()
         # One log and one set of start scripts for the whole tree.
         inner.now, inner.trace, inner.outcomes = self.now, self.trace, self.outcomes
         self.inner = inner
         inner.boot()
         if inner.ended() is not None:
-            self.trace.append(["start", NESTED, "fail"])
-            return StartFailed(child_id=NESTED, error=f"{NESTED} failed to start")
-        self.trace.append(["start", NESTED, "ok"])
-        self.alive[NESTED] = command.incarnation
-        return ChildStarted(child_id=NESTED)
+            self.trace.append(["start", self.nested, "fail"])
+            return StartFailed(child_id=self.nested, error=f"{self.nested} failed to start")
+        self.trace.append(["start", self.nested, "ok"])
+        self.alive[self.nested] = command.incarnation
+        return ChildStarted(child_id=self.nested)
 
     def _stop(self, command: StopChild) -> ChildStopped:
-        if command.child_id == NESTED and NESTED in self.alive and self.inner is not None:
+        if command.child_id == self.nested and self.nested in self.alive and self.inner:
             self.inner.now = self.now
             self.inner.stop()  # its children stop, in reverse order, before it ends
         return super()._stop(command)
 
-    def running_inner(self) -> Sim | None:
-        """The inner Sim, if the NESTED child is running."""
+    def running_inner(self) -> TreeSim | None:
+        """The inner Sim, if the nested child is running."""
         inner = self.inner
-        if NESTED in self.alive and inner is not None and inner.ended() is None:
+        if self.nested in self.alive and inner is not None and inner.ended() is None:
             return inner
         return None
 
@@ -425,6 +674,7 @@ _REFUSALS: dict[type[Exception], str] = {
     ChildAlreadyPresent: "already_present",
     ChildAlreadyStarted: "already_started",
     ChildStartFailed: "start_failed",
+    ChildLimitReached: "max_children",
     SupervisorNotRunning: "sup_down",
 }
 
@@ -441,6 +691,20 @@ def oracle_entries(trace: Sequence[Entry]) -> list[Entry]:
     return out
 
 
+def group_stops(entries: Sequence[Entry]) -> list[Entry]:
+    """Each run of consecutive stops as a set (sorted): a pool stops its children at once."""
+    out: list[Entry] = []
+    run: list[Entry] = []
+    for entry in [*entries, ["end"]]:
+        if entry[0] == "stop":
+            run.append(entry)
+            continue
+        out.extend(sorted(run, key=lambda e: str(e[1])))
+        run = []
+        out.append(entry)
+    return out[:-1]
+
+
 def describe(error: BaseException | None) -> object:
     """A real child error as the Sim writes it."""
     if error is None:
@@ -449,7 +713,14 @@ def describe(error: BaseException | None) -> object:
         return f"{NESTED} crashed"
     if isinstance(error, ChildStartFailed):
         return f"{NESTED} failed to start"
+    if isinstance(error, ChildHung):
+        return f"{error.child_id} hung"
     return str(error)
+
+
+def which(sup: Supervisor | DynamicSupervisor) -> list[ChildInfo]:
+    """``which_children()`` without phi, which only the real detector measures."""
+    return [attrs.evolve(info, phi=None) for info in sup.which_children()]
 
 
 # ---------------------------------------------------------------- one run
@@ -458,86 +729,174 @@ def describe(error: BaseException | None) -> object:
 class Run:
     """One schedule, on a real supervisor and on the oracle."""
 
-    def __init__(self, plan: Plan, cancel_at: CancelAt | None = None) -> None:
+    def __init__(self, plan: Plan | PoolPlan, cancel_at: CancelAt | None = None) -> None:
         self.plan = plan
         self.cancel_at = cancel_at
-        tree = plan.tree
-        grandkids = tree.kids if tree is not None else ()
-        every = (*plan.kids, *plan.extra, *grandkids)
-        scripts = {kid.id: kid.script for kid in every}
-        self.world = World(scripts)
-        self.plain = {kid.id for kid in every if not kid.status}
-        self.grandkids = {kid.id for kid in grandkids}
-        self.graceful = {kid.id for kid in every if kid.shutdown == GRACE}
-        specs = {kid.id: self._spec(kid) for kid in every}
-        static = [specs[kid.id] for kid in plan.kids]
-        make_inner: Callable[[], SupervisorMachine] | None = None
-        if tree is not None:
-            inner_specs = tuple(specs[kid.id] for kid in tree.kids)
-            args = (self.world, inner_specs, tree)
-            nested = ChildSpec(NESTED, subtree, args, restart=tree.restart, shutdown=tree.shutdown)
-            static.insert(min(tree.position, len(static)), nested)
-
-            def make_inner() -> SupervisorMachine:
-                return machine(
-                    inner_specs,
-                    strategy=tree.strategy,
-                    max_restarts=tree.max_restarts,
-                    within=tree.within,
-                )
-
-        self.static = static
-        self.startable = [*static, *(specs[kid.id] for kid in plan.extra)]
-        self.ids = [spec.id for spec in self.startable] + ["ghost"]
-        self.sim = TreeSim(
-            machine(
-                static,
-                strategy=plan.strategy,
-                max_restarts=plan.max_restarts,
-                within=plan.within,
-                backoff=plan.backoff,
-            ),
-            scripts,
-            make_inner,
-        )
+        #: Each child's depth: 0 for the supervisor's own, 1 for a tree's...
+        self.depth: dict[str, int] = {}
+        #: Each nested child's descendants.
+        self.below: dict[str, set[str]] = {}
+        self.static: list[ChildSpec] = []
+        self.startable: list[ChildSpec] = []
+        self.ids: list[str] = []
+        #: A pool's template spec, the ids its children will get, their handles.
+        self.template: ChildSpec | None = None
+        self.counter = itertools.count(1)
+        self.handles: dict[str, ChildHandle] = {}
+        if isinstance(plan, PoolPlan):
+            self._pool_setup(plan)
+        else:
+            self._tree_setup(plan)
         #: Step boundaries: (index in the real log, index in the Sim's log,
         #: several children ended in the step that ends here).
         self.marks: list[tuple[int, int, bool]] = [(0, 0, False)]
-        #: Where in the real log the exits of the current step start, and the
-        #: API call they raced with: what the oracle must replay.
-        self.pending: tuple[int, Call | None] | None = None
+        #: Where in the real log the exits of the current step start, the API
+        #: call they raced with and its argument: what the oracle must replay.
+        self.pending: tuple[int, Call | None, ChildSpec | str] | None = None
+        #: A Wait step: verdicts and real log from where, the Sim's clock at its end.
+        self.waiting: tuple[int, int, float] | None = None
         self.together = False
+        #: Verdicts of the run; how many the oracle has taken; the top machine's id.
+        self.verdicts = _VERDICTS
+        self.verdicts.clear()
+        self.taken = 0
+        self.core = 0
         # What the run found.
-        self.sup: Supervisor | None = None
+        self.sup: Supervisor | DynamicSupervisor | None = None
         self.failure: SupervisorError | None = None
         self.cancelled = False
         self.leaked = 0
         self.marker: int | None = None
-        self.snapshot: list[str] = []
-        self.inner_snapshot: list[str] = []
+        self.snapshots: list[list[str]] = []
+        self.final: list[ChildInfo] = []
+
+    def _tree_setup(self, plan: Plan) -> None:
+        trees: list[Tree] = []
+        tree = plan.tree
+        while tree is not None:
+            trees.append(tree)
+            tree = tree.sub
+        every = (*plan.kids, *plan.extra, *(kid for t in trees for kid in t.kids))
+        scripts = {kid.id: kid.script for kid in every}
+        self.world = World(scripts)
+        self.plain = {kid.id for kid in every if not kid.status}
+        self.graceful = {kid.id for kid in every if kid.shutdown == GRACE}
+        for kid in (*plan.kids, *plan.extra):
+            self.depth[kid.id] = 0
+        for level, t in enumerate(trees, 1):
+            self.depth[t.id] = level - 1
+            for kid in t.kids:
+                self.depth[kid.id] = level
+            self.below[t.id] = {k.id for u in trees[level - 1 :] for k in u.kids}
+            self.below[t.id] |= {u.id for u in trees[level:]}
+        specs = {kid.id: self._spec(kid) for kid in every}
+        # Built from the deepest supervisor up: each level's spec of the
+        # nested child, and how the oracle makes its inner Sim.
+        nested: ChildSpec | None = None
+        make_inner: Callable[[], TreeSim] | None = None
+        for level, t in reversed(list(enumerate(trees))):
+            inner_specs = [specs[kid.id] for kid in t.kids]
+            if nested is not None:
+                inner_specs.insert(min(trees[level + 1].position, len(inner_specs)), nested)
+            args = (self.world, tuple(inner_specs), t)
+            nested = ChildSpec(t.id, subtree, args, restart=t.restart, shutdown=t.shutdown)
+            sub_id = trees[level + 1].id if level + 1 < len(trees) else NESTED
+            make_inner = functools.partial(
+                self._inner_sim, tuple(inner_specs), t, make_inner, sub_id
+            )
+        static = [specs[kid.id] for kid in plan.kids]
+        if nested is not None:
+            assert plan.tree is not None
+            static.insert(min(plan.tree.position, len(static)), nested)
+        self.static = static
+        self.startable = [*static, *(specs[kid.id] for kid in plan.extra)]
+        self.ids = [spec.id for spec in self.startable] + ["ghost"]
+        core = machine(
+            static,
+            strategy=plan.strategy,
+            max_restarts=plan.max_restarts,
+            within=plan.within,
+            backoff=plan.backoff,
+        )
+        self.sim = TreeSim(core, scripts, make_inner)
+
+    @staticmethod
+    def _inner_sim(
+        specs: tuple[ChildSpec, ...],
+        tree: Tree,
+        make_inner: Callable[[], TreeSim] | None,
+        nested: str,
+    ) -> TreeSim:
+        core = machine(
+            specs, strategy=tree.strategy, max_restarts=tree.max_restarts, within=tree.within
+        )
+        return TreeSim(core, {}, make_inner, nested)
+
+    def _pool_setup(self, plan: PoolPlan) -> None:
+        # At most one new child per Call (terminate_child without a handle starts one).
+        starts = sum(1 for s in plan.steps if isinstance(s, Call))
+        ids = [f"{POOL}-{n}" for n in range(1, starts + 1)]
+        template = plan.template
+        scripts = {
+            child_id: plan.scripts[n % len(plan.scripts)] if template.status else ()
+            for n, child_id in enumerate(ids)
+        }
+        self.world = World(scripts)
+        self.plain = set() if template.status else set(ids)
+        self.graceful = set(ids) if template.shutdown == GRACE else set()
+        self.depth = dict.fromkeys(ids, 0)
+        self.template = self._spec(template)
+        core = machine(
+            [],
+            pool=True,
+            max_children=plan.max_children,
+            max_restarts=plan.max_restarts,
+            within=plan.within,
+            backoff=plan.backoff,
+        )
+        self.sim = TreeSim(core, scripts, None)
+        self.sim.pool = True  # terminating a child that is gone is fine
 
     def _spec(self, kid: Kid) -> ChildSpec:
         fn = status_worker if kid.status else plain_worker
         args = (self.world, kid.shutdown == GRACE)
-        return ChildSpec(kid.id, fn, args, restart=kid.restart, shutdown=kid.shutdown)
+        heartbeat = None if kid.heartbeat is None else Heartbeat(kid.heartbeat)
+        return ChildSpec(
+            kid.id, fn, args, restart=kid.restart, shutdown=kid.shutdown, heartbeat=heartbeat
+        )
 
     # ------------------------------------------------------------ the real run
+
+    def _open(self) -> Supervisor | DynamicSupervisor:
+        plan = self.plan
+        if isinstance(plan, PoolPlan):
+            assert self.template is not None
+            return DynamicSupervisor(
+                self.template,
+                max_children=plan.max_children,
+                max_restarts=plan.max_restarts,
+                within=plan.within,
+                backoff=plan.backoff,
+            )
+        return Supervisor(
+            self.static,
+            strategy=plan.strategy,
+            max_restarts=plan.max_restarts,
+            within=plan.within,
+            backoff=plan.backoff,
+        )
 
     async def main(self) -> None:
         before = trio.lowlevel.current_statistics().tasks_living
         plan, at = self.plan, self.cancel_at
         self.sim.boot()
-        with trio.fail_after(1e6):  # virtual time: turns a deadlock into an error
+        with trio.fail_after(1000):  # virtual time: turns a deadlock into an error
             async with trio.open_nursery() as helpers:
                 with trio.CancelScope() as outer:
                     try:
-                        async with Supervisor(
-                            self.static,
-                            strategy=plan.strategy,
-                            max_restarts=plan.max_restarts,
-                            within=plan.within,
-                            backoff=plan.backoff,
-                        ) as sup:
+                        supervisor = self._open()
+                        self.core = spy_on(supervisor)
+                        async with supervisor as sup:
                             self.sup = sup
                             await self._step_and_check(sup, None, "start-up")
                             for index, step in enumerate(plan.steps):
@@ -557,24 +916,38 @@ class Run:
                         self.failure = exc
                 self.cancelled = outer.cancelled_caught
         self.leaked = trio.lowlevel.current_statistics().tasks_living - before
+        if self.sup is not None:  # phi needs trio's clock
+            self.final = self.sup.which_children()
         self.marks.append((len(self.world.trace), len(self.sim.trace), False))
 
-    async def _cancel_later(self, ticks: int, outer: trio.CancelScope, sup: Supervisor) -> None:
+    async def _cancel_later(
+        self, ticks: int, outer: trio.CancelScope, sup: Supervisor | DynamicSupervisor
+    ) -> None:
         for _ in range(ticks):
             await trio.lowlevel.checkpoint()
-        self.snapshot = [info.id for info in sup.which_children()]
-        inner = self.world.inner
-        self.inner_snapshot = [] if inner is None else [i.id for i in inner.which_children()]
+        self.snapshots = [[info.id for info in sup.which_children()]]
+        for inner in self.world.inner.values():
+            self.snapshots.append([info.id for info in inner.which_children()])
         self.marker = len(self.world.trace)
         outer.cancel()
 
-    async def _step(self, sup: Supervisor, step: Step) -> None:
+    async def _step(self, sup: Supervisor | DynamicSupervisor, step: Step) -> None:
         """Run one step on the real supervisor; the oracle replays it (``replay``)."""
+        world = self.world
         if isinstance(step, Wait):
-            self.sim.advance(step.seconds)
+            until = self.sim.now + step.seconds
+            self.waiting = (len(self.verdicts), len(world.trace), until)
             await trio.sleep(step.seconds)
             return
-        world = self.world
+        if isinstance(step, Hang):
+            watched = [
+                child_id
+                for child_id, order in sorted(world.orders.items())
+                if order.ctx._watch is not None and not order.hung
+            ]
+            if watched:
+                world.hang(watched[step.pick % len(watched)], step.end)
+            return
         live = sorted(world.orders)
         if len(step.orders) > 1:
             # A graceful child ends a few scheduler rounds after its order (it
@@ -586,26 +959,42 @@ class Run:
         for pick, crash in step.orders if live else ():
             targets.setdefault(live[pick % len(live)], crash)
         call = step if isinstance(step, Call) else None
-        self.pending = (len(world.trace), call)
+        arg: ChildSpec | str = ""
+        op = ""
+        if call is not None:
+            arg = self._argument(call)
+            op = "start_child" if isinstance(arg, ChildSpec) else call.op
+        self.pending = (len(world.trace), call, arg)
         self.together = len(targets) + (call is not None) > 1
         for target, crash in targets.items():
             world.order(target, crash)  # they run once this task waits
         if call is not None:
             # Queued at once, so ahead of the exits of the children just told to end.
-            arg = self._argument(call)
-            result = await self._call(sup, call.op, arg)
+            result = await self._call(sup, op, arg)
             child_id = arg.id if isinstance(arg, ChildSpec) else arg
-            world.trace.append(["api", call.op, child_id, result])
+            world.add(["api", op, child_id, result])
 
     def _argument(self, call: Call) -> ChildSpec | str:
+        if self.template is not None:  # a pool: a new child, or a handle's
+            if call.op == "start_child" or not self.handles:
+                return attrs.evolve(self.template, id=f"{POOL}-{next(self.counter)}")
+            return sorted(self.handles)[call.pick % len(self.handles)]
         if call.op == "start_child":
             return self.startable[call.pick % len(self.startable)]
         return self.ids[call.pick % len(self.ids)]
 
-    @staticmethod
-    async def _call(sup: Supervisor, op: str, arg: ChildSpec | str) -> str:
+    async def _call(
+        self, sup: Supervisor | DynamicSupervisor, op: str, arg: ChildSpec | str
+    ) -> str:
         try:
-            if isinstance(arg, ChildSpec):
+            if isinstance(sup, DynamicSupervisor):
+                if isinstance(arg, ChildSpec):
+                    handle = await sup.start_child()
+                    assert handle.id == arg.id, (handle, arg.id)
+                    self.handles[handle.id] = handle
+                else:
+                    await sup.terminate_child(self.handles[arg])
+            elif isinstance(arg, ChildSpec):
                 await sup.start_child(arg)
             elif op == "restart_child":
                 await sup.restart_child(arg)
@@ -619,28 +1008,78 @@ class Run:
 
     def replay(self) -> None:
         """Feed the oracle the step: its API call, then the exits in the real log's order."""
+        if self.waiting is not None:
+            self._replay_wait()
+        assert self.taken == len(self.verdicts), "a verdict came outside a Wait step"
         if self.pending is None:
             return
-        (start, call), self.pending = self.pending, None
+        (start, call, arg), self.pending = self.pending, None
         sim = self.sim
         exits = [(e[1], e[2]) for e in self.world.trace[start:] if e[0] == "exit"]
         if call is not None:
             sim.dying = exits  # dead before the call's turn, queued behind it
-            sim.api(call.op, self._argument(call))
+            sim.api("start_child" if isinstance(arg, ChildSpec) else call.op, arg)
             sim.dying, exits = [], []
         for child_id, reason in exits:
-            if child_id not in self.grandkids:
+            if not self.depth.get(child_id, 0):
                 sim.exit(child_id, reason, settle=False)
                 continue
-            inner = sim.running_inner()
+            inner = self._sim_of(child_id)
             if inner is None:
                 sim.trace.append(["exit_skipped", child_id])
             else:
-                inner.now = sim.now
                 inner.exit(child_id, reason)
         sim.settle()
 
-    async def _step_and_check(self, sup: Supervisor, step: Step | None, where: str) -> None:
+    def _sim_of(self, child_id: str) -> TreeSim | None:
+        """The running Sim that holds the child, its clock set, or None."""
+        sim = self.sim
+        for _ in range(self.depth.get(child_id, 0)):
+            inner = sim.running_inner()
+            if inner is None:
+                return None
+            inner.now = sim.now
+            sim = inner
+        return sim
+
+    def _replay_wait(self) -> None:
+        """Time passed: timers, verdicts and hung workers ending by themselves, in time order."""
+        assert self.waiting is not None
+        (first, start, target), self.waiting = self.waiting, None
+        world, sim = self.world, self.sim
+        verdicts = self.verdicts[first:]
+        self.taken = len(self.verdicts)
+        assert all(core == self.core for _, core, _ in verdicts), "a verdict in a tree"
+        # (time, position in the real log, what): a batch of verdicts goes where
+        # its first cancelled child logged its end (first at its instant if none).
+        events: list[tuple[float, float, list[str] | tuple[str, str]]] = []
+        for when, batch in itertools.groupby(verdicts, key=lambda v: v[0]):
+            ids = [child_id for _, _, child_id in batch]
+            ends = [
+                i
+                for i in range(start, len(world.trace))
+                if world.trace[i][:3] == ["exit", world.trace[i][1], "hung"]
+                and world.trace[i][1] in ids
+                and world.when[i] == when
+            ]
+            events.append((when, min(ends, default=-1), ids))
+        for i in range(start, len(world.trace)):
+            entry = world.trace[i]
+            if entry[0] == "exit" and entry[2] != "hung":
+                events.append((world.when[i], i, (entry[1], entry[2])))
+        for when, _, what in sorted(events, key=lambda e: e[:2]):
+            sim.advance_to(when, inclusive=False)
+            if isinstance(what, list):
+                self.together |= len(what) > 1
+                hung = [e[1] for e in world.trace[start:] if e[0] == "exit" and e[2] == "hung"]
+                sim.judge(what, hung)
+            else:
+                sim.exit(*what)
+        sim.advance_to(max(target, sim.now))
+
+    async def _step_and_check(
+        self, sup: Supervisor | DynamicSupervisor, step: Step | None, where: str
+    ) -> None:
         try:
             # A supervisor that gives up cancels this body in here: the lines
             # after the ``finally`` run only while the real supervisor is up.
@@ -657,11 +1096,13 @@ class Run:
         exit = self.sim.ended()
         assert exit is None, f"{where}: the core exited ({exit}), the supervisor did not"
         self.check_traces(where)
-        assert sup.which_children() == self.sim.machine.which_children(), where
-        inner = self.sim.running_inner()
-        if inner is not None:
-            assert self.world.inner is not None
-            assert self.world.inner.which_children() == inner.machine.which_children(), where
+        assert which(sup) == self.sim.machine.which_children(), where
+        sim = self.sim
+        while (inner := sim.running_inner()) is not None:
+            real = self.world.inner.get(sim.nested)
+            assert real is not None
+            assert which(real) == inner.machine.which_children(), f"{where}: {sim.nested}"
+            sim = inner
 
     # ------------------------------------------------------------ checks
 
@@ -669,9 +1110,12 @@ class Run:
         """Each step's real log equals the oracle's, as the module docstring says."""
         real, expected = self.world.trace, self.sim.trace
         plain = self.plain
+        pool = self.template is not None
 
         def timed(entries: Sequence[Entry], together: bool) -> list[Entry]:
             kept = [e for e in entries if not (e[0] == "start" and e[1] in plain)]
+            if pool:
+                kept = group_stops(kept)
             if not together:
                 return kept
             exits = [e for e in kept if e[0] in _EXITS]
@@ -698,7 +1142,7 @@ class Run:
             ends = sum(1 for e in entries if e[0] in ("stop", "exit"))
             assert starts == ends, f"{child_id!r}: {starts} starts, {ends} ends"
         if self.sup is not None:
-            statuses = {info.id: info.status for info in self.sup.which_children()}
+            statuses = {info.id: info.status for info in self.final}
             assert set(statuses.values()) <= {ChildStatus.STOPPED}, statuses
 
     def check_outcome(self) -> None:
@@ -722,7 +1166,7 @@ class Run:
             assert failure.restarts == exit.restarts
 
 
-def run(plan: Plan, cancel_at: CancelAt | None = None) -> Run:
+def run(plan: Plan | PoolPlan, cancel_at: CancelAt | None = None) -> Run:
     """Run a plan in a fresh trio run on a MockClock that jumps whenever all tasks block."""
     r = Run(plan, cancel_at)
     trio.run(r.main, clock=trio.testing.MockClock(autojump_threshold=0))
@@ -811,7 +1255,11 @@ def _decreasing(ids: Sequence[str], order: Sequence[str]) -> bool:
 
 
 @settings(max_examples=200)
-@given(plans(nested=False) | plans(nested=True), st.integers(0, 30), st.integers(0, 12))
+@given(
+    plans(nested=False) | plans(nested=True) | plans(nested=True, depth=2),
+    st.integers(0, 30),
+    st.integers(0, 12),
+)
 @example(CANCEL_MID_JOB, 0, 0)
 @example(CANCEL_MID_JOB, 1, 0)
 @example(CANCEL_MID_JOB, 2, 0)
@@ -831,13 +1279,14 @@ def test_cancellation_from_outside_at_any_moment_stops_everything_in_order(
     assert r.marker is not None, "the cancellation never came"
     assert r.cancelled, "the cancellation escaped its scope"
     stops = [e[1] for e in r.world.trace[r.marker :] if e[0] == "stop"]
-    for order in (r.snapshot, r.inner_snapshot):
+    for order in r.snapshots:
         mine = [child_id for child_id in stops if child_id in order]
         # The first may be a stop that was already under way.
         assert _decreasing(mine[1:], order), (mine, order)
-    if NESTED in stops:
-        last = len(stops) - 1 - stops[::-1].index(NESTED)
-        assert not set(stops[last:]) & r.grandkids, f"grandchildren stopped after {NESTED}"
+    for nested, below in r.below.items():
+        if nested in stops:
+            last = len(stops) - 1 - stops[::-1].index(nested)
+            assert not set(stops[last:]) & below, f"descendants stopped after {nested}"
 
 
 @pytest.mark.parametrize("strategy", list(Strategy))
@@ -854,3 +1303,146 @@ def test_a_crash_loop_gives_up_with_the_same_history_under_every_strategy(
     assert isinstance(r.failure, SupervisorGaveUp)
     assert r.failure.child_id == "c0"
     assert r.world.trace[-1] == ["stop", "c1"]
+
+
+@settings(max_examples=100)
+@given(plans(nested=True, depth=2))
+def test_a_tree_two_levels_deep_behaves_as_the_composed_cores(plan: Plan) -> None:
+    """A child runs a supervisor whose child runs a supervisor: each level as its core says."""
+    r = run(plan)
+    r.check_traces("end")
+    r.check_outcome()
+    r.check_nothing_left()
+
+
+def _pool(template: Kid, *steps: Step, **more: Any) -> PoolPlan:
+    fields: dict[str, Any] = dict(
+        scripts=((),), max_children=None, max_restarts=3, within=5.0, backoff=None, cancel=False
+    )
+    fields.update(more)
+    return PoolPlan(template=template, steps=steps, **fields)
+
+
+#: A full pool refuses, then takes a child again once one is gone; the
+#: refused start uses up an id as the real DynamicSupervisor's counter does.
+POOL_LIMIT = _pool(
+    Kid(POOL, Restart.TRANSIENT, GRACE, True, ()),
+    Call("start_child", 0),
+    Call("start_child", 0),
+    Call("start_child", 0),  # w-3: max_children
+    End(((0, False),)),  # w-1 returns: transient, removed
+    Call("start_child", 0),  # w-4 fails to start, w-5 is ignored
+    Call("start_child", 0),
+    Call("start_child", 0),
+    Call("terminate_child", 0),
+    Call("terminate_child", 0),  # a handle whose child is gone: fine
+    End(((0, True), (1, True))),
+    scripts=((), (), (), ("fail",), ("ignore",), ()),
+    max_children=2,
+)
+#: Watched pool children: one hangs and is cancelled, one hangs and crashes
+#: by itself 1 ms before its verdict, one at the very instant of it.
+POOL_HUNG = _pool(
+    Kid(POOL, Restart.PERMANENT, None, False, (), heartbeat=0.2),
+    Call("start_child", 0),
+    Call("start_child", 0),
+    Call("start_child", 0),
+    Hang(0),
+    Wait(2.5),
+    Hang(1, ("crash", -1)),
+    Hang(2, ("normal", 0)),
+    Wait(2.5),
+    Wait(2.5),
+)
+
+
+@settings(max_examples=150)
+@given(pool_plans() | pool_plans(hang=True))
+@example(POOL_LIMIT)
+@example(attrs.evolve(POOL_LIMIT, cancel=True))
+@example(POOL_HUNG)
+def test_a_dynamic_supervisor_runs_its_pool_exactly_as_the_core_decides(plan: PoolPlan) -> None:
+    """start_child (to the limit), terminate_child by handle, exits, hangs, the group stop."""
+    r = run(plan)
+    r.check_traces("end")
+    r.check_outcome()
+    r.check_nothing_left()
+    exit = r.sim.ended()
+    if plan.cancel and exit is not None and exit.reason is ExitReason.SHUTDOWN:
+        assert r.cancelled, "the outer cancellation escaped its scope"
+
+
+@settings(max_examples=60)
+@given(pool_plans() | pool_plans(hang=True), st.integers(0, 30), st.integers(0, 12))
+def test_a_pool_cancelled_from_outside_at_any_moment_stops_everything(
+    plan: PoolPlan, step: int, ticks: int
+) -> None:
+    """Cancelled mid-step: every pool child stops (in any order), nothing is left."""
+    r = run(plan, CancelAt(step=step % (len(plan.steps) + 1), ticks=ticks))
+    r.check_nothing_left()
+    if r.failure is not None:
+        assert not r.cancelled
+        r.replay()
+        r.check_outcome()
+        return
+    assert r.marker is not None, "the cancellation never came"
+    assert r.cancelled, "the cancellation escaped its scope"
+
+
+def _watched(child_id: str, interval: float, *script: str, **more: Any) -> Kid:
+    fields: dict[str, Any] = dict(restart=Restart.PERMANENT, shutdown=None)
+    fields.update(more)
+    return Kid(child_id, status=bool(script), script=script, heartbeat=interval, **fields)
+
+
+#: Two children hang at once with the same history: one instant, two verdicts.
+HUNG_TOGETHER = _plan(
+    Strategy.ONE_FOR_ALL,
+    (_watched("c0", 0.2), _watched("c1", 0.2), _kid("c2")),
+    Hang(0),
+    Hang(0),
+    Wait(6.0),
+    Wait(1.0),
+)
+#: Verdicts racing a child's own end, under a restart strategy that stops siblings.
+HUNG_RACES = _plan(
+    Strategy.REST_FOR_ONE,
+    (
+        _watched("c0", 0.3, restart=Restart.TRANSIENT),
+        _watched("c1", 0.2, "ok", "fail", "ok"),
+        _watched("c2", 0.5, shutdown=GRACE),
+    ),
+    Hang(0, ("normal", 0)),
+    Hang(0, ("crash", 1)),
+    Wait(2.5),
+    Hang(2, ("normal", -1)),
+    Wait(6.0),
+    Hang(0),
+    Hang(0),
+    Hang(0),
+    Wait(6.0),
+    backoff=BACKOFF,
+)
+#: A hung child's verdicts exhaust the intensity: the supervisor gives up.
+HUNG_GIVES_UP = _plan(
+    Strategy.ONE_FOR_ONE,
+    (_watched("c0", 0.2), _kid("c1")),
+    Hang(0),
+    Wait(2.5),
+    Hang(0),
+    Wait(2.5),
+    max_restarts=1,
+)
+
+
+@settings(max_examples=150)
+@given(plans(hang=True))
+@example(HUNG_TOGETHER)
+@example(HUNG_RACES)
+@example(HUNG_GIVES_UP)
+def test_hung_children_are_cancelled_exactly_when_the_core_decides(plan: Plan) -> None:
+    """Watched children hang (and may end around their verdict): same log, children, outcome."""
+    r = run(plan)
+    r.check_traces("end")
+    r.check_outcome()
+    r.check_nothing_left()

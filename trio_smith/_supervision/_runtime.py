@@ -803,7 +803,8 @@ class Runtime:
             if takes_status:
                 # The start is out; its started() feeds ChildStarted (mark_started).
                 self.blocking = StartChild(child_id=cid, incarnation=outcome)
-                self._tidy(cid)
+                if cid in self._listeners:
+                    self._tidy(cid)  # STARTING
             else:
                 self._started(new)
             return new

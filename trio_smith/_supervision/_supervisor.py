@@ -287,7 +287,9 @@ class _Base:
         """
         rt = self._rt
         infos = rt.machine.which_children()
-        if not rt.hung.watched:
+        if not rt.hung.watched or rt.exit is not None:
+            # A stopped supervisor has no live incarnation, hence no phi (and
+            # it may be asked after trio.run has returned: no clock to read).
             return infos
         now_ms = to_ms(trio.current_time())
         return [
