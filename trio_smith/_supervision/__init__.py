@@ -11,6 +11,7 @@ Files, from the outside in:
 * ``_context``: ``ChildContext`` and ``current_child()``; a child reaches its
   supervisor only through the ``ChildOwner`` protocol.
 * ``_watch``: hung-child detection (phi accrual per watched incarnation).
+* ``_timers``: the delayed restarts (backoff) on trio's clock.
 * ``_report``: events, log lines and crash reports (burst-limited).
 
 Every decision is the core's (``trio_smith/_core``, docs/design.md rule 1);

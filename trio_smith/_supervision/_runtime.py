@@ -43,14 +43,13 @@ Invariants (between two awaits of the control loop):
 from __future__ import annotations
 
 import functools
-import heapq
 import inspect
 import math
 import random
 from collections import deque
 from collections.abc import Callable
 from contextlib import AbstractAsyncContextManager
-from typing import Any, Final, final
+from typing import Final, final
 
 import trio
 from trio.lowlevel import Abort, Task, current_task, reschedule, wait_task_rescheduled
@@ -97,6 +96,7 @@ from .._exceptions import (
 from . import _boundary
 from ._context import CURRENT, ChildContext
 from ._report import Reporter
+from ._timers import RestartTimers
 from ._watch import HungWatch
 
 __all__ = ["Runtime"]
@@ -213,9 +213,8 @@ class Runtime:
         self.blocking: _Blocking | None = None
         #: The pool's group stop under way (StopChildren), if any.
         self._group_stop: StopChildren | None = None
-        #: Delayed restarts: [deadline, timer id, child id, live].
-        self._timers: list[list[Any]] = []
-        self._timer_entries: dict[int, list[Any]] = {}
+        #: Delayed restarts (ScheduleRestart with a delay).
+        self._timers = RestartTimers()
         self.hung = HungWatch(self.poke)
         #: Stop now, whatever is under way (outer cancellation, an error in
         #: the body, the parent stopping this supervisor; D5).
@@ -384,14 +383,16 @@ class Runtime:
     async def _loop(self) -> None:
         while self.exit is None:
             if self._timers:
-                self._fire_due_timers()
+                now = trio.current_time()
+                for cid, timer in self._timers.pop_due(now):
+                    self.queue.append(TimerFired(child_id=cid, timer=timer))
             if self.hung:
                 self._judge_hung()
             fact = self._next_fact()
             if fact is not None:
                 self.apply(fact)
                 continue
-            deadline = self._timers[0][0] if self._timers else math.inf
+            deadline = self._timers.next_deadline()
             if self.hung:
                 due = self.hung.next_due()
                 if due is not None:
@@ -484,15 +485,6 @@ class Runtime:
                 deadline = min(deadline, ctx._kill_at)
         return deadline
 
-    def _fire_due_timers(self) -> None:
-        now = trio.current_time()
-        timers = self._timers
-        while timers and timers[0][0] <= now:
-            _, timer, cid, live = heapq.heappop(timers)
-            self._timer_entries.pop(timer, None)
-            if live:
-                self.queue.append(TimerFired(child_id=cid, timer=timer))
-
     def _judge_hung(self) -> None:
         """Hand the core each incarnation found hung; it decides (``CancelChild``)."""
         now = trio.current_time()
@@ -550,9 +542,7 @@ class Runtime:
                     self._on_exit(command)  # type: ignore[arg-type]
                     return
                 elif kind is CancelRestart:
-                    entry = self._timer_entries.pop(command.timer, None)  # type: ignore[union-attr]
-                    if entry is not None:
-                        entry[3] = False
+                    self._timers.cancel(command.timer)  # type: ignore[union-attr]
                 else:  # CancelChild comes only from _judge_hung
                     raise AssertionError(f"unexpected command {command!r}")
             if self.blocking is None and fact is None and machine.awaiting_stops:
@@ -668,9 +658,8 @@ class Runtime:
             # OTP's try_again_restart: behind the facts already queued (R6.1).
             self.queue.append(TimerFired(child_id=command.child_id, timer=command.timer))
         else:
-            entry = [trio.current_time() + command.delay, command.timer, command.child_id, True]
-            self._timer_entries[command.timer] = entry
-            heapq.heappush(self._timers, entry)
+            deadline = trio.current_time() + command.delay
+            self._timers.add(deadline, command.timer, command.child_id)
             self.report.restart_delayed(command.child_id, command.delay)
         self.poke()
 
@@ -720,7 +709,6 @@ class Runtime:
                 item.answer(error=SupervisorNotRunning(self.name))
         self.queue.clear()
         self._timers.clear()
-        self._timer_entries.clear()
         self.hung.clear()
         self.runs.clear()
         listeners = list(self._listeners.values())
