@@ -217,10 +217,17 @@ async def test_a_healthy_child_is_never_judged_hung(
     assert beats == 3498
     assert rec.of(SupervisionEvent.CHILD_FAILED) == []
     # Akka's warning at 2/3 of the acceptable pause (2000 ms), once.
-    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
-    assert warnings == [
+    warnings = [r for r in caplog.records if r.levelno == logging.WARNING]
+    assert [r.getMessage() for r in warnings] == [
         "child 'w' of supervisor 'supervisor': heartbeat interval is growing too large: 2500 ms"
     ]
+    # Structured like every record the shell writes (design rule 33).
+    [record] = warnings
+    assert record.supervisor == "supervisor"  # type: ignore[attr-defined]
+    assert record.child_id == "w"  # type: ignore[attr-defined]
+    assert record.incarnation == 1  # type: ignore[attr-defined]
+    assert record.reason == "heartbeat_late"  # type: ignore[attr-defined]
+    assert record.interval_ms == 2500  # type: ignore[attr-defined]
 
 
 async def test_a_hung_child_under_one_for_all_restarts_its_siblings(

@@ -261,7 +261,7 @@ class Runtime:
     # ------------------------------------------------------------ ChildOwner
 
     def beat(self, ctx: ChildContext, now: float) -> None:
-        self.hung.beat(ctx, now, self.name)
+        self.hung.beat(ctx, now, self.name, self.path)
 
     def mark_started(self, ctx: ChildContext) -> None:
         """``task_status.started()``: the start result, applied here if the loop waits for it."""

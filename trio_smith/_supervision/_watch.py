@@ -75,7 +75,7 @@ class HungWatch:
         if self._agenda.schedule(ctx, due):
             self._wake()
 
-    def beat(self, ctx: ChildContext, now: float, supervisor: str) -> None:
+    def beat(self, ctx: ChildContext, now: float, supervisor: str, path: str) -> None:
         """A heartbeat: O(1); rescheduled only if its deadline moved earlier."""
         watch = ctx._watch
         assert watch is not None
@@ -88,7 +88,14 @@ class HungWatch:
                 ctx.id,
                 supervisor,
                 interval,
-                extra={"supervisor": supervisor, "child_id": ctx.id, "interval_ms": interval},
+                extra={
+                    "supervisor": path,
+                    "child_id": ctx.id,
+                    "incarnation": ctx.incarnation,
+                    "reason": "heartbeat_late",
+                    "correlation_id": None,
+                    "interval_ms": interval,
+                },
             )
         if watch.hung is not None or ctx._ended:
             return
