@@ -16,7 +16,13 @@ import trio_smith.events
 DOCS = pathlib.Path(__file__).parent.parent / "docs"
 
 #: The public modules whose every name docs/api.md must document.
-PUBLIC_MODULES = ["trio_smith", "trio_smith.events", "trio_smith.resilience", "trio_smith.routing"]
+PUBLIC_MODULES = [
+    "trio_smith",
+    "trio_smith.events",
+    "trio_smith.resilience",
+    "trio_smith.routing",
+    "trio_smith.notify",
+]
 
 
 def _examples(page: str) -> list[tuple[str, str]]:

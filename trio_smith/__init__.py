@@ -28,6 +28,7 @@ from ._exceptions import ChildRunning as ChildRunning
 from ._exceptions import ChildStartFailed as ChildStartFailed
 from ._exceptions import IllegalStateTransition as IllegalStateTransition
 from ._exceptions import NoCurrentChild as NoCurrentChild
+from ._exceptions import ProcessFailed as ProcessFailed
 from ._exceptions import RestartIntensityExceeded as RestartIntensityExceeded
 from ._exceptions import RestartRecord as RestartRecord
 from ._exceptions import SupervisorError as SupervisorError
@@ -37,11 +38,13 @@ from ._exceptions import TrioSmithError as TrioSmithError
 from ._supervision import ChildContext as ChildContext
 from ._supervision import ChildHandle as ChildHandle
 from ._supervision import DynamicSupervisor as DynamicSupervisor
+from ._supervision import Ready as Ready
 from ._supervision import Supervisor as Supervisor
 from ._supervision import SupervisorState as SupervisorState
 from ._supervision import SupervisorStatistics as SupervisorStatistics
 from ._supervision import TreeNode as TreeNode
 from ._supervision import current_child as current_child
+from ._supervision import os_process as os_process
 
 __version__ = "0.1.0.dev0"
 
@@ -50,6 +53,8 @@ __all__ = [
     "DynamicSupervisor",
     "ChildHandle",
     "current_child",
+    "os_process",
+    "Ready",
     "ChildContext",
     "SupervisorState",
     "SupervisorStatistics",
@@ -81,4 +86,5 @@ __all__ = [
     "ChildLimitReached",
     "SupervisorNotRunning",
     "NoCurrentChild",
+    "ProcessFailed",
 ]

@@ -23,6 +23,7 @@ __all__ = [
     "TrioSmithError",
     "IllegalStateTransition",
     "TrioInternalsChanged",
+    "ProcessFailed",
     "SupervisorError",
     "SupervisorGaveUp",
     "RestartIntensityExceeded",
@@ -175,6 +176,36 @@ class ChildStartFailed(SupervisorError, RuntimeError):
     def __init__(self, child_id: str) -> None:
         super().__init__(f"child {child_id!r} failed to start")
         self.child_id = child_id
+
+
+@final
+class ProcessFailed(TrioSmithError, RuntimeError):
+    """A supervised program (``os_process``) ended with an exit it does not count as normal.
+
+    Its child's exit is abnormal with this error: the strategy, restart type
+    and intensity apply as for any crash.
+
+    Attributes:
+        program: the program (``argv[0]``).
+        returncode: its exit code, or None if a signal ended it.
+        signal: the name of the signal that ended it (``"SIGKILL"``), or None.
+        output: its last lines of output (stdout and stderr), oldest first.
+    """
+
+    def __init__(
+        self,
+        program: str,
+        *,
+        returncode: int | None,
+        signal: str | None,
+        output: tuple[str, ...] = (),
+    ) -> None:
+        how = f"was killed by {signal}" if signal is not None else f"exited with code {returncode}"
+        super().__init__(f"program {program!r} {how}")
+        self.program = program
+        self.returncode = returncode
+        self.signal = signal
+        self.output = output
 
 
 @final

@@ -367,6 +367,9 @@ class ChildInfo:
         phi: the hung-child detector's suspicion level of its current
             incarnation (see :class:`Heartbeat`); None if the child is not
             watched or has no live incarnation.
+        os_pid: the pid of the program its live incarnation runs
+            (``os_process``); None for a task or when not running.
+        status_text: the program's last ``STATUS=`` message, or None.
     """
 
     id: str
@@ -375,6 +378,8 @@ class ChildInfo:
     significant: bool
     restarts: int
     phi: float | None = None
+    os_pid: int | None = None
+    status_text: str | None = None
 
 
 @final

@@ -13,6 +13,7 @@ Files, from the outside in:
 * ``_watch``: hung-child detection (phi accrual per watched incarnation).
 * ``_timers``: the delayed restarts (backoff) on trio's clock.
 * ``_report``: events, log lines and crash reports (burst-limited).
+* ``_process``: ``os_process``, the function of a child that runs a program.
 
 Every decision is the core's (``trio_smith/_core``, docs/design.md rule 1);
 this package only measures, waits and executes.
@@ -26,6 +27,8 @@ from ._context import ChildContext as ChildContext
 from ._context import current_child as current_child
 from ._context import hung_verdict as hung_verdict
 from ._context import listen_status as listen_status
+from ._process import Ready as Ready
+from ._process import os_process as os_process
 from ._supervisor import ChildHandle as ChildHandle
 from ._supervisor import DynamicSupervisor as DynamicSupervisor
 from ._supervisor import Supervisor as Supervisor

@@ -97,9 +97,11 @@ class ChildContext:
         "_killed",
         "_last_heartbeat",
         "_normal",
+        "_os_pid",
         "_owner",
         "_scope",
         "_started",
+        "_status_text",
         "_stop_asked",
         "_supervisors",
         "_watch",
@@ -136,6 +138,9 @@ class ChildContext:
         self._cause: Event | None = None
         #: Hung-child detection (``ChildSpec.heartbeat``); None: not watched.
         self._watch: Watch | None = None
+        #: A program's pid and its last ``STATUS=`` (``os_process``); None for tasks.
+        self._os_pid: int | None = None
+        self._status_text: str | None = None
 
     @property
     def supervisor(self) -> str:
@@ -166,6 +171,11 @@ class ChildContext:
         self._heartbeats += 1
         if self._watch is not None:
             self._owner.beat(self, now)
+
+    @property
+    def os_pid(self) -> int | None:
+        """The pid of the program this child runs (``os_process``), or None."""
+        return self._os_pid
 
     @property
     def last_heartbeat(self) -> float | None:

@@ -59,10 +59,14 @@ class SupervisorGaveUpPayload(TypedDict):
     traceback: str | None
 
 
-class ChildStartedPayload(TypedDict):
+class _ChildStartedFields(TypedDict):
     supervisor: str
     child_id: str
     incarnation: int
+
+
+class ChildStartedPayload(_ChildStartedFields, total=False):
+    os_pid: int
 
 
 class ChildRestartedPayload(TypedDict):
@@ -210,6 +214,8 @@ class Reporter:
             "child_id": ctx.id,
             "incarnation": ctx.incarnation,
         }
+        if ctx._os_pid is not None:
+            payload["os_pid"] = ctx._os_pid
         self.emitter.emit(SupervisionEvent.CHILD_STARTED, self.path, payload, ctx._cause)
 
     def child_restarted(self, child_id: str, incarnation: int) -> Event | None:

@@ -223,6 +223,8 @@ class Runtime:
         self._waiter: Task | None = None
         self._call: _Call | None = None
         self.restarts = 0
+        #: Whether any child ever ran a program (which_children shows pids then).
+        self.programs = False
         #: Ids of children seen running a supervisor (count_children, D11).
         self.supervisor_ids: set[str] = set()
         #: Told a child's status after each fact about it, and None once it
@@ -250,6 +252,11 @@ class Runtime:
         if ctx is None or ctx._ended or ctx._watch is None:
             return None
         return ctx._watch.state.phi(now_ms)
+
+    def live(self, child_id: str) -> ChildContext | None:
+        """A child's running incarnation, or None."""
+        ctx = self.runs.get(child_id)
+        return None if ctx is None or ctx._ended else ctx
 
     def nested(self, child_id: str) -> list[Runtime]:
         """The live supervisors run by a child."""

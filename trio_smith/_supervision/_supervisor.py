@@ -118,6 +118,8 @@ class TreeNode:
             value for a child.
         restarts: how many times this child was restarted (0 for the root).
         children: the nodes below, in start order.
+        os_pid: the pid of the program the child runs (``os_process``), or None.
+        status_text: the program's last ``STATUS=`` message, or None.
     """
 
     id: str
@@ -125,6 +127,8 @@ class TreeNode:
     status: str
     restarts: int = 0
     children: tuple[TreeNode, ...] = ()
+    os_pid: int | None = None
+    status_text: str | None = None
 
     def render(self) -> str:
         """Return the tree as text, one node per line, drawn with box characters."""
@@ -136,6 +140,10 @@ class TreeNode:
         label = f"{self.id} [{self.status}] {self.kind}"
         if self.restarts:
             label += f", restarts={self.restarts}"
+        if self.os_pid is not None:
+            label += f", pid={self.os_pid}"
+        if self.status_text:
+            label += f": {self.status_text}"
         return label
 
     def _render_children(self, lines: list[str], prefix: str) -> None:
@@ -166,6 +174,7 @@ def _child_nodes(rt: Runtime) -> tuple[TreeNode, ...]:
             below = _child_nodes(nested[0])
         elif nested:
             below = tuple(_tree(n) for n in nested)
+        live = rt.live(info.id) if rt.programs else None
         nodes.append(
             TreeNode(
                 id=info.id,
@@ -173,6 +182,8 @@ def _child_nodes(rt: Runtime) -> tuple[TreeNode, ...]:
                 status=info.status.value,
                 restarts=info.restarts,
                 children=below,
+                os_pid=None if live is None else live.os_pid,
+                status_text=None if live is None else live._status_text,
             )
         )
     return tuple(nodes)
@@ -287,15 +298,24 @@ class _Base:
         """
         rt = self._rt
         infos = rt.machine.which_children()
-        if not rt.hung.watched or rt.exit is not None:
-            # A stopped supervisor has no live incarnation, hence no phi (and
-            # it may be asked after trio.run has returned: no clock to read).
+        if rt.exit is not None or not (rt.hung.watched or rt.programs):
+            # A stopped supervisor has no live incarnation, hence no phi and
+            # no program (and it may be asked after trio.run has returned).
             return infos
-        now_ms = to_ms(trio.current_time())
-        return [
-            info if (phi := rt.phi_of(info.id, now_ms)) is None else attrs.evolve(info, phi=phi)
-            for info in infos
-        ]
+        now_ms = to_ms(trio.current_time()) if rt.hung.watched else 0
+        out = []
+        for info in infos:
+            live = rt.live(info.id)
+            if live is None:
+                out.append(info)
+                continue
+            phi = rt.phi_of(info.id, now_ms) if rt.hung.watched else None
+            pid, text = live.os_pid, live._status_text
+            if phi is None and pid is None:
+                out.append(info)
+            else:
+                out.append(attrs.evolve(info, phi=phi, os_pid=pid, status_text=text))
+        return out
 
     def count_children(self) -> ChildCounts:
         """Count the children as OTP's ``count_children/1`` does. Never blocks.

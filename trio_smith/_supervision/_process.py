@@ -1,0 +1,425 @@
+"""Supervised programs: ``os_process(argv, ...)`` is the function of a child.
+
+The core sees no difference between a task and a program (docs/design.md
+rule 36): readiness is ``task_status.started()``, ``WATCHDOG=1`` messages are
+heartbeats, and the stop sequence is the spec's ``shutdown`` applied to the
+program's process group:
+
+* **Spawn.** The program is forked on the trio thread (it lives as long as
+  the supervisor; a trio worker thread retires after 10 s idle and Linux's
+  parent-death signal, tied to the forking *thread*, would go with it), in a
+  process group of its own, with SIGKILL as its parent-death signal.
+* **Stop.** Asked to stop (``ChildSpec.shutdown`` > 0 or ``math.inf``), the
+  group gets ``stop_signal``; when the supervisor cancels the child (its
+  ``shutdown`` has passed, or 0/None: at once), the group gets SIGKILL.
+  Either way the program is reaped before the child ends.
+* **No signal to a recycled id.** The group is signalled only while its
+  leader is not reaped (its pid, hence the group id, cannot be reused
+  before). When the leader exits, what is left of its group is killed before
+  the leader is reaped.
+"""
+
+from __future__ import annotations
+
+import collections
+import contextlib
+import ctypes
+import errno
+import itertools
+import logging
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any, Final, final
+
+import attrs
+import trio
+
+from .._core._check import finite_at_least, int_at_least
+from .._exceptions import ProcessFailed
+from ._context import current_child
+from ._runtime import Runtime
+
+__all__ = ["Ready", "os_process"]
+
+#: prctl(2) option: the signal a child gets when the thread that forked it dies.
+_PR_SET_PDEATHSIG: Final = 1
+#: The environment variable naming the lifeline pipe's read end in the program.
+LIFELINE_ENV: Final = "TRIO_SMITH_LIFELINE_FD"
+
+
+def _load_prctl() -> Any:
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        return ctypes.CDLL(None, use_errno=True).prctl
+    except (OSError, AttributeError):  # pragma: no cover - no C library to load
+        return None
+
+
+_PRCTL: Final = _load_prctl()
+
+
+@final
+@attrs.frozen
+class Ready:
+    """When a program counts as started (its ``ChildSpec``'s start is over).
+
+    Build it with :meth:`at_spawn` (the default), :meth:`after` or
+    :meth:`notify`.
+    """
+
+    kind: str
+    seconds: float = 0.0
+
+    @classmethod
+    def at_spawn(cls) -> Ready:
+        """Started as soon as it is spawned."""
+        return cls("spawn")
+
+    @classmethod
+    def after(cls, seconds: float) -> Ready:
+        """Started once it has stayed up ``seconds`` (supervisord's ``startsecs``).
+
+        Raises:
+            ValueError: ``seconds`` is not a finite number >= 0.
+        """
+        finite_at_least("seconds", seconds, 0)
+        return cls("after", float(seconds))
+
+    @classmethod
+    def notify(cls) -> Ready:
+        """Started when it sends ``READY=1`` (systemd's notify protocol, ``NOTIFY_SOCKET``)."""
+        return cls("notify")
+
+
+_NAMES: Final = itertools.count(1)
+
+
+def _signal_name(number: int) -> str:
+    try:
+        return signal.Signals(number).name
+    except ValueError:
+        return f"signal {number}"
+
+
+def _resolve(argv: Sequence[str], cwd: str | None, env: Mapping[str, str] | None) -> str:
+    """The executable ``argv[0]`` names, checked as early as it can be known."""
+    program = argv[0]
+    if os.sep in program:
+        path = program if cwd is None or os.path.isabs(program) else os.path.join(cwd, program)
+        if not os.path.exists(path):
+            raise FileNotFoundError(errno.ENOENT, f"program {program!r} does not exist", program)
+        if os.path.isdir(path) or not os.access(path, os.X_OK):
+            raise PermissionError(errno.EACCES, f"program {program!r} is not executable", program)
+        return program
+    search = (env if env is not None else os.environ).get("PATH", os.defpath)
+    found = shutil.which(program, path=search)
+    if found is None:
+        raise FileNotFoundError(errno.ENOENT, f"program {program!r} is not on PATH", program)
+    return found
+
+
+def os_process(
+    argv: Sequence[str],
+    *,
+    cwd: str | os.PathLike[str] | None = None,
+    env: Mapping[str, str] | None = None,
+    stop_signal: int = signal.SIGTERM,
+    ready: Ready = Ready.at_spawn(),  # noqa: B008 - frozen, shared safely
+    exit_codes: Iterable[int] = (0,),
+    output_lines: int = 20,
+    lifeline: bool = True,
+) -> Any:
+    """The function of a child that runs a program: ``ChildSpec("model", os_process([...]))``.
+
+    Everything a ``ChildSpec`` means keeps its meaning: restart types,
+    strategies, intensity, backoff, ``shutdown`` (``stop_signal`` to the
+    program's process group, then SIGKILL once it has passed; 0 or None:
+    SIGKILL at once; ``math.inf``: wait), ``heartbeat`` (fed by the program's
+    ``WATCHDOG=1`` messages). See docs/processes.md.
+
+    Args:
+        argv: the program and its arguments; ``argv[0]`` is looked up on
+            ``PATH`` (``env``'s, if given) unless it holds a ``/``.
+        cwd: the directory to run it in.
+        env: its whole environment (default: this process's).
+        stop_signal: sent to its process group when it is asked to stop.
+        ready: when it counts as started (:class:`Ready`).
+        exit_codes: the exit codes that are a normal exit; any other code, or
+            a signal, is a failure (:exc:`~trio_smith.ProcessFailed`).
+        output_lines: lines of its output kept for the failure's
+            ``output`` (its stdout and stderr also go to the logger
+            ``trio_smith.process.<child id>``, at INFO and WARNING).
+        lifeline: give it the read end of a pipe whose other end this process
+            holds (its fd number in ``TRIO_SMITH_LIFELINE_FD``): it reads EOF
+            when this process dies, however it dies.
+
+    Returns:
+        An async function that takes ``task_status``, for ``ChildSpec``.
+
+    Raises:
+        ValueError: an empty ``argv``, or an argument out of range.
+        TypeError: an argument of the wrong type.
+        FileNotFoundError: the program or ``cwd`` does not exist.
+        PermissionError: the program is not executable.
+        NotADirectoryError: ``cwd`` is not a directory.
+    """
+    if isinstance(argv, str | bytes) or not isinstance(argv, Sequence):
+        raise TypeError(f"argv must be a sequence of str, got {argv!r}")
+    args = [os.fspath(a) for a in argv]
+    if not args or not all(isinstance(a, str) for a in args):
+        raise ValueError(f"argv must be a non-empty sequence of str, got {argv!r}")
+    directory = None if cwd is None else os.fspath(cwd)
+    if directory is not None:
+        if not os.path.exists(directory):
+            raise FileNotFoundError(errno.ENOENT, f"cwd {directory!r} does not exist", directory)
+        if not os.path.isdir(directory):
+            raise NotADirectoryError(
+                errno.ENOTDIR, f"cwd {directory!r} is not a directory", directory
+            )
+    environment = None if env is None else dict(env)
+    _resolve(args, directory, environment)
+    try:
+        stop = signal.Signals(stop_signal)
+    except (ValueError, TypeError):
+        raise ValueError(f"stop_signal must be a signal, got {stop_signal!r}") from None
+    if not isinstance(ready, Ready):
+        raise TypeError(f"ready must be a Ready, got {ready!r}")
+    codes = frozenset(exit_codes)
+    if any(type(c) is not int for c in codes):
+        raise TypeError(f"exit_codes must be ints, got {exit_codes!r}")
+    int_at_least("output_lines", output_lines, 0)
+    program = _Program(args, directory, environment, stop, ready, codes, output_lines, lifeline)
+
+    async def run_program(task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        await program.run(task_status)
+
+    run_program.__qualname__ = run_program.__name__ = f"os_process[{args[0]}]"
+    return run_program
+
+
+@final
+class _Program:
+    """One program's settings; ``run`` is one incarnation."""
+
+    def __init__(
+        self,
+        argv: list[str],
+        cwd: str | None,
+        env: dict[str, str] | None,
+        stop_signal: signal.Signals,
+        ready: Ready,
+        exit_codes: frozenset[int],
+        output_lines: int,
+        lifeline: bool,
+    ) -> None:
+        self.argv = argv
+        self.cwd = cwd
+        self.env = env
+        self.stop_signal = stop_signal
+        self.ready = ready
+        self.exit_codes = exit_codes
+        self.output_lines = output_lines
+        self.lifeline = lifeline
+
+    async def run(self, task_status: trio.TaskStatus[None]) -> None:
+        ctx = current_child()
+        log = logging.getLogger(f"trio_smith.process.{ctx.id}")
+        env = dict(os.environ if self.env is None else self.env)
+        pass_fds: list[int] = []
+        lifeline_write = -1
+        # Every program may send READY=1, WATCHDOG=1 and STATUS=... An
+        # abstract socket (Linux): nothing on disk to clean up.
+        notify = trio.socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        address = f"\0trio_smith-{os.getpid()}-{next(_NAMES)}"
+        await notify.bind(address)
+        env["NOTIFY_SOCKET"] = "@" + address[1:]
+        lifeline_read = -1
+        if self.lifeline:
+            lifeline_read, lifeline_write = os.pipe()
+            os.set_inheritable(lifeline_read, True)
+            pass_fds.append(lifeline_read)
+            env[LIFELINE_ENV] = str(lifeline_read)
+        out_read, out_write = os.pipe()
+        err_read, err_write = os.pipe()
+        parent = os.getpid()
+        prctl = _PRCTL
+
+        def die_with_parent() -> None:
+            # Between fork and exec, in the program: killed if this thread dies.
+            if prctl is not None:
+                prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+            if os.getppid() != parent:
+                os._exit(1)  # this process died before the signal was armed
+
+        try:
+            try:
+                # On the trio thread, deliberately (see the module docstring).
+                process = subprocess.Popen(  # noqa: ASYNC220
+                    self.argv,
+                    cwd=self.cwd,
+                    env=env,
+                    stdin=subprocess.DEVNULL,
+                    stdout=out_write,
+                    stderr=err_write,
+                    pass_fds=pass_fds,
+                    process_group=0,
+                    preexec_fn=die_with_parent,
+                )
+            finally:
+                os.close(out_write)
+                os.close(err_write)
+                if lifeline_read >= 0:
+                    os.close(lifeline_read)
+        except BaseException:
+            for fd in (out_read, err_read, lifeline_write):
+                if fd >= 0:
+                    os.close(fd)
+            notify.close()
+            raise
+        watch = _Watch(process, self, ctx, log)
+        try:
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(watch.pump, out_read, logging.INFO)
+                nursery.start_soon(watch.pump, err_read, logging.WARNING)
+                nursery.start_soon(watch.listen, notify, task_status)
+                nursery.start_soon(watch.stop_when_asked)
+                if self.ready.kind == "spawn":
+                    watch.started(task_status)
+                elif self.ready.kind == "after":
+                    nursery.start_soon(watch.started_after, self.ready.seconds, task_status)
+                await watch.wait_exit()
+                nursery.cancel_scope.cancel()
+        finally:
+            with trio.CancelScope(shield=True):
+                await watch.end()
+            if lifeline_write >= 0:
+                os.close(lifeline_write)
+            notify.close()
+        watch.classify()
+
+
+@final
+class _Watch:
+    """One running program: its output, its messages, its stop and its end."""
+
+    def __init__(
+        self, process: subprocess.Popen[bytes], program: _Program, ctx: Any, log: logging.Logger
+    ) -> None:
+        self.process = process
+        self.program = program
+        self.ctx = ctx
+        self.log = log
+        self.lines: collections.deque[str] = collections.deque(maxlen=program.output_lines)
+        self.exited = False
+        self.reaped = False
+        self.is_started = False
+        ctx._os_pid = process.pid
+        owner = ctx._owner
+        if isinstance(owner, Runtime):
+            owner.programs = True
+
+    def started(self, task_status: trio.TaskStatus[None]) -> None:
+        if not self.is_started:
+            self.is_started = True
+            task_status.started()
+
+    async def started_after(self, seconds: float, task_status: trio.TaskStatus[None]) -> None:
+        await trio.sleep(seconds)
+        self.started(task_status)
+
+    def _signal_group(self, number: int) -> None:
+        # Only while the leader is not reaped: its pid, hence the group id,
+        # cannot have been reused.
+        if self.reaped:
+            return
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.process.pid, number)
+
+    async def stop_when_asked(self) -> None:
+        await self.ctx.stop_requested.wait()
+        self._signal_group(self.program.stop_signal)
+
+    async def wait_exit(self) -> None:
+        """Until the leader has exited (not reaped yet: a zombie holds its pid)."""
+        if hasattr(os, "pidfd_open"):
+            fd = os.pidfd_open(self.process.pid)
+            try:
+                await trio.lowlevel.wait_readable(fd)
+            finally:
+                os.close(fd)
+        else:  # pragma: no cover - no pidfd: poll (and reap) instead
+            while self.process.poll() is None:  # noqa: ASYNC110
+                await trio.sleep(0.05)
+            self.reaped = True
+        self.exited = True
+
+    async def end(self) -> None:
+        """Kill what is left of the group, then reap the leader (shielded)."""
+        self._signal_group(signal.SIGKILL)
+        if not self.exited:
+            await self.wait_exit()
+        if not self.reaped:
+            self.process.wait()  # it has exited: no blocking
+            self.reaped = True
+
+    def classify(self) -> None:
+        code = self.process.returncode
+        assert code is not None
+        if code >= 0 and code in self.program.exit_codes:
+            return
+        raise ProcessFailed(
+            self.program.argv[0],
+            returncode=code if code >= 0 else None,
+            signal=_signal_name(-code) if code < 0 else None,
+            output=tuple(self.lines),
+        )
+
+    async def pump(self, fd: int, level: int) -> None:
+        stream = trio.lowlevel.FdStream(fd)
+        buffer = b""
+        async with stream:
+            while True:
+                chunk = await stream.receive_some(65536)
+                if not chunk:
+                    break
+                buffer += chunk
+                *complete, buffer = buffer.split(b"\n")
+                for raw in complete:
+                    self._line(raw, level)
+                if len(buffer) > 65536:  # a line without end: cut it
+                    self._line(buffer, level)
+                    buffer = b""
+            if buffer:
+                self._line(buffer, level)
+
+    def _line(self, raw: bytes, level: int) -> None:
+        text = raw.decode("utf-8", "backslashreplace").rstrip("\r")
+        if self.lines.maxlen:
+            self.lines.append(text)
+        if self.log.isEnabledFor(level):
+            self.log.log(
+                level,
+                "%s",
+                text,
+                extra={"child_id": self.ctx.id, "os_pid": self.process.pid},
+            )
+
+    async def listen(
+        self, sock: trio.socket.SocketType, task_status: trio.TaskStatus[None]
+    ) -> None:
+        while True:
+            data = await sock.recv(4096)
+            for line in data.decode("utf-8", "backslashreplace").splitlines():
+                key, _, value = line.partition("=")
+                if key == "READY" and value == "1" and self.program.ready.kind == "notify":
+                    self.started(task_status)
+                elif key == "WATCHDOG" and value == "1":
+                    self.ctx.heartbeat()
+                elif key == "STATUS":
+                    self.ctx._status_text = value
