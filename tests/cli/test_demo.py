@@ -70,7 +70,8 @@ async def _run(
     """Run the demo in this process; its summary and its plain output."""
     out = io.StringIO()
     summary = await run_demo(
-        DemoConfig(seed=seed, duration=duration, chaos=chaos, db=str(db)),
+        # No real program: it would live in real time, the run on a MockClock.
+        DemoConfig(seed=seed, duration=duration, chaos=chaos, db=str(db), programs=False),
         reporter=reporter or PlainReporter(out),
         stop=stop,
         banner=["banner"],
@@ -633,6 +634,19 @@ def test_the_demo_runs_as_a_user_runs_it(tmp_path: pathlib.Path) -> None:
             return await store.get_by_correlation(correlation)
 
     assert _depth(trio.run(chain)) >= 3
+
+    async def indexer_starts() -> list[Event]:
+        async with SQLiteEventStore(db, read_only=True) as store:
+            return [
+                e
+                for e in await store.read()
+                if e.type.name == "child_started" and e.payload["child_id"] == "indexer"
+            ]
+
+    # The indexer is a real program: started with its pid.
+    starts = trio.run(indexer_starts)
+    assert starts
+    assert all(isinstance(e.payload["os_pid"], int) for e in starts)
 
 
 def test_ctrl_c_stops_the_demo_cleanly_with_its_summary(tmp_path: pathlib.Path) -> None:

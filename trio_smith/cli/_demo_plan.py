@@ -100,6 +100,9 @@ class DemoConfig:
         rate: tasks per second the hub submits, on average (Poisson).
         concurrency: the most hub tasks waiting for their reply at once; at
             the limit the hub waits (bounded concurrency, not a queue).
+        programs: run the indexer, a real program (``os_process``). It lives
+            in real time: runs on a ``MockClock`` (in-process tests) leave it
+            out.
 
     Raises:
         ValueError: a number out of range, naming it.
@@ -111,6 +114,7 @@ class DemoConfig:
     db: str = DEFAULT_DB
     rate: float = attrs.field(default=20.0, validator=_positive_finite)
     concurrency: int = attrs.field(default=8, validator=_at_least_one)
+    programs: bool = True
 
 
 @final

@@ -8,6 +8,8 @@ The tree (start order; each group is a sub-supervisor)::
     ├── coders        coder-1, coder-2: delegate research, then write code;
     │                 gives up after 3 restarts within 1 s
     ├── analysts      analyst-1, analyst-2: analyze, and every unknown type
+    ├── indexer       a real program (os_process): READY=1, WATCHDOG=1,
+    │                 STATUS=...; crashes now and then under chaos
     └── hub           submits the seeded stream of tasks through the router
 
 Every agent is a ``Registry.agent`` with a ``Heartbeat``, so the
@@ -22,6 +24,7 @@ one ``EventBus`` into the event store (an SQLite file, or PostgreSQL).
 from __future__ import annotations
 
 import contextlib
+import sys
 from collections.abc import Awaitable, Callable
 from typing import Final, final
 from uuid import UUID
@@ -32,11 +35,13 @@ import trio
 from .. import (
     ChildSpec,
     Heartbeat,
+    Ready,
     Strategy,
     Supervisor,
     SupervisorGaveUp,
     TreeNode,
     current_child,
+    os_process,
 )
 from ..events import (
     Event,
@@ -353,11 +358,26 @@ class DemoSystem:
 
         return ChildSpec(name, run_group)
 
+    def _programs(self) -> list[ChildSpec]:
+        """The indexer, a real program, unless the run leaves programs out."""
+        if not self.config.programs:
+            return []
+        argv = [
+            sys.executable,
+            "-m",
+            "trio_smith.cli._demo_indexer",
+            str(self.config.seed),
+            str(self.config.chaos),
+        ]
+        program = os_process(argv, ready=Ready.notify())
+        return [ChildSpec("indexer", program, heartbeat=Heartbeat(0.25), shutdown=2.0)]
+
     def children(self) -> list[ChildSpec]:
         """The root's children, in start order: the hub last, once its workers are up."""
         return [
             ChildSpec("tools", self.breaker.run),
             *(self._group(*group) for group in GROUPS),
+            *self._programs(),
             ChildSpec("hub", self.hub),
         ]
 

@@ -683,6 +683,10 @@ def _node_label(node: TreeNode, snapshot: Snapshot) -> Text:
             label.append(f" (trial in {retry:.1f} s)", style="dim")
     if node.id == "hub":
         label.append(f"  in flight {snapshot.hub_in_flight}/{snapshot.concurrency}", style="dim")
+    if node.os_pid is not None:
+        label.append(f"  pid {node.os_pid}", style="dim")
+        if node.status_text:
+            label.append(f"  {node.status_text}", style="dim")
     return label
 
 
