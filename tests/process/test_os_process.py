@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import pathlib
 import sys
 import textwrap
+import time
 from collections.abc import Callable
 
 import pytest
@@ -180,6 +182,9 @@ async def test_bad_input_is_refused_at_os_process(tmp_path: pathlib.Path) -> Non
     assert str(caught.value) == "argv must be a non-empty sequence of str, got []"
     with pytest.raises(FileNotFoundError) as missing:
         os_process(["no-such-program-trio-smith"])
+    with pytest.raises(TypeError) as bad_flag:
+        os_process(["true"], parent_death_signal="yes")  # type: ignore[arg-type]
+    assert str(bad_flag.value) == "parent_death_signal must be a bool, got 'yes'"
     name = "'no-such-program-trio-smith'"
     assert str(missing.value) == f"[Errno 2] program {name} is not on PATH: {name}"
     with pytest.raises(PermissionError) as denied:
@@ -307,9 +312,10 @@ from trio_smith import ChildSpec, Supervisor, os_process
 
 PROGRAM = sys.argv[1]
 MARK = sys.argv[2]
+PDEATHSIG = sys.argv[3] == "1"
 
 async def main():
-    program = os_process([sys.executable, "-c", PROGRAM, MARK])
+    program = os_process([sys.executable, "-c", PROGRAM, MARK], parent_death_signal=PDEATHSIG)
     async with Supervisor([ChildSpec("p", program)]) as sup:
         [info] = sup.which_children()
         print(info.os_pid, flush=True)
@@ -324,6 +330,7 @@ trio.run(main)
 PROGRAM_WITH_ESCAPEE = """
 import os, sys, time
 from trio_smith import notify
+notify.die_with_supervisor()  # the program's own way out, without any signal
 pid = os.fork()
 if pid == 0:
     os.setsid()
@@ -336,10 +343,16 @@ time.sleep(60)
 """
 
 
-async def test_kill_9_of_the_supervising_process_leaves_no_program(tmp_path: pathlib.Path) -> None:
+@pytest.mark.parametrize("pdeathsig", [True, False])
+async def test_kill_9_of_the_supervising_process_leaves_no_program(
+    tmp_path: pathlib.Path, pdeathsig: bool
+) -> None:
+    # With the parent-death signal, the program is SIGKILLed; without it, it
+    # exits on its lifeline (notify.die_with_supervisor). Either way it is gone.
     mark = tmp_path / "mark"
+    flag = "1" if pdeathsig else "0"
     proc = await trio.lowlevel.open_process(
-        [PY, "-c", SUPERVISING, PROGRAM_WITH_ESCAPEE, str(mark)], stdout=-1
+        [PY, "-c", SUPERVISING, PROGRAM_WITH_ESCAPEE, str(mark), flag], stdout=-1
     )
     assert proc.stdout is not None
     with trio.fail_after(20):
@@ -355,3 +368,33 @@ async def test_kill_9_of_the_supervising_process_leaves_no_program(tmp_path: pat
     await wait_for(lambda: not alive(program), limit=2)
     await wait_for(mark.exists, limit=2)
     await proc.stdout.aclose()
+
+
+async def test_the_last_lines_before_an_exit_are_never_lost() -> None:
+    # The program's output is read to its end after it exits (before the
+    # child ends), not cut off by its exit. A slow log handler keeps the
+    # reader behind the program, so most of the output is still in the pipe
+    # when the program exits.
+    class Slow(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            time.sleep(0.0001)
+
+    logger = logging.getLogger("trio_smith.process.p")
+    handler = Slow()
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    # 200 KB: more than a pipe holds, so the program exits with the tail
+    # of its output still unread.
+    code = "import sys\nsys.stdout.write(('x' * 99 + '\\n') * 2000 + 'last\\n')\nsys.exit(1)\n"
+    try:
+        with pytest.raises(RestartIntensityExceeded) as caught:
+            async with Supervisor(
+                [ChildSpec("p", os_process([PY, "-c", code], output_lines=1))], max_restarts=0
+            ):
+                await trio.sleep_forever()
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(logging.NOTSET)
+    cause = caught.value.__cause__
+    assert isinstance(cause, ProcessFailed)
+    assert cause.output == ("last",)

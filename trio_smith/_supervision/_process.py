@@ -48,6 +48,8 @@ __all__ = ["Ready", "os_process"]
 
 #: prctl(2) option: the signal a child gets when the thread that forked it dies.
 _PR_SET_PDEATHSIG: Final = 1
+#: How long the output of a program that has exited is read to its end.
+DRAIN_SECONDS: Final = 1.0
 #: The environment variable naming the lifeline pipe's read end in the program.
 LIFELINE_ENV: Final = "TRIO_SMITH_LIFELINE_FD"
 
@@ -134,6 +136,7 @@ def os_process(
     exit_codes: Iterable[int] = (0,),
     output_lines: int = 20,
     lifeline: bool = True,
+    parent_death_signal: bool = True,
 ) -> Any:
     """The function of a child that runs a program: ``ChildSpec("model", os_process([...]))``.
 
@@ -158,6 +161,11 @@ def os_process(
         lifeline: give it the read end of a pipe whose other end this process
             holds (its fd number in ``TRIO_SMITH_LIFELINE_FD``): it reads EOF
             when this process dies, however it dies.
+        parent_death_signal: on Linux, arm SIGKILL as its parent-death signal
+            between fork and exec, so that it dies with this process even if
+            it ignores its lifeline. It makes a spawn fork the whole process
+            (no ``vfork``): about 2 ms more here (docs/processes.md). False
+            leaves only the lifeline.
 
     Returns:
         An async function that takes ``task_status``, for ``ChildSpec``.
@@ -194,7 +202,19 @@ def os_process(
     if any(type(c) is not int for c in codes):
         raise TypeError(f"exit_codes must be ints, got {exit_codes!r}")
     int_at_least("output_lines", output_lines, 0)
-    program = _Program(args, directory, environment, stop, ready, codes, output_lines, lifeline)
+    if not isinstance(parent_death_signal, bool):
+        raise TypeError(f"parent_death_signal must be a bool, got {parent_death_signal!r}")
+    program = _Program(
+        args,
+        directory,
+        environment,
+        stop,
+        ready,
+        codes,
+        output_lines,
+        lifeline,
+        parent_death_signal and _PRCTL is not None,
+    )
 
     async def run_program(task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         await program.run(task_status)
@@ -217,6 +237,7 @@ class _Program:
         exit_codes: frozenset[int],
         output_lines: int,
         lifeline: bool,
+        parent_death_signal: bool,
     ) -> None:
         self.argv = argv
         self.cwd = cwd
@@ -226,6 +247,7 @@ class _Program:
         self.exit_codes = exit_codes
         self.output_lines = output_lines
         self.lifeline = lifeline
+        self.parent_death_signal = parent_death_signal
 
     async def run(self, task_status: trio.TaskStatus[None]) -> None:
         ctx = current_child()
@@ -235,9 +257,16 @@ class _Program:
         lifeline_write = -1
         # Every program may send READY=1, WATCHDOG=1 and STATUS=... An
         # abstract socket (Linux): nothing on disk to clean up.
-        notify = trio.socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
         address = f"\0trio_smith-{os.getpid()}-{next(_NAMES)}"
-        await notify.bind(address)
+        plain = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        try:
+            # Bound here, not with trio's bind, which resolves the address in
+            # a worker thread: an abstract address needs no lookup.
+            plain.bind(address)
+        except BaseException:
+            plain.close()
+            raise
+        notify = trio.socket.from_stdlib_socket(plain)
         env["NOTIFY_SOCKET"] = "@" + address[1:]
         lifeline_read = -1
         if self.lifeline:
@@ -269,7 +298,8 @@ class _Program:
                     stderr=err_write,
                     pass_fds=pass_fds,
                     process_group=0,
-                    preexec_fn=die_with_parent,
+                    # Without a pre-exec hook, Python can use vfork.
+                    preexec_fn=die_with_parent if self.parent_death_signal else None,
                 )
             finally:
                 os.close(out_write)
@@ -294,6 +324,12 @@ class _Program:
                 elif self.ready.kind == "after":
                     nursery.start_soon(watch.started_after, self.ready.seconds, task_status)
                 await watch.wait_exit()
+                # What is left of its group goes now (the leader, unreaped,
+                # still holds the group's id); then its output is read to the
+                # end, unless something outside the group holds the pipes.
+                watch.kill_group()
+                with trio.move_on_after(DRAIN_SECONDS):
+                    await watch.drained.wait()
                 nursery.cancel_scope.cancel()
         finally:
             with trio.CancelScope(shield=True):
@@ -319,6 +355,9 @@ class _Watch:
         self.exited = False
         self.reaped = False
         self.is_started = False
+        #: Set once both output pipes have reached their end.
+        self.drained = trio.Event()
+        self._open_pipes = 2
         ctx._os_pid = process.pid
         owner = ctx._owner
         if isinstance(owner, Runtime):
@@ -359,6 +398,9 @@ class _Watch:
             self.reaped = True
         self.exited = True
 
+    def kill_group(self) -> None:
+        self._signal_group(signal.SIGKILL)
+
     async def end(self) -> None:
         """Kill what is left of the group, then reap the leader (shielded)."""
         self._signal_group(signal.SIGKILL)
@@ -397,6 +439,9 @@ class _Watch:
                     buffer = b""
             if buffer:
                 self._line(buffer, level)
+        self._open_pipes -= 1
+        if not self._open_pipes:
+            self.drained.set()
 
     def _line(self, raw: bytes, level: int) -> None:
         text = raw.decode("utf-8", "backslashreplace").rstrip("\r")
