@@ -166,6 +166,7 @@ CATEGORIES: Final[Mapping[str, frozenset[str]]] = {
             "child_stopped",
             "child_failed",
             "child_restarted",
+            "child_output",
         }
     ),
 }
@@ -306,7 +307,8 @@ class SupervisionEvent:
     Supervisors given ``events=`` publish them with the supervisor's path
     (``"root/child/..."``) as source: ``SUPERVISOR_STARTED``,
     ``SUPERVISOR_STOPPED``, ``SUPERVISOR_GAVE_UP``, ``CHILD_STARTED``,
-    ``CHILD_STOPPED``, ``CHILD_FAILED`` and ``CHILD_RESTARTED``. Their
+    ``CHILD_STOPPED``, ``CHILD_FAILED``, ``CHILD_RESTARTED`` and
+    ``CHILD_OUTPUT`` (a program's output line, ``os_process``). Their
     payloads are listed in docs/events.md ("Supervision events"), field by
     field; the payload always has ``"supervisor"`` (the path) and, for child
     events, ``"child_id"`` and ``"incarnation"``.
@@ -319,6 +321,7 @@ class SupervisionEvent:
     CHILD_STOPPED: ClassVar[EventType]
     CHILD_FAILED: ClassVar[EventType]
     CHILD_RESTARTED: ClassVar[EventType]
+    CHILD_OUTPUT: ClassVar[EventType]
 
 
 for _cls, _category in (

@@ -398,3 +398,28 @@ async def test_the_last_lines_before_an_exit_are_never_lost() -> None:
     cause = caught.value.__cause__
     assert isinstance(cause, ProcessFailed)
     assert cause.output == ("last",)
+
+
+async def test_output_lines_become_events_at_a_bounded_rate() -> None:
+    from trio_smith.events import SupervisionEvent
+
+    from ..events.test_supervision_payloads import conforms
+    from ..publisher import Recorder
+
+    rec = Recorder()
+    code = (
+        "import sys, time\nfor i in range(1000): print('out', i)\nprint('err', file=sys.stderr)\n"
+    )
+    spec = ChildSpec("p", os_process([PY, "-c", code], output_events=5), restart=Restart.TEMPORARY)
+    async with Supervisor([spec], events=rec) as sup:
+        await wait_for(lambda: not sup.which_children())  # temporary: gone once it exits
+        await sup.shutdown()
+    lines = rec.of(SupervisionEvent.CHILD_OUTPUT)
+    # At most 5 a second: a program done within a second publishes its first 5.
+    assert [e.payload["line"] for e in lines] == ["out 0", "out 1", "out 2", "out 3", "out 4"]
+    assert all(conforms(e.type, e.payload) for e in lines)
+    assert {e.payload["stream"] for e in lines} == {"stdout"}
+    assert all(e.payload["child_id"] == "p" for e in lines)
+    with pytest.raises(ValueError, match="output_events") as caught:
+        os_process(["true"], output_events=-1)
+    assert str(caught.value) == "output_events must be an int >= 0, got -1"

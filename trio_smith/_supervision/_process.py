@@ -40,6 +40,7 @@ import attrs
 import trio
 
 from .._core._check import finite_at_least, int_at_least
+from .._core._reports import ReportBudget, ReportLimit
 from .._exceptions import ProcessFailed
 from ._context import current_child
 from ._runtime import Runtime
@@ -137,6 +138,7 @@ def os_process(
     output_lines: int = 20,
     lifeline: bool = True,
     parent_death_signal: bool = True,
+    output_events: int = 0,
 ) -> Any:
     """The function of a child that runs a program: ``ChildSpec("model", os_process([...]))``.
 
@@ -166,6 +168,10 @@ def os_process(
             it ignores its lifeline. It makes a spawn fork the whole process
             (no ``vfork``): about 2 ms more here (docs/processes.md). False
             leaves only the lifeline.
+        output_events: publish at most this many output lines a second as
+            ``supervision.child_output`` events to the supervisor's publisher
+            (0: none); the others are counted in the next one's ``skipped``.
+            Publishing never waits: a full bus drops them (counted).
 
     Returns:
         An async function that takes ``task_status``, for ``ChildSpec``.
@@ -202,6 +208,7 @@ def os_process(
     if any(type(c) is not int for c in codes):
         raise TypeError(f"exit_codes must be ints, got {exit_codes!r}")
     int_at_least("output_lines", output_lines, 0)
+    int_at_least("output_events", output_events, 0)
     if not isinstance(parent_death_signal, bool):
         raise TypeError(f"parent_death_signal must be a bool, got {parent_death_signal!r}")
     program = _Program(
@@ -214,6 +221,7 @@ def os_process(
         output_lines,
         lifeline,
         parent_death_signal and _PRCTL is not None,
+        output_events,
     )
 
     async def run_program(task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
@@ -238,6 +246,7 @@ class _Program:
         output_lines: int,
         lifeline: bool,
         parent_death_signal: bool,
+        output_events: int,
     ) -> None:
         self.argv = argv
         self.cwd = cwd
@@ -248,6 +257,7 @@ class _Program:
         self.output_lines = output_lines
         self.lifeline = lifeline
         self.parent_death_signal = parent_death_signal
+        self.output_events = output_events
 
     async def run(self, task_status: trio.TaskStatus[None]) -> None:
         ctx = current_child()
@@ -315,8 +325,8 @@ class _Program:
         watch = _Watch(process, self, ctx, log)
         try:
             async with trio.open_nursery() as nursery:
-                nursery.start_soon(watch.pump, out_read, logging.INFO)
-                nursery.start_soon(watch.pump, err_read, logging.WARNING)
+                nursery.start_soon(watch.pump, out_read, "stdout")
+                nursery.start_soon(watch.pump, err_read, "stderr")
                 nursery.start_soon(watch.listen, notify, task_status)
                 nursery.start_soon(watch.stop_when_asked)
                 if self.ready.kind == "spawn":
@@ -360,8 +370,15 @@ class _Watch:
         self._open_pipes = 2
         ctx._os_pid = process.pid
         owner = ctx._owner
-        if isinstance(owner, Runtime):
-            owner.programs = True
+        assert isinstance(owner, Runtime)
+        owner.programs = True
+        self.report = owner.report
+        #: The output-event rate (a burst per second), None: no output events.
+        self.budget = (
+            None
+            if not program.output_events
+            else ReportBudget(ReportLimit(burst=program.output_events, window=1.0))
+        )
 
     def started(self, task_status: trio.TaskStatus[None]) -> None:
         if not self.is_started:
@@ -422,7 +439,8 @@ class _Watch:
             output=tuple(self.lines),
         )
 
-    async def pump(self, fd: int, level: int) -> None:
+    async def pump(self, fd: int, stream_name: str) -> None:
+        level = logging.INFO if stream_name == "stdout" else logging.WARNING
         stream = trio.lowlevel.FdStream(fd)
         buffer = b""
         async with stream:
@@ -433,18 +451,23 @@ class _Watch:
                 buffer += chunk
                 *complete, buffer = buffer.split(b"\n")
                 for raw in complete:
-                    self._line(raw, level)
+                    self._line(raw, level, stream_name)
                 if len(buffer) > 65536:  # a line without end: cut it
-                    self._line(buffer, level)
+                    self._line(buffer, level, stream_name)
                     buffer = b""
             if buffer:
-                self._line(buffer, level)
+                self._line(buffer, level, stream_name)
         self._open_pipes -= 1
         if not self._open_pipes:
             self.drained.set()
 
-    def _line(self, raw: bytes, level: int) -> None:
+    def _line(self, raw: bytes, level: int, stream_name: str) -> None:
         text = raw.decode("utf-8", "backslashreplace").rstrip("\r")
+        budget = self.budget
+        if budget is not None:
+            publish, skipped = budget.take(trio.current_time())
+            if publish:
+                self.report.child_output(self.ctx, self.process.pid, stream_name, text, skipped)
         if self.lines.maxlen:
             self.lines.append(text)
         if self.log.isEnabledFor(level):

@@ -108,6 +108,19 @@ class ChildFailedPayload(_ChildFailedFields, total=False):
     silence: float
 
 
+class _ChildOutputFields(TypedDict):
+    supervisor: str
+    child_id: str
+    incarnation: int
+    os_pid: int
+    stream: Literal["stdout", "stderr"]
+    line: str
+
+
+class ChildOutputPayload(_ChildOutputFields, total=False):
+    skipped: int
+
+
 #: The payload type of each supervision event type.
 PAYLOADS: Final[dict[object, type]] = {
     SupervisionEvent.SUPERVISOR_STARTED: SupervisorStartedPayload,
@@ -117,6 +130,7 @@ PAYLOADS: Final[dict[object, type]] = {
     SupervisionEvent.CHILD_RESTARTED: ChildRestartedPayload,
     SupervisionEvent.CHILD_STOPPED: ChildStoppedPayload,
     SupervisionEvent.CHILD_FAILED: ChildFailedPayload,
+    SupervisionEvent.CHILD_OUTPUT: ChildOutputPayload,
 }
 
 
@@ -310,6 +324,24 @@ class Reporter:
             self._crash("child %r of supervisor %r failed", ctx, error, reason, event)
         else:
             self._crash("child %r of supervisor %r failed to start", ctx, error, reason, event)
+
+    def child_output(
+        self, ctx: ChildContext, pid: int, stream: str, line: str, skipped: int
+    ) -> None:
+        """A program's output line (``os_process(..., output_events=N)``)."""
+        if self.emitter.events is None:
+            return
+        payload: ChildOutputPayload = {
+            "supervisor": self.path,
+            "child_id": ctx.id,
+            "incarnation": ctx.incarnation,
+            "os_pid": pid,
+            "stream": "stdout" if stream == "stdout" else "stderr",
+            "line": line,
+        }
+        if skipped:
+            payload["skipped"] = skipped
+        self.emitter.emit(SupervisionEvent.CHILD_OUTPUT, self.path, payload, ctx._cause)
 
     def child_interrupted(self, ctx: ChildContext, error: BaseException) -> None:
         """A child ended by a BaseException (KeyboardInterrupt...): it propagates, no restart."""
