@@ -423,3 +423,22 @@ async def test_output_lines_become_events_at_a_bounded_rate() -> None:
     with pytest.raises(ValueError, match="output_events") as caught:
         os_process(["true"], output_events=-1)
     assert str(caught.value) == "output_events must be an int >= 0, got -1"
+
+
+@pytest.mark.parametrize(("notify", "expected"), [(None, "None"), (True, "@trio_smith-")])
+async def test_a_notify_socket_only_for_programs_that_may_speak(
+    monkeypatch: pytest.MonkeyPatch, notify: bool | None, expected: str
+) -> None:
+    # This process's own NOTIFY_SOCKET (systemd's) never reaches a program.
+    monkeypatch.setenv("NOTIFY_SOCKET", "/run/systemd/notify")
+    code = "import os, sys; print(os.environ.get('NOTIFY_SOCKET')); sys.exit(1)"
+    program = os_process([PY, "-c", code], notify=notify, output_lines=1)
+    with pytest.raises(RestartIntensityExceeded) as caught:
+        async with Supervisor([ChildSpec("p", program)], max_restarts=0):
+            await trio.sleep_forever()
+    cause = caught.value.__cause__
+    assert isinstance(cause, ProcessFailed)
+    assert cause.output[0].startswith(expected)
+    with pytest.raises(TypeError) as bad:
+        os_process(["true"], notify="yes")  # type: ignore[arg-type]
+    assert str(bad.value) == "notify must be a bool or None, got 'yes'"

@@ -139,6 +139,7 @@ def os_process(
     lifeline: bool = True,
     parent_death_signal: bool = True,
     output_events: int = 0,
+    notify: bool | None = None,
 ) -> Any:
     """The function of a child that runs a program: ``ChildSpec("model", os_process([...]))``.
 
@@ -168,6 +169,11 @@ def os_process(
             it ignores its lifeline. It makes a spawn fork the whole process
             (no ``vfork``): about 2 ms more here (docs/processes.md). False
             leaves only the lifeline.
+        notify: give it a notify socket (``NOTIFY_SOCKET``) for ``READY=1``,
+            ``WATCHDOG=1`` and ``STATUS=...``; None (the default): when its
+            readiness is :meth:`Ready.notify` or its spec has a
+            ``heartbeat``. Without one, ``NOTIFY_SOCKET`` is removed from its
+            environment (it must not talk to this process's own manager).
         output_events: publish at most this many output lines a second as
             ``supervision.child_output`` events to the supervisor's publisher
             (0: none); the others are counted in the next one's ``skipped``.
@@ -209,6 +215,8 @@ def os_process(
         raise TypeError(f"exit_codes must be ints, got {exit_codes!r}")
     int_at_least("output_lines", output_lines, 0)
     int_at_least("output_events", output_events, 0)
+    if notify is not None and not isinstance(notify, bool):
+        raise TypeError(f"notify must be a bool or None, got {notify!r}")
     if not isinstance(parent_death_signal, bool):
         raise TypeError(f"parent_death_signal must be a bool, got {parent_death_signal!r}")
     program = _Program(
@@ -222,6 +230,7 @@ def os_process(
         lifeline,
         parent_death_signal and _PRCTL is not None,
         output_events,
+        notify,
     )
 
     async def run_program(task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
@@ -247,6 +256,7 @@ class _Program:
         lifeline: bool,
         parent_death_signal: bool,
         output_events: int,
+        notify: bool | None,
     ) -> None:
         self.argv = argv
         self.cwd = cwd
@@ -258,6 +268,7 @@ class _Program:
         self.lifeline = lifeline
         self.parent_death_signal = parent_death_signal
         self.output_events = output_events
+        self.notify = notify
 
     async def run(self, task_status: trio.TaskStatus[None]) -> None:
         ctx = current_child()
@@ -265,19 +276,26 @@ class _Program:
         env = dict(os.environ if self.env is None else self.env)
         pass_fds: list[int] = []
         lifeline_write = -1
-        # Every program may send READY=1, WATCHDOG=1 and STATUS=... An
-        # abstract socket (Linux): nothing on disk to clean up.
-        address = f"\0trio_smith-{os.getpid()}-{next(_NAMES)}"
-        plain = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-        try:
-            # Bound here, not with trio's bind, which resolves the address in
-            # a worker thread: an abstract address needs no lookup.
-            plain.bind(address)
-        except BaseException:
-            plain.close()
-            raise
-        notify = trio.socket.from_stdlib_socket(plain)
-        env["NOTIFY_SOCKET"] = "@" + address[1:]
+        wanted = self.notify
+        if wanted is None:
+            wanted = self.ready.kind == "notify" or ctx._watch is not None
+        notify = None
+        env.pop("NOTIFY_SOCKET", None)
+        if wanted:
+            # READY=1, WATCHDOG=1 and STATUS=... An abstract socket (Linux):
+            # nothing on disk to clean up. Binding costs about 0.2 ms, so
+            # only programs that may speak get one.
+            address = f"\0trio_smith-{os.getpid()}-{next(_NAMES)}"
+            plain = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+            try:
+                # Bound here, not with trio's bind, which resolves the address
+                # in a worker thread: an abstract address needs no lookup.
+                plain.bind(address)
+            except BaseException:
+                plain.close()
+                raise
+            notify = trio.socket.from_stdlib_socket(plain)
+            env["NOTIFY_SOCKET"] = "@" + address[1:]
         lifeline_read = -1
         if self.lifeline:
             lifeline_read, lifeline_write = os.pipe()
@@ -320,14 +338,16 @@ class _Program:
             for fd in (out_read, err_read, lifeline_write):
                 if fd >= 0:
                     os.close(fd)
-            notify.close()
+            if notify is not None:
+                notify.close()
             raise
         watch = _Watch(process, self, ctx, log)
         try:
             async with trio.open_nursery() as nursery:
                 nursery.start_soon(watch.pump, out_read, "stdout")
                 nursery.start_soon(watch.pump, err_read, "stderr")
-                nursery.start_soon(watch.listen, notify, task_status)
+                if notify is not None:
+                    nursery.start_soon(watch.listen, notify, task_status)
                 nursery.start_soon(watch.stop_when_asked)
                 if self.ready.kind == "spawn":
                     watch.started(task_status)
@@ -346,7 +366,8 @@ class _Program:
                 await watch.end()
             if lifeline_write >= 0:
                 os.close(lifeline_write)
-            notify.close()
+            if notify is not None:
+                notify.close()
         watch.classify()
 
 
