@@ -23,12 +23,12 @@ import sys
 import weakref
 from collections.abc import Mapping
 from types import TracebackType
-from typing import Any, Final, final
+from typing import Any, Final, TypedDict, final
 from uuid import UUID
 
 from ._event import Event, EventPublisher, EventType, linked_event, storable_text
 
-__all__ = ["Emitter", "check_publisher", "describe_error", "public_name"]
+__all__ = ["Emitter", "ErrorDescription", "check_publisher", "describe_error", "public_name"]
 
 log: Final = logging.getLogger("trio_smith.events")
 
@@ -127,7 +127,15 @@ def _frames(tb: TracebackType | None) -> str:
     )
 
 
-def describe_error(error: BaseException | None) -> dict[str, object]:
+class ErrorDescription(TypedDict):
+    """How every event describes an error (:func:`describe_error`)."""
+
+    error_type: str | None
+    error: str | None
+    traceback: str | None
+
+
+def describe_error(error: BaseException | None) -> ErrorDescription:
     """An error as event payload: ``error_type``, ``error`` and ``traceback``.
 
     ``error_type`` is the public name (:func:`public_name`), ``error`` its

@@ -33,8 +33,8 @@ import signal
 import socket
 import subprocess
 import sys
-from collections.abc import Iterable, Mapping, Sequence
-from typing import Any, Final, final
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from typing import Any, Final, Literal, final
 
 import attrs
 import trio
@@ -42,7 +42,7 @@ import trio
 from .._core._check import finite_at_least, int_at_least
 from .._core._reports import ReportBudget, ReportLimit
 from .._exceptions import ProcessFailed
-from ._context import current_child
+from ._context import ChildContext, current_child
 from ._runtime import Runtime
 
 __all__ = ["Ready", "os_process"]
@@ -140,7 +140,7 @@ def os_process(
     parent_death_signal: bool = True,
     output_events: int = 0,
     notify: bool | None = None,
-) -> Any:
+) -> Callable[..., Awaitable[None]]:
     """The function of a child that runs a program: ``ChildSpec("model", os_process([...]))``.
 
     Everything a ``ChildSpec`` means keeps its meaning: restart types,
@@ -220,17 +220,17 @@ def os_process(
     if not isinstance(parent_death_signal, bool):
         raise TypeError(f"parent_death_signal must be a bool, got {parent_death_signal!r}")
     program = _Program(
-        args,
-        directory,
-        environment,
-        stop,
-        ready,
-        codes,
-        output_lines,
-        lifeline,
-        parent_death_signal and _PRCTL is not None,
-        output_events,
-        notify,
+        argv=args,
+        cwd=directory,
+        env=environment,
+        stop_signal=stop,
+        ready=ready,
+        exit_codes=codes,
+        output_lines=output_lines,
+        lifeline=lifeline,
+        parent_death_signal=parent_death_signal and _PRCTL is not None,
+        output_events=output_events,
+        notify=notify,
     )
 
     async def run_program(task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
@@ -241,34 +241,21 @@ def os_process(
 
 
 @final
+@attrs.frozen(kw_only=True)
 class _Program:
-    """One program's settings; ``run`` is one incarnation."""
+    """One program's checked settings; ``run`` is one incarnation."""
 
-    def __init__(
-        self,
-        argv: list[str],
-        cwd: str | None,
-        env: dict[str, str] | None,
-        stop_signal: signal.Signals,
-        ready: Ready,
-        exit_codes: frozenset[int],
-        output_lines: int,
-        lifeline: bool,
-        parent_death_signal: bool,
-        output_events: int,
-        notify: bool | None,
-    ) -> None:
-        self.argv = argv
-        self.cwd = cwd
-        self.env = env
-        self.stop_signal = stop_signal
-        self.ready = ready
-        self.exit_codes = exit_codes
-        self.output_lines = output_lines
-        self.lifeline = lifeline
-        self.parent_death_signal = parent_death_signal
-        self.output_events = output_events
-        self.notify = notify
+    argv: list[str]
+    cwd: str | None
+    env: dict[str, str] | None
+    stop_signal: signal.Signals
+    ready: Ready
+    exit_codes: frozenset[int]
+    output_lines: int
+    lifeline: bool
+    parent_death_signal: bool
+    output_events: int
+    notify: bool | None
 
     async def run(self, task_status: trio.TaskStatus[None]) -> None:
         ctx = current_child()
@@ -376,7 +363,11 @@ class _Watch:
     """One running program: its output, its messages, its stop and its end."""
 
     def __init__(
-        self, process: subprocess.Popen[bytes], program: _Program, ctx: Any, log: logging.Logger
+        self,
+        process: subprocess.Popen[bytes],
+        program: _Program,
+        ctx: ChildContext,
+        log: logging.Logger,
     ) -> None:
         self.process = process
         self.program = program
@@ -460,7 +451,7 @@ class _Watch:
             output=tuple(self.lines),
         )
 
-    async def pump(self, fd: int, stream_name: str) -> None:
+    async def pump(self, fd: int, stream_name: Literal["stdout", "stderr"]) -> None:
         level = logging.INFO if stream_name == "stdout" else logging.WARNING
         stream = trio.lowlevel.FdStream(fd)
         buffer = b""
@@ -482,7 +473,7 @@ class _Watch:
         if not self._open_pipes:
             self.drained.set()
 
-    def _line(self, raw: bytes, level: int, stream_name: str) -> None:
+    def _line(self, raw: bytes, level: int, stream_name: Literal["stdout", "stderr"]) -> None:
         text = raw.decode("utf-8", "backslashreplace").rstrip("\r")
         budget = self.budget
         if budget is not None:

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any, Final, Literal, TypedDict, final
 import trio
 
 from .._core._reports import ReportBudget, ReportLimit
-from .._emit import Emitter, describe_error
+from .._emit import Emitter, ErrorDescription, describe_error
 from .._event import Event, EventPublisher, SupervisionEvent
 from .._exceptions import ChildHung
 
@@ -50,13 +50,10 @@ class SupervisorStoppedPayload(TypedDict):
     reason: str
 
 
-class SupervisorGaveUpPayload(TypedDict):
+class SupervisorGaveUpPayload(ErrorDescription):
     supervisor: str
     reason: str
     child_id: str | None
-    error_type: str | None
-    error: str | None
-    traceback: str | None
 
 
 class _ChildStartedFields(TypedDict):
@@ -79,26 +76,27 @@ class ChildRestartedPayload(TypedDict):
 # is not seen through the string annotations of this module).
 
 
+ChildStopReason = Literal["normal", "ignored", "shutdown", "interrupted"]
+
+
 class _ChildStoppedFields(TypedDict):
     supervisor: str
     child_id: str
     incarnation: int
-    reason: Literal["normal", "ignored", "shutdown", "interrupted"]
+    reason: ChildStopReason
 
 
 class ChildStoppedPayload(_ChildStoppedFields, total=False):
+    # Those of ErrorDescription, here optional: a stop that raised.
     error_type: str | None
     error: str | None
     traceback: str | None
 
 
-class _ChildFailedFields(TypedDict):
+class _ChildFailedFields(ErrorDescription):
     supervisor: str
     child_id: str
     incarnation: int
-    error_type: str | None
-    error: str | None
-    traceback: str | None
 
 
 class ChildFailedPayload(_ChildFailedFields, total=False):
@@ -184,14 +182,11 @@ class Reporter:
         cause = failure.__cause__
         event = None
         if self.emitter.events is not None:
-            described = describe_error(cause)
             payload: SupervisorGaveUpPayload = {
                 "supervisor": self.path,
                 "reason": reason,
                 "child_id": child_id,
-                "error_type": described["error_type"],  # type: ignore[typeddict-item]
-                "error": described["error"],  # type: ignore[typeddict-item]
-                "traceback": described["traceback"],  # type: ignore[typeddict-item]
+                **describe_error(cause),
             }
             event = self.emitter.emit(
                 SupervisionEvent.SUPERVISOR_GAVE_UP, self.path, payload, self.last_failure
@@ -267,48 +262,52 @@ class Reporter:
                 extra={**self._extra(None, "backoff", None), "child_id": child_id, "delay": delay},
             )
 
+    def _child_stopped(
+        self, ctx: ChildContext, reason: ChildStopReason, error: BaseException | None
+    ) -> Event | None:
+        """Publish ``child_stopped``, describing the error of a stop that raised."""
+        if self.emitter.events is None:
+            return None
+        payload: ChildStoppedPayload = {
+            "supervisor": self.path,
+            "child_id": ctx.id,
+            "incarnation": ctx.incarnation,
+            "reason": reason,
+        }
+        if error is not None:
+            described = describe_error(error)
+            payload["error_type"] = described["error_type"]
+            payload["error"] = described["error"]
+            payload["traceback"] = described["traceback"]
+        return self.emitter.emit(SupervisionEvent.CHILD_STOPPED, self.path, payload)
+
     def child_ended(self, ctx: ChildContext, normal: bool, error: BaseException | None) -> None:
         """How a child ended: stopped (normal, ignored, shutdown) or failed; crash reports."""
-        event = None
         if ctx._stop_asked and ctx._started:
-            reason = "shutdown"
-            if self.emitter.events is not None:
-                stopped: ChildStoppedPayload = {
-                    "supervisor": self.path,
-                    "child_id": ctx.id,
-                    "incarnation": ctx.incarnation,
-                    "reason": "shutdown",
-                }
-                if error is not None:
-                    stopped.update(describe_error(error))  # type: ignore[typeddict-item]
-                event = self.emitter.emit(SupervisionEvent.CHILD_STOPPED, self.path, stopped)
+            event = self._child_stopped(ctx, "shutdown", error)
             if error is not None:
                 # OTP's shutdown_error report (D16).
                 self._crash(
                     "child %r of supervisor %r raised while being stopped",
                     ctx,
                     error,
-                    reason,
+                    "shutdown",
                     event,
                 )
             return
         if normal:
-            if self.emitter.events is not None:
-                ended: ChildStoppedPayload = {
-                    "supervisor": self.path,
-                    "child_id": ctx.id,
-                    "incarnation": ctx.incarnation,
-                    "reason": "normal" if ctx._started else "ignored",
-                }
-                self.emitter.emit(SupervisionEvent.CHILD_STOPPED, self.path, ended)
+            self._child_stopped(ctx, "normal" if ctx._started else "ignored", None)
             return
-        reason = "failed" if ctx._started else "start_failed"
+        event = None
         if self.emitter.events is not None:
+            described = describe_error(error)
             failed: ChildFailedPayload = {
                 "supervisor": self.path,
                 "child_id": ctx.id,
                 "incarnation": ctx.incarnation,
-                **describe_error(error),  # type: ignore[typeddict-item]
+                "error_type": described["error_type"],
+                "error": described["error"],
+                "traceback": described["traceback"],
             }
             if type(error) is ChildHung:
                 failed["reason"] = "hung"
@@ -321,12 +320,19 @@ class Reporter:
                 SupervisionEvent.CHILD_FAILED, self.path, failed
             )
         if ctx._started:
-            self._crash("child %r of supervisor %r failed", ctx, error, reason, event)
+            self._crash("child %r of supervisor %r failed", ctx, error, "failed", event)
         else:
-            self._crash("child %r of supervisor %r failed to start", ctx, error, reason, event)
+            self._crash(
+                "child %r of supervisor %r failed to start", ctx, error, "start_failed", event
+            )
 
     def child_output(
-        self, ctx: ChildContext, pid: int, stream: str, line: str, skipped: int
+        self,
+        ctx: ChildContext,
+        pid: int,
+        stream: Literal["stdout", "stderr"],
+        line: str,
+        skipped: int,
     ) -> None:
         """A program's output line (``os_process(..., output_events=N)``)."""
         if self.emitter.events is None:
@@ -336,7 +342,7 @@ class Reporter:
             "child_id": ctx.id,
             "incarnation": ctx.incarnation,
             "os_pid": pid,
-            "stream": "stdout" if stream == "stdout" else "stderr",
+            "stream": stream,
             "line": line,
         }
         if skipped:
@@ -345,16 +351,7 @@ class Reporter:
 
     def child_interrupted(self, ctx: ChildContext, error: BaseException) -> None:
         """A child ended by a BaseException (KeyboardInterrupt...): it propagates, no restart."""
-        event = None
-        if self.emitter.events is not None:
-            payload: ChildStoppedPayload = {
-                "supervisor": self.path,
-                "child_id": ctx.id,
-                "incarnation": ctx.incarnation,
-                "reason": "interrupted",
-                **describe_error(error),  # type: ignore[typeddict-item]
-            }
-            event = self.emitter.emit(SupervisionEvent.CHILD_STOPPED, self.path, payload)
+        event = self._child_stopped(ctx, "interrupted", error)
         log.warning(
             "child %r of supervisor %r was interrupted by %s; it propagates, no restart",
             ctx.id,
