@@ -22,6 +22,7 @@ from trio_smith import (
     Supervisor,
     os_process,
 )
+from trio_smith._supervision._guardian import GUARDIAN
 
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="Linux processes")
 
@@ -197,6 +198,46 @@ async def test_bad_input_is_refused_at_os_process(tmp_path: pathlib.Path) -> Non
     with pytest.raises(ValueError, match="stop_signal") as bad_signal:
         os_process(["true"], stop_signal=999)
     assert str(bad_signal.value) == "stop_signal must be a signal, got 999"
+    with pytest.raises(ValueError, match="env") as bad_name:
+        os_process(["/bin/true"], env={"PATH": "/bin", "A=B": "1"})
+    assert str(bad_name.value) == "env has an invalid variable name: 'A=B'"
+    with pytest.raises(ValueError, match="env") as bad_value:
+        os_process(["/bin/true"], env={"X": "a\0b"})
+    assert str(bad_value.value) == "env variable 'X' has a NUL character in its value"
+    with pytest.raises(TypeError, match="env") as bad_type:
+        os_process(["/bin/true"], env={"X": 1})  # type: ignore[dict-item]
+    assert str(bad_type.value) == "env must map str to str, got 'X': 1"
+
+
+async def test_the_environment_is_the_one_given_or_this_process_s_at_each_spawn(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # env=None: this process's environment as it is at each spawn (a change
+    # after os_process() is seen); env=...: exactly that, plus the lifeline.
+    code = "import os\nprint(sorted((k, v) for k, v in os.environ.items() if k != 'LC_CTYPE'))"
+    inherited = os_process([PY, "-c", code], exit_codes=(0,), output_lines=1)
+    given = os_process([PY, "-c", code], env={"ONLY": "this"}, output_lines=1, lifeline=False)
+    monkeypatch.setenv("TRIO_SMITH_TEST_LATE", "late value")
+    seen: list[str] = []
+    handler = logging.Handler()
+    handler.emit = lambda record: seen.append(record.getMessage())  # type: ignore[method-assign]
+    logger = logging.getLogger("trio_smith.process")
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    try:
+        for program in (inherited, given):
+            spec = ChildSpec("p", program, restart=Restart.TEMPORARY)
+            async with Supervisor([spec]) as sup:
+                await wait_for(lambda: not sup.which_children())  # temporary: gone once it ends
+                await sup.shutdown()
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(logging.NOTSET)
+    late, only = (eval(line) for line in seen)
+    assert ("TRIO_SMITH_TEST_LATE", "late value") in late
+    assert ("PATH", os.environ["PATH"]) in late
+    assert [k for k, _ in late].count("TRIO_SMITH_LIFELINE_FD") == 1
+    assert only == [("ONLY", "this")]
 
 
 def rss_kib() -> int:
@@ -204,7 +245,25 @@ def rss_kib() -> int:
         return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") // 1024
 
 
+def children() -> set[int]:
+    """The pids of this process's children, zombies included."""
+    found = set()
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat") as f:
+                    fields = f.read().rsplit(")", 1)[1].split()
+            except (FileNotFoundError, ProcessLookupError):
+                continue
+            if int(fields[1]) == os.getpid():
+                found.add(int(entry))
+    return found
+
+
 async def test_1000_restarts_leave_no_zombie_no_fd_and_flat_memory() -> None:
+    # The guardian and the lifeline are made once per process, up front.
+    GUARDIAN.ensure_running()
+    GUARDIAN.lifeline()
     fds_before = len(os.listdir("/proc/self/fd"))
     program = os_process(["false"])
     async with Supervisor([ChildSpec("p", program)], max_restarts=10**6, within=1.0) as sup:
@@ -218,8 +277,7 @@ async def test_1000_restarts_leave_no_zombie_no_fd_and_flat_memory() -> None:
         rss_1000 = rss_kib()
         await sup.shutdown()
     assert len(os.listdir("/proc/self/fd")) == fds_before
-    with pytest.raises(ChildProcessError):
-        os.waitpid(-1, os.WNOHANG)  # noqa: ASYNC222 - no child left, zombie or not
+    assert children() == {GUARDIAN.pid}  # no child left, zombie or not, but the guardian
     # 700 more cycles: a leak of even 3 KiB per cycle would show.
     assert rss_1000 - rss_300 < 2048, (rss_300, rss_1000)
 
@@ -324,13 +382,16 @@ async def main():
 trio.run(main)
 """
 
-# The program forks a grandchild in a session of its own (out of reach of
-# the group signals and without the parent-death signal); the grandchild
-# keeps the lifeline and writes MARK once it reads EOF.
+# The program ignores its lifeline and SIGTERM, and starts two grandchildren:
+# one in its group (its pid in MARK.in_group), one in a session of its own (out of
+# reach of the group signals and of the parent-death signal) that keeps the
+# lifeline and writes MARK once it reads EOF.
 PROGRAM_WITH_ESCAPEE = """
-import os, sys, time
+import os, signal, subprocess, sys, time
 from trio_smith import notify
-notify.die_with_supervisor()  # the program's own way out, without any signal
+signal.signal(signal.SIGTERM, signal.SIG_IGN)
+in_group = subprocess.Popen(["sleep", "60"])
+open(sys.argv[1] + ".in_group", "w").write(str(in_group.pid))
 pid = os.fork()
 if pid == 0:
     os.setsid()
@@ -347,8 +408,9 @@ time.sleep(60)
 async def test_kill_9_of_the_supervising_process_leaves_no_program(
     tmp_path: pathlib.Path, pdeathsig: bool
 ) -> None:
-    # With the parent-death signal, the program is SIGKILLed; without it, it
-    # exits on its lifeline (notify.die_with_supervisor). Either way it is gone.
+    # The guardian kills the program's group (the program and its in-group
+    # grandchild), with or without the parent-death signal; the escapee
+    # exits on its lifeline.
     mark = tmp_path / "mark"
     flag = "1" if pdeathsig else "0"
     proc = await trio.lowlevel.open_process(
@@ -360,12 +422,15 @@ async def test_kill_9_of_the_supervising_process_leaves_no_program(
         while not line.endswith(b"\n"):
             line += await proc.stdout.receive_some(100)
     program = int(line)
+    in_group = tmp_path / "mark.in_group"
+    await wait_for(in_group.exists)
     await trio.sleep(0.3)
+    grandchild = int(in_group.read_text())
     assert alive(program)
+    assert alive(grandchild)
     proc.kill()  # SIGKILL: no cleanup code runs in the supervising process
     await proc.wait()
-    # The program dies by its parent-death signal, the escapee by its lifeline.
-    await wait_for(lambda: not alive(program), limit=2)
+    await wait_for(lambda: not alive(program) and not alive(grandchild), limit=2)
     await wait_for(mark.exists, limit=2)
     await proc.stdout.aclose()
 

@@ -97,6 +97,7 @@ class ChildContext:
         "_killed",
         "_last_heartbeat",
         "_normal",
+        "_on_stop",
         "_os_pid",
         "_owner",
         "_scope",
@@ -141,6 +142,9 @@ class ChildContext:
         #: A program's pid and its last ``STATUS=`` (``os_process``); None for tasks.
         self._os_pid: int | None = None
         self._status_text: str | None = None
+        #: Called (synchronously) when it is asked to stop: a program's stop
+        #: signal goes out at once, without a task waiting for it.
+        self._on_stop: Callable[[], None] | None = None
 
     @property
     def supervisor(self) -> str:

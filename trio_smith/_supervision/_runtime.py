@@ -623,6 +623,8 @@ class Runtime:
         ctx._stop_asked = True
         if ctx._event is not None:
             ctx._event.set()
+        if ctx._on_stop is not None:
+            ctx._on_stop()
         shutdown = self.machine.spec(ctx.id).shutdown
         if shutdown == 0 or (shutdown is None and not ctx._supervisors):
             ctx._kill_at = -math.inf  # cancel at once
