@@ -16,6 +16,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from .._core._spec import ChildSpec
+from .._event import current_cause
 from ._context import CURRENT, ChildContext, TaskStatus
 
 if TYPE_CHECKING:
@@ -39,17 +40,19 @@ async def run_child(rt: Runtime, ctx: ChildContext, spec: ChildSpec, takes_statu
                 try:
                     try:
                         if takes_status:
-                            await fn(*args, task_status=TaskStatus(ctx))
+                            ctx._result = await fn(*args, task_status=TaskStatus(ctx))
                         else:
-                            await fn(*args)
+                            ctx._result = await fn(*args)
                         normal = True
                     except Exception as exc:
                         error = exc
+                        ctx._failure_cause = current_cause()
                 except* Exception as group:
                     # A group mixing errors with Cancelled or KeyboardInterrupt
                     # (rule 15): the errors are the failure, the rest keeps
                     # propagating.
                     error = group
+                    ctx._failure_cause = current_cause()
         except BaseException as exc:
             # KeyboardInterrupt, SystemExit...: never a failure, never a restart.
             rt.child_escaped(ctx, exc)

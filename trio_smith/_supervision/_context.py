@@ -92,7 +92,9 @@ class ChildContext:
         "_error",
         "_escaped",
         "_event",
+        "_failure_cause",
         "_heartbeats",
+        "_idle",
         "_kill_at",
         "_killed",
         "_last_heartbeat",
@@ -100,6 +102,7 @@ class ChildContext:
         "_on_stop",
         "_os_pid",
         "_owner",
+        "_result",
         "_scope",
         "_started",
         "_status_text",
@@ -137,6 +140,13 @@ class ChildContext:
         self._last_heartbeat: float | None = None
         #: The supervision event that brought this incarnation about (a restart).
         self._cause: Event | None = None
+        #: The event whose work it was doing when it failed (the current
+        #: cause in its task then), or None.
+        self._failure_cause: Event | None = None
+        #: What its function returned (a normal exit), for ``ChildHandle.wait()``.
+        self._result: object = None
+        #: How many ``idle()`` blocks it is in: silence there never counts as hung.
+        self._idle = 0
         #: Hung-child detection (``ChildSpec.heartbeat``); None: not watched.
         self._watch: Watch | None = None
         #: A program's pid and its last ``STATUS=`` (``os_process``); None for tasks.
