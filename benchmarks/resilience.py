@@ -21,6 +21,11 @@ Overhead = time per call minus the bare time per call. The variants run in
 turn, ROUNDS times; each figure is the best round (a shared machine only
 ever slows a run down), and the spread of the rounds is printed.
 
+With a bus attached (``events=``, docs/design.md rule 41), ``breaker.call``
+is measured twice: publishing the state's events only (the default: the
+hot path stays open) and one event per call (``call_events=True``); the
+events the bus refused are printed.
+
 It also measures ``PhiAccrualFailureDetector.heartbeat(node)`` and
 ``phi(node)`` with 1 and 10,000 monitored nodes (the cost must not grow with
 the number of nodes or of samples: O(1) per heartbeat), and the extra cost
@@ -39,6 +44,7 @@ from typing import Any
 
 import trio
 
+from trio_smith.events import EventBus
 from trio_smith.resilience import CircuitBreaker
 
 CALLS = 100_000
@@ -102,6 +108,38 @@ def breaker_decorated() -> Loop:
             await protected()
 
     return timed(body)
+
+
+def breaker_with_bus(**options: Any) -> Callable[[], Loop]:
+    """``await breaker.call(work)`` with ``events=`` an open EventBus.
+
+    The bus has one subscriber (the default buffer and overflow, BLOCK) that
+    never reads during the loop, as a monitoring task that is not scheduled
+    in a tight loop: once its buffer is full, the bus refuses events and the
+    breaker counts them in ``events_dropped``.
+    """
+
+    label = ", ".join(f"{key}={value}" for key, value in sorted(options.items()))
+
+    def factory() -> Loop:
+        async def run() -> float:
+            async with EventBus() as bus, bus.subscribe():
+                breaker = CircuitBreaker("bench", events=bus, **options)
+                call = breaker.call
+                start = time.perf_counter()
+                for _ in range(CALLS):
+                    await call(work)
+                elapsed = (time.perf_counter() - start) / CALLS * 1e6
+                DROPPED[label] = breaker.statistics().events_dropped
+                return elapsed
+
+        return run
+
+    return factory
+
+
+#: Events dropped in the last round of each bus variant, by its options.
+DROPPED: dict[str, int] = {}
 
 
 def peers() -> dict[str, Callable[[], Loop]]:
@@ -260,8 +298,12 @@ def main() -> None:
         "trio_smith async with breaker": breaker_context,
         "trio_smith @breaker": breaker_decorated,
     }
+    with_bus: dict[str, Callable[[], Loop]] = {
+        "breaker.call, events=bus": breaker_with_bus(),
+        "breaker.call, events=bus, call_events": breaker_with_bus(call_events=True),
+    }
     others = peers()
-    variants = {"bare await": bare, **ours, **others}
+    variants = {"bare await": bare, **ours, **with_bus, **others}
     best: dict[str, float] = {}
     rounds: dict[str, list[float]] = {name: [] for name in variants}
     run_loop(bare)  # warm-up
@@ -300,6 +342,10 @@ def main() -> None:
             f"\n{verdict}: breaker.call overhead {call_best:.3f} us <= {ABSOLUTE_TARGET_US} us"
             " (no peer installed: `pip install -e '.[bench]'` adds them)"
         )
+
+    print("\nEvents dropped in the last round (one subscriber that never reads, buffer 128):")
+    for name, dropped in DROPPED.items():
+        print(f"  {name or 'state events only'}: {dropped:,} of {CALLS:,} calls")
 
     for title, costs in (
         ("Phi-accrual detector (us per operation)", detector_costs()),

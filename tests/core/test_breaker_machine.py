@@ -7,7 +7,9 @@ rules alone: it keeps every recorded outcome with its time and
 recomputes the window from scratch, counts permits with a plain int and
 names states with strings. After every step both must agree on the state,
 the attempts, the rates, the window's counts, the not-permitted count, the
-deadlines, the signals and every acquire's answer.
+deadlines, the signals and every acquire's answer. Window sizes, minimums
+and permits of 10**9 are drawn too: the naive model holds only what was
+recorded, and so must the machine (docs/design.md rule 41).
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import itertools
 import math
 import random
 import re
+import tracemalloc
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -54,7 +57,7 @@ ILLEGAL = {(CLOSED, HALF_OPEN), (METRICS_ONLY, OPEN), (METRICS_ONLY, HALF_OPEN)}
 
 
 def machine_in(state: CircuitState, **config: Any) -> BreakerMachine:
-    """A machine that starts in ``state`` at t=0, observed."""
+    """A machine that starts in ``state`` at t=0, observed, calls included."""
     options: dict[str, Any] = dict(
         sliding_window_size=4,
         minimum_calls=4,
@@ -66,6 +69,7 @@ def machine_in(state: CircuitState, **config: Any) -> BreakerMachine:
         BreakerConfig(initial_state=state, **options), name="t", now=0.0, random=lambda: 0.5
     )
     machine.observed = True
+    machine.calls_observed = True
     return machine
 
 
@@ -244,6 +248,8 @@ STATES = ["CLOSED", "OPEN", "HALF_OPEN", "DISABLED", "FORCED_OPEN", "METRICS_ONL
 NAIVE_ILLEGAL = {("CLOSED", "HALF_OPEN"), ("METRICS_ONLY", "OPEN"), ("METRICS_ONLY", "HALF_OPEN")}
 #: States whose events go out (allowPublish); the others only transitions and resets.
 NAIVE_PUBLISHING = {"CLOSED", "OPEN", "HALF_OPEN", "METRICS_ONLY"}
+#: The kinds said once per call, only when calls are observed (rule 41).
+NAIVE_PER_CALL = {"success", "error", "ignored_error", "not_permitted"}
 
 
 @dataclass(frozen=True)
@@ -290,6 +296,7 @@ class NaiveBreaker:
     config: NaiveConfig
     draw: Any
     observed: bool
+    calls_observed: bool
     state: str = "CLOSED"
     attempts: int = 0
     stay: int = 0
@@ -343,7 +350,7 @@ class NaiveBreaker:
     # -- saying
 
     def say(self, kind: str, **extra: object) -> None:
-        if not self.observed:
+        if not (self.calls_observed if kind in NAIVE_PER_CALL else self.observed):
             return
         if kind in ("state_transition", "reset") or self.state in NAIVE_PUBLISHING:
             self.said.append(
@@ -483,9 +490,10 @@ class NaiveBreaker:
 @st.composite
 def breaker_configs(draw: st.DrawFn) -> tuple[BreakerConfig, NaiveConfig]:
     time_window = draw(st.booleans())
-    size = draw(st.integers(1, 6))
-    minimum = draw(st.integers(1, 7))
-    permitted = draw(st.integers(1, 4))
+    # 10**9: memory must follow the calls recorded, not the sizes (rule 41).
+    size = draw(st.integers(1, 6) | st.just(10**9))
+    minimum = draw(st.integers(1, 7) | st.just(10**9))
+    permitted = draw(st.integers(1, 4) | st.just(10**9))
     failure = draw(st.sampled_from([25.0, 33.4, 50, 50.0, 60, 100]))
     slow = draw(st.sampled_from([20.0, 50, 75.5, 100.0]))
     slow_duration = draw(st.sampled_from([1.0, 2.5]))
@@ -558,16 +566,23 @@ class BreakerComparison(RuleBasedStateMachine):
         configs=breaker_configs(),
         start=st.sampled_from([0.0, 12.75, -3.5]),
         observed=st.booleans(),
+        calls_observed=st.booleans(),
         seed=st.integers(0, 2**32 - 1),
     )
     def build(
-        self, configs: tuple[BreakerConfig, NaiveConfig], start: float, observed: bool, seed: int
+        self,
+        configs: tuple[BreakerConfig, NaiveConfig],
+        start: float,
+        observed: bool,
+        calls_observed: bool,
+        seed: int,
     ) -> None:
         real, naive = configs
         self.now = start
         self.machine = BreakerMachine(real, name="m", now=start, random=random.Random(seed).random)
         self.machine.observed = observed
-        self.model = NaiveBreaker(naive, random.Random(seed).random, observed)
+        self.machine.calls_observed = calls_observed
+        self.model = NaiveBreaker(naive, random.Random(seed).random, observed, calls_observed)
         self.model.start(start)
 
     # -- calls
@@ -809,6 +824,77 @@ def test_an_expired_half_open_moves_on_before_it_judges_a_late_outcome() -> None
     assert kinds(machine) == [SignalKind.STATE_TRANSITION, SignalKind.SUCCESS]
 
 
+# ---------------------------------------------------------------- memory follows the calls
+
+
+@pytest.mark.parametrize("kind", list(SlidingWindowType), ids=lambda k: k.value)
+def test_windows_and_permits_of_a_billion_hold_only_what_was_recorded(
+    kind: SlidingWindowType,
+) -> None:
+    # rule 41: a count window preallocated its slots (8 bytes each) and a
+    # time window its buckets, on every entry into CLOSED or HALF_OPEN.
+    tracemalloc.start()
+    try:
+        machine = machine_in(
+            CLOSED,
+            sliding_window_type=kind,
+            sliding_window_size=10**9,
+            minimum_calls=3,
+            permitted_calls_in_half_open=10**9,
+        )
+        for cycle in range(3):
+            start = 100.0 * cycle
+            machine.failed(0.0, start)
+            machine.failed(0.0, start + 5.0)
+            machine.succeeded(0.0, start + 10.0)  # 2 of 3 failed: opens
+            assert machine.state is OPEN
+            # Far later, the first trial call moves it to HALF_OPEN.
+            assert machine.acquire(start + 50.0) is not None
+            assert machine.state is HALF_OPEN
+            assert machine.phase.permits == 10**9 - 1
+            machine.succeeded(0.0, start + 50.0)
+            assert machine.acquire(start + 50.0) is not None
+            machine.succeeded(0.0, start + 50.0)
+            assert (machine.state, machine.phase.metrics.window.total) == (HALF_OPEN, 2)
+            assert machine.acquire(start + 50.0) is not None
+            machine.succeeded(0.0, start + 50.0)  # min(3, 10**9) calls decide
+            assert machine.state is CLOSED
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < 100_000
+
+
+def test_a_time_window_of_a_billion_seconds_keeps_every_second_it_saw() -> None:
+    machine = machine_in(
+        METRICS_ONLY,
+        sliding_window_type=SlidingWindowType.TIME_BASED,
+        sliding_window_size=10**9,
+        minimum_calls=1,
+    )
+    for second in range(0, 50_000, 1000):
+        machine.failed(0.0, float(second))
+    window = machine.phase.metrics.window
+    assert (window.total, window.failed) == (50, 50)
+    assert machine.rates(1e9 + 999.5) == (100.0, 0.0)  # second 1000 is still in
+    assert (window.total, window.failed) == (49, 49)  # second 0 has left
+
+
+def test_a_state_only_observer_hears_no_call() -> None:
+    # observed without calls_observed: what the shell sets for events= alone.
+    machine = machine_in(CLOSED, sliding_window_size=2, minimum_calls=2)
+    machine.calls_observed = False
+    machine.succeeded(0.1, 1.0)
+    machine.failed(0.1, 1.0)
+    assert kinds(machine) == [SignalKind.FAILURE_RATE_EXCEEDED, SignalKind.STATE_TRANSITION]
+    assert machine.acquire(1.0) is None
+    assert kinds(machine) == []
+    machine.reset(2.0)
+    assert kinds(machine) == [SignalKind.STATE_TRANSITION, SignalKind.RESET]
+    machine.ignored(machine.acquire(2.0) or 0, 0.1)
+    assert kinds(machine) == []
+
+
 # ---------------------------------------------------------------- wait intervals
 
 
@@ -959,6 +1045,26 @@ def test_wait_interval_defaults_are_resilience4j_s() -> None:
         (
             lambda: WaitInterval.exponential_randomized(1.0, 2.0, 0.5, -1.0),
             "maximum must be a finite number of seconds >= 0.001, got -1.0",
+        ),
+        (
+            lambda: WaitInterval.exponential(initial=10, maximum=1),
+            "maximum must be a finite number of seconds >= initial (10), got 1",
+        ),
+        (
+            lambda: WaitInterval.exponential_randomized(2.0, 2.0, 0.5, 1.999),
+            "maximum must be a finite number of seconds >= initial (2.0), got 1.999",
+        ),
+        (
+            lambda: WaitInterval.exponential(1.0, 2.0, math.nan),
+            "maximum must be a finite number of seconds >= 0.001, got nan",
+        ),
+        (
+            lambda: WaitInterval.exponential(math.inf),
+            "initial must be a finite number of seconds >= 0.001, got inf",
+        ),
+        (
+            lambda: WaitInterval.exponential(1.0, math.inf),
+            "multiplier must be a finite number >= 1.0, got inf",
         ),
         (
             lambda: WaitInterval(initial=1.0, randomization=math.nan),

@@ -2,13 +2,25 @@
 
 from __future__ import annotations
 
+import collections.abc
+import functools
+import operator
 import re
+import unittest.mock
+from collections.abc import AsyncIterator, Callable
+from typing import Any
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from trio_smith._core._check import check_text, non_empty_str, optional_str, unicode_problem
+from trio_smith._core._check import (
+    async_problem,
+    check_text,
+    non_empty_str,
+    optional_str,
+    unicode_problem,
+)
 
 #: Every code point, surrogates included (st.text() alone never draws them).
 ANY_TEXT = st.text(st.characters(exclude_categories=()))
@@ -100,3 +112,81 @@ def test_optional_str_takes_none_and_valid_text_and_refuses_a_lone_surrogate() -
         optional_str("name", "\udc80")
     with pytest.raises(ValueError, match=r"^name must be a non-empty str or None, got ''$"):
         optional_str("name", "")
+
+
+# ---------------------------------------------------------------- async functions
+
+
+async def _work() -> None:
+    pass  # pragma: no cover
+
+
+def _sync() -> None:
+    pass  # pragma: no cover
+
+
+class _CoroutineLike(collections.abc.Coroutine[Any, Any, None]):
+    """A class whose instances are coroutines: calling it is as good as an async def."""
+
+    def send(self, value: object) -> None:
+        raise StopIteration  # pragma: no cover
+
+    def throw(self, *args: object) -> None:
+        raise StopIteration  # pragma: no cover
+
+    def __await__(self) -> Any:
+        return iter(())  # pragma: no cover
+
+
+class _AsyncGeneratorCall:
+    async def __call__(self) -> AsyncIterator[int]:
+        yield 1  # pragma: no cover
+
+
+def _forwarding(fn: Callable[[], object]) -> Callable[[], object]:
+    @functools.wraps(fn)
+    def wrapper() -> object:
+        return fn()  # pragma: no cover
+
+    return wrapper
+
+
+@pytest.mark.parametrize(
+    "fn",
+    [
+        _work,
+        functools.partial(functools.partial(_work)),
+        _forwarding(_work),
+        functools.partial(_forwarding(_work)),
+        unittest.mock.AsyncMock(),
+        _CoroutineLike,
+        # A callable written in C cannot be told without calling it: trusted.
+        operator.methodcaller("x"),
+    ],
+    ids=["async def", "partials", "wraps", "partial of wraps", "AsyncMock", "class", "C"],
+)
+def test_async_problem_accepts_whatever_returns_a_coroutine(fn: object) -> None:
+    assert async_problem(fn) is None
+
+
+def test_async_problem_describes_what_cannot_return_a_coroutine() -> None:
+    assert async_problem(_forwarding(_sync)) == (
+        "the plain function '_sync' (define it with async def)"
+    )
+    assert async_problem(_AsyncGeneratorCall()) == (
+        "an instance of '_AsyncGeneratorCall' whose __call__ is an async generator"
+    )
+    assert async_problem(unittest.mock.Mock()) == (
+        "an instance of 'Mock' whose __call__ is not async"
+    )
+
+
+def test_async_problem_stops_on_a_wrapped_cycle() -> None:
+    def looped() -> None:
+        pass  # pragma: no cover
+
+    looped.__wrapped__ = looped  # type: ignore[attr-defined]
+    assert async_problem(looped) == (
+        "the plain function "
+        "'test_async_problem_stops_on_a_wrapped_cycle.<locals>.looped' (define it with async def)"
+    )

@@ -11,9 +11,11 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import logging
 import math
 import re
-from collections.abc import Callable
+import tracemalloc
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import pytest
@@ -173,6 +175,7 @@ async def test_slow_calls_open_the_breaker_and_only_strictly_longer_calls_are_sl
         slow_call_duration_threshold=2.0,
         slow_call_rate_threshold=50.0,
         events=bus,
+        call_events=True,
     )
     assert await breaker.call(nap, 2.0) == "rested"  # exactly the threshold: not slow
     with pytest.raises(Boom):
@@ -201,6 +204,7 @@ async def test_both_rates_exceeded_report_failure_before_slow_then_open(
         minimum_calls=1,
         slow_call_duration_threshold=1.0,
         events=bus,
+        call_events=True,
     )
     with pytest.raises(Boom):
         await breaker.call(slow_boom, 5.0)
@@ -415,6 +419,7 @@ async def test_ignored_exceptions_release_half_open_permits_and_are_not_recorded
             minimum_calls=5,
             ignore_exceptions=(LookupError,),  # S34: subclasses too
             events=bus,
+            call_events=True,
         )
     )
     bus.take()
@@ -449,7 +454,9 @@ async def test_ignore_exceptions_cover_subclasses() -> None:
 
 async def test_an_ignored_error_event_names_the_error() -> None:
     bus = Recorder()
-    breaker = CircuitBreaker("b", ignore_exception=lambda e: "skip" in str(e), events=bus)
+    breaker = CircuitBreaker(
+        "b", ignore_exception=lambda e: "skip" in str(e), events=bus, call_events=True
+    )
 
     async def skip() -> None:
         raise Boom("skip me")
@@ -670,6 +677,7 @@ async def test_metrics_only_reports_each_exceeded_rate_once_per_stay_and_never_o
         slow_call_duration_threshold=1.0,
         slow_call_rate_threshold=50.0,
         events=bus,
+        call_events=True,
     )
     breaker.metrics_only()
     assert bus.take() == [TRANSITION]
@@ -838,7 +846,7 @@ async def test_a_time_window_on_trio_s_clock_forgets_old_failures(
 async def test_an_exception_that_is_not_recorded_counts_as_a_success() -> None:
     # S30.
     bus = Recorder()
-    breaker = CircuitBreaker("b", record_exceptions=(Boom,), events=bus)
+    breaker = CircuitBreaker("b", record_exceptions=(Boom,), events=bus, call_events=True)
 
     async def value_error() -> None:
         raise ValueError("not ours")
@@ -886,7 +894,7 @@ async def test_record_result_marks_a_returned_value_as_a_failure() -> None:
         tested.append(result)
         return bool(result == "bad")
 
-    breaker = CircuitBreaker("b", record_result=bad, events=bus)
+    breaker = CircuitBreaker("b", record_result=bad, events=bus, call_events=True)
     assert await breaker.call(ok, "bad") == "bad"
     assert await breaker.call(ok, "good") == "good"
     assert await breaker.call(ok, None) is None
@@ -1262,8 +1270,75 @@ async def test_the_decorator_passes_args_and_kwargs_and_keeps_the_function_name(
     with pytest.raises(CallNotPermitted):
         await fetch(1)
     assert len(got) == 3
-    with pytest.raises(TypeError, match=r"^a circuit breaker decorates an async callable, got 3$"):
-        breaker(3)  # type: ignore[arg-type]
+
+
+def sync_fetch() -> str:
+    return "fetched"  # pragma: no cover
+
+
+async def ticks() -> AsyncIterator[int]:
+    yield 1  # pragma: no cover
+
+
+@pytest.mark.parametrize(
+    ("fn", "message"),
+    [
+        (3, "a circuit breaker decorates an async function, got 3"),
+        (
+            sync_fetch,
+            "a circuit breaker decorates an async function, got the plain function "
+            "'sync_fetch' (define it with async def)",
+        ),
+        (
+            ticks,
+            "a circuit breaker decorates an async function, got the async generator "
+            "function 'ticks' (a body with yield makes an async generator, not a coroutine)",
+        ),
+        (
+            functools.partial(sync_fetch),
+            "a circuit breaker decorates an async function, got functools.partial of the "
+            "plain function 'sync_fetch' (define it with async def)",
+        ),
+    ],
+)
+def test_the_decorator_refuses_what_is_not_an_async_function(fn: Any, message: str) -> None:
+    # At decoration time: a sync function would fail only when called, and
+    # each call would be recorded as a failure (docs/design.md rule 41).
+    with pytest.raises(TypeError, match=f"^{re.escape(message)}$"):
+        CircuitBreaker("b")(fn)
+
+
+async def test_the_decorator_takes_every_kind_of_async_function() -> None:
+    breaker = CircuitBreaker("b")
+
+    class Fetcher:
+        async def __call__(self, x: int) -> int:
+            return x + 1
+
+        async def fetch(self, x: int) -> int:
+            return x + 2
+
+    def logged(fn: Callable[[int], Awaitable[int]]) -> Callable[[int], Awaitable[int]]:
+        @functools.wraps(fn)
+        def wrapper(x: int) -> Awaitable[int]:  # sync, returns the coroutine
+            return fn(x)
+
+        return wrapper
+
+    async def add(x: int, y: int) -> int:
+        return x + y
+
+    async def three(x: int) -> int:
+        return x + 3
+
+    protected = [
+        breaker(Fetcher()),
+        breaker(Fetcher().fetch),
+        breaker(functools.partial(add, 3)),
+        breaker(logged(three)),
+    ]
+    assert [await fn(1) for fn in protected] == [2, 3, 4, 4]
+    assert breaker.statistics().successful_calls == 4
 
 
 async def test_call_takes_keyword_arguments_through_partial() -> None:
@@ -1287,6 +1362,7 @@ async def test_statistics_report_every_field(autojump_clock: trio.testing.MockCl
         slow_call_rate_threshold=60.0,
         slow_call_duration_threshold=1.0,
         events=Recorder(refuse=True),
+        call_events=True,
     )
     await breaker.call(ok)
     await fail(breaker)
@@ -1328,6 +1404,7 @@ async def test_events_on_a_trip_come_in_resilience4j_order_with_their_payloads(
         minimum_calls=2,
         wait_duration_in_open_state=10.0,
         events=bus,
+        call_events=True,
     )
     await breaker.call(ok)
     assert bus.take() == [SUCCESS]
@@ -1368,7 +1445,7 @@ async def test_a_lazy_move_to_half_open_is_published_when_it_happens(
     autojump_clock: trio.testing.MockClock,
 ) -> None:
     bus = Recorder()
-    breaker = CircuitBreaker("b", wait_duration_in_open_state=1.0, events=bus)
+    breaker = CircuitBreaker("b", wait_duration_in_open_state=1.0, events=bus, call_events=True)
     breaker.transition_to(OPEN)
     bus.take()
     autojump_clock.jump(2.0)
@@ -1383,7 +1460,9 @@ async def test_a_lazy_move_to_half_open_is_published_when_it_happens(
 
 async def test_a_refusing_publisher_counts_dropped_events_and_never_affects_a_call() -> None:
     bus = Recorder(refuse=True)
-    breaker = CircuitBreaker("b", sliding_window_size=1, minimum_calls=1, events=bus)
+    breaker = CircuitBreaker(
+        "b", sliding_window_size=1, minimum_calls=1, events=bus, call_events=True
+    )
     assert await breaker.call(ok) == "ok"
     assert breaker.statistics().events_dropped == 1
     with pytest.raises(Boom, match=r"^down$"):
@@ -1400,6 +1479,128 @@ async def test_a_breaker_without_a_publisher_builds_no_events() -> None:
     await fail(breaker)
     await rejected(breaker)
     assert breaker.statistics().events_dropped == 0
+
+
+async def test_by_default_a_bus_hears_the_state_not_each_call(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    # docs/design.md rule 41: transitions, resets and thresholds reached are
+    # published; success, error, ignored_error and not_permitted are not.
+    bus = Recorder()
+    breaker = CircuitBreaker(
+        "api",
+        sliding_window_size=2,
+        minimum_calls=2,
+        wait_duration_in_open_state=10.0,
+        ignore_exceptions=(Ignored,),
+        events=bus,
+    )
+    await breaker.call(ok)
+    with pytest.raises(Ignored):
+        await breaker.call(raise_ignored)
+    assert bus.take() == []
+    await fail(breaker)
+    assert bus.take() == [FAILURE_EXCEEDED, TRANSITION, SYSTEM_OPEN]
+    await rejected(breaker)
+    assert bus.take() == []
+    autojump_clock.jump(10.5)
+    await breaker.call(ok)
+    await breaker.call(ok)
+    assert bus.take() == [TRANSITION, TRANSITION, SYSTEM_CLOSED]
+    breaker.reset()
+    assert bus.take() == [RESET]
+    # The hot path (CLOSED, a success) publishes nothing either.
+    for _ in range(5):
+        await breaker.call(ok)
+    assert bus.take() == []
+    assert breaker.statistics().events_dropped == 0
+
+
+async def raise_ignored() -> None:
+    raise Ignored("not recorded")
+
+
+async def test_a_state_only_bus_keeps_the_trip_of_a_slow_success_on_the_hot_path() -> None:
+    # No MockClock: the hot path reads trio's SystemClock. A success slower
+    # than the threshold trips the breaker there, and its events go out.
+    bus = Recorder()
+    breaker = CircuitBreaker(
+        "slow",
+        sliding_window_size=1,
+        minimum_calls=1,
+        slow_call_rate_threshold=100,
+        slow_call_duration_threshold=1e-9,
+        events=bus,
+    )
+    await breaker.call(ok)
+    assert state(breaker) is OPEN
+    assert bus.take() == [SLOW_EXCEEDED, TRANSITION, SYSTEM_OPEN]
+
+
+@pytest.mark.parametrize(
+    ("options", "error", "message"),
+    [
+        (
+            dict(call_events=True),
+            ValueError,
+            "call_events=True needs a publisher, but events is None",
+        ),
+        (dict(call_events=1, events=Recorder()), TypeError, "call_events must be a bool, got 1"),
+        (dict(call_events=None), TypeError, "call_events must be a bool, got None"),
+    ],
+)
+def test_call_events_is_a_bool_that_needs_a_publisher(
+    options: dict[str, Any], error: type[Exception], message: str
+) -> None:
+    with pytest.raises(error, match=f"^{re.escape(message)}$"):
+        CircuitBreaker("b", **options)
+
+
+async def test_the_first_dropped_event_is_logged_once_naming_the_breaker(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    bus = Recorder(refuse=True)
+    breaker = CircuitBreaker("api", events=bus, call_events=True)
+    with caplog.at_level(logging.WARNING, logger="trio_smith.events"):
+        for _ in range(9):
+            await breaker.call(ok)
+    assert breaker.statistics().events_dropped == 9
+    # One line for 9 drops (the 10th, 100th... log again: docs/design.md rule 34).
+    assert [record.getMessage() for record in caplog.records] == [
+        "circuit breaker 'api' dropped event circuit_breaker.success (1 dropped so far): "
+        "trio.WouldBlock"
+    ]
+
+
+async def test_a_billion_half_open_permits_cost_only_the_calls_made(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    # 8 bytes per permit were allocated on every move to HALF_OPEN: 7.6 GiB
+    # here, before the first trial call (docs/design.md rule 41).
+    breaker = CircuitBreaker(
+        "wide",
+        sliding_window_size=2,
+        minimum_calls=3,
+        permitted_calls_in_half_open=10**9,
+        wait_duration_in_open_state=1.0,
+    )
+    for cycle in range(3):
+        await fail(breaker, 2)
+        assert state(breaker) is OPEN
+        autojump_clock.jump(1.5)
+        tracemalloc.start()
+        try:
+            await breaker.call(ok)
+            await breaker.call(ok)
+            _, peak = tracemalloc.get_traced_memory()
+        finally:
+            tracemalloc.stop()
+        assert peak < 100_000, f"cycle {cycle}: {peak} bytes"
+        stats = breaker.statistics()
+        assert (stats.state, stats.buffered_calls, stats.failure_rate) == (HALF_OPEN, 2, -1.0)
+        # min(minimum_calls, permitted) = 3 calls decide: the third closes it.
+        await breaker.call(ok)
+        assert state(breaker) is CLOSED
 
 
 # ---------------------------------------------------------------- construction

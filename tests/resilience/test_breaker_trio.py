@@ -281,7 +281,9 @@ async def test_call_takes_partials_for_keywords() -> None:
 
 async def test_events_on_a_trip_come_in_resilience4j_s_order() -> None:
     sink = Recorder()
-    breaker = CircuitBreaker("api", sliding_window_size=2, minimum_calls=2, events=sink)
+    breaker = CircuitBreaker(
+        "api", sliding_window_size=2, minimum_calls=2, events=sink, call_events=True
+    )
     await breaker.call(ok)
     with pytest.raises(ValueError, match=r"^boom$"):
         await breaker.call(boom)
@@ -320,7 +322,7 @@ async def test_reset_publishes_the_closing_and_the_reset() -> None:
 
 async def test_a_refusing_bus_never_affects_a_call() -> None:
     sink = Recorder(refuse=True)
-    breaker = CircuitBreaker("api", events=sink)
+    breaker = CircuitBreaker("api", events=sink, call_events=True)
     assert await breaker.call(ok) == "ok"
     with pytest.raises(ValueError, match=r"^boom$"):
         await breaker.call(boom)

@@ -29,9 +29,13 @@ bucket per whole second of ``now`` (resilience4j's epoch seconds; here the
 trio clock's seconds), so its effective span is (N-1, N] seconds. Both keep
 running totals with subtract-on-evict: recording and reading are O(1).
 
-What the machine says comes out as ``Signal`` values in ``signals`` (only
-while ``observed`` is set: resilience4j builds its events only when a
-consumer is registered). The shell turns them into bus events.
+What the machine says comes out as ``Signal`` values in ``signals``, in two
+tiers (docs/design.md rule 41): the state's own news (STATE_TRANSITION, RESET
+and the two *_EXCEEDED reports, a bounded number per stay) while
+``observed`` is set, and the per-call kinds (SUCCESS, ERROR, IGNORED_ERROR,
+NOT_PERMITTED) only while ``calls_observed`` is set too. resilience4j builds
+its events only when a consumer is registered; the shell turns them into bus
+events.
 
 Time: ``now`` and durations are seconds of one monotonic clock (the shell's
 ``trio.current_time()``); randomness (randomized wait intervals) comes from the
@@ -42,6 +46,7 @@ from __future__ import annotations
 
 import enum
 import math
+from collections import deque
 from collections.abc import Callable
 from typing import Final, final
 
@@ -189,10 +194,13 @@ class WaitInterval:
     ``max(1, v - f*v + u*(2*f*v + 1))`` for ``u`` in [0, 1).
 
     Attributes:
-        initial: the first wait, seconds.
-        multiplier: growth per attempt (1.0 for a constant wait).
-        maximum: the cap, seconds, or None.
+        initial: the first wait, seconds (finite, >= 0.001).
+        multiplier: growth per attempt (1.0 for a constant wait; finite, >= 1).
+        maximum: the cap, seconds (finite, >= ``initial``), or None.
         randomization: the randomization factor f, 0 for none.
+
+    Raises:
+        ValueError: a value out of range, naming it and its value.
     """
 
     initial: float
@@ -205,8 +213,16 @@ class WaitInterval:
         multiplier: object = self.multiplier
         if not is_finite_number(multiplier) or multiplier < 1.0:  # type: ignore[operator]
             raise ValueError(f"multiplier must be a finite number >= 1.0, got {multiplier!r}")
-        if self.maximum is not None:
-            _positive_seconds("maximum", self.maximum)
+        maximum = self.maximum
+        if maximum is not None:
+            _positive_seconds("maximum", maximum)
+            if maximum < self.initial:
+                # A cap below the first wait would make every wait the cap
+                # (resilience4j takes it silently; docs/design.md B9).
+                raise ValueError(
+                    "maximum must be a finite number of seconds >= initial "
+                    f"({self.initial!r}), got {maximum!r}"
+                )
         _factor("randomization", self.randomization)
 
     @classmethod
@@ -226,7 +242,8 @@ class WaitInterval:
         """``initial``, times ``multiplier`` per attempt, capped (``ofExponentialBackoff``).
 
         Raises:
-            ValueError: ``initial`` or ``maximum`` under 1 ms, or ``multiplier`` < 1.
+            ValueError: ``initial`` or ``maximum`` under 1 ms or not finite,
+                ``maximum`` below ``initial``, or ``multiplier`` < 1.
         """
         return cls(initial=initial, multiplier=multiplier, maximum=maximum)
 
@@ -406,23 +423,37 @@ class _Window:
 
 @final
 class _CountWindow(_Window):
-    """The last ``size`` outcomes (resilience4j ``FixedSizeSlidingWindowMetrics``)."""
+    """The last ``size`` outcomes (resilience4j ``FixedSizeSlidingWindowMetrics``).
+
+    The ring grows with the outcomes recorded, up to ``size``: its memory is
+    O(min(size, outcomes)), never O(size) up front. A HALF_OPEN stay builds a
+    window of ``permitted_calls_in_half_open`` slots on every entry and
+    records only a few of them (its verdict comes at
+    ``min(minimum_calls, permitted)``), so preallocating it cost 8 bytes per
+    permitted call each time: 7.6 GiB for 10**9 (docs/design.md rule 41).
+    """
 
     __slots__ = ("index", "ring", "size")
 
     def __init__(self, size: int) -> None:
         super().__init__()
         self.size = size
-        #: Invariant: the codes of the outcomes in the window; -1 for an empty slot.
-        self.ring = [-1] * size
-        #: Where the next outcome goes (the oldest one, once full).
+        #: Invariant: the codes of the outcomes in the window, at most
+        #: ``size``; shorter than ``size`` only while it fills.
+        self.ring: list[int] = []
+        #: Where the next outcome goes: ``len(ring)`` while it fills, then the
+        #: oldest one's slot.
         self.index = 0
 
     def record(self, code: int, now: float) -> None:
         ring = self.ring
         index = self.index
-        old = ring[index]
-        ring[index] = code
+        if index < len(ring):
+            old = ring[index]
+            ring[index] = code
+        else:  # filling: nothing leaves the window
+            ring.append(code)
+            old = -1
         index += 1
         self.index = 0 if index == self.size else index
         # A full window of plain successes (the common case) changes no total.
@@ -439,6 +470,8 @@ class _TimeWindow(_Window):
     Buckets are whole seconds of ``now``: the window at second ``s`` holds
     seconds ``s - size + 1 .. s``, so an outcome leaves it between
     ``size - 1`` and ``size`` seconds after it was recorded, as in resilience4j.
+    Only seconds that hold an outcome have a bucket (resilience4j keeps
+    ``size`` of them): memory is O(min(size, seconds with calls)).
     """
 
     __slots__ = ("_buckets", "_latest", "_size")
@@ -446,9 +479,9 @@ class _TimeWindow(_Window):
     def __init__(self, size: int) -> None:
         super().__init__()
         self._size = size
-        #: Per slot (second % size): [total, failed, slow, slow_failed] of
-        #: the one second it holds. Invariant: only seconds in the window.
-        self._buckets: list[list[int]] = [[0, 0, 0, 0] for _ in range(size)]
+        #: [second, total, failed, slow, slow_failed] per second that holds an
+        #: outcome, oldest first. Invariant: only seconds in the window.
+        self._buckets: deque[list[int]] = deque()
         #: The newest second seen; None before the first.
         self._latest: int | None = None
 
@@ -458,34 +491,37 @@ class _TimeWindow(_Window):
         if latest is not None and second <= latest:
             return
         self._latest = second
-        if latest is None:
-            return
-        # Clear the slots of the seconds entered since `latest`: at most
-        # `size` of them, so this is amortised O(1) per elapsed second.
-        size = self._size
-        for entered in range(max(latest + 1, second - size + 1), second + 1):
-            bucket = self._buckets[entered % size]
-            if bucket[0]:
-                self.total -= bucket[0]
-                self.failed -= bucket[1]
-                self.slow -= bucket[2]
-                self.slow_failed -= bucket[3]
-                bucket[:] = [0, 0, 0, 0]
+        # Drop the buckets of the seconds that left: each goes once, so this
+        # is amortised O(1) per recorded outcome.
+        buckets = self._buckets
+        oldest_kept = second - self._size + 1
+        while buckets and buckets[0][0] < oldest_kept:
+            _, total, failed, slow, slow_failed = buckets.popleft()
+            self.total -= total
+            self.failed -= failed
+            self.slow -= slow
+            self.slow_failed -= slow_failed
 
     def record(self, code: int, now: float) -> None:
         self.advance(now)
         # The newest second: a clock never goes back, but if it did, the
-        # outcome would land in a slot of the window, not a stale one.
-        assert self._latest is not None
-        bucket = self._buckets[self._latest % self._size]
-        bucket[0] += 1
+        # outcome would land in the newest bucket, not a stale one.
+        latest = self._latest
+        assert latest is not None
+        buckets = self._buckets
+        if buckets and buckets[-1][0] == latest:
+            bucket = buckets[-1]
+        else:
+            bucket = [latest, 0, 0, 0, 0]
+            buckets.append(bucket)
+        bucket[1] += 1
         self._add(code, 1)
         if code & _FAILED:
-            bucket[1] += 1
-        if code & _SLOW:
             bucket[2] += 1
+        if code & _SLOW:
+            bucket[3] += 1
             if code & _FAILED:
-                bucket[3] += 1
+                bucket[4] += 1
 
 
 @final
@@ -601,6 +637,7 @@ class BreakerMachine:
         "_interval",
         "_random",
         "_slow_threshold",
+        "calls_observed",
         "closed_fast",
         "config",
         "name",
@@ -623,8 +660,10 @@ class BreakerMachine:
         self._interval = config.wait_interval
         self._slow_threshold = config.slow_call_duration_threshold
         self._generation = 0
-        #: Whether signals are collected (someone listens).
+        #: Whether the state's signals are collected (someone listens).
         self.observed = False
+        #: Whether the per-call signals are collected too (one per call).
+        self.calls_observed = False
         self.signals: list[Signal] = []
         initial = config.initial_state
         # resilience4j: a configured initial state starts with attempts 1.
@@ -770,7 +809,7 @@ class BreakerMachine:
             phase.permits -= 1
             return phase.generation
         phase.metrics.not_permitted += 1
-        if self.observed:
+        if self.calls_observed:
             self._signal(SignalKind.NOT_PERMITTED)
         return None
 
@@ -787,7 +826,7 @@ class BreakerMachine:
     def ignored(self, permit: int, duration: float) -> None:
         """An ignored error: the permit goes back, nothing is recorded (IGNORED_ERROR)."""
         self.release(permit)
-        if self.observed:
+        if self.calls_observed:
             self._signal(SignalKind.IGNORED_ERROR, duration=duration)
 
     def succeeded(self, duration: float, now: float) -> bool:
@@ -796,10 +835,11 @@ class BreakerMachine:
         Returns:
             Whether the state moved (a slow success can open the breaker).
         """
-        if self.closed_fast and not self.observed:
-            # The common case (docs/performance.md): CLOSED, nobody listening.
-            # No signal, and no judging while the window holds no failed or
-            # slow call (no rate can reach a threshold).
+        if self.closed_fast and not self.calls_observed:
+            # The common case (docs/performance.md): CLOSED, nobody listening
+            # to calls. No SUCCESS signal, and no judging while the window
+            # holds no failed or slow call (no rate can reach a threshold);
+            # a trip judged here still signals its report and transition.
             metrics = self.phase.metrics
             window = metrics.window
             window.record(_SLOW if duration > self._slow_threshold else 0, now)
@@ -826,7 +866,7 @@ class BreakerMachine:
             phase = self.phase
         if duration > self._slow_threshold:
             code |= _SLOW
-        if self.observed:
+        if self.calls_observed:
             self._signal(kind, duration=duration)
         if phase.state not in _RECORDING:
             return

@@ -8,9 +8,15 @@ the same checks and the same messages.
 
 from __future__ import annotations
 
+import collections.abc
+import functools
+import inspect
 import math
+import types
+from typing import Final
 
 __all__ = [
+    "async_problem",
     "check_text",
     "finite_at_least",
     "int_at_least",
@@ -22,6 +28,127 @@ __all__ = [
     "optional_str",
     "unicode_problem",
 ]
+
+
+_CO_COROUTINE: Final = inspect.CO_COROUTINE
+_CO_GENERATOR: Final = inspect.CO_GENERATOR
+_CO_ASYNC_GENERATOR: Final = inspect.CO_ASYNC_GENERATOR
+#: Layers of wrapping followed (partials, ``__wrapped__``): a bound on a
+#: cycle or an endless chain (inspect.unwrap's guard, made cheap).
+_MAX_LAYERS: Final = 100
+
+
+def _is_coroutine_function(fn: object) -> bool:
+    """Whether calling ``fn`` itself, as it is, certainly returns a coroutine."""
+    if inspect.iscoroutinefunction(fn):
+        # async def, a method or a functools.partial of one (inspect looks
+        # through both), or one marked as such (Python 3.12's marker).
+        return True
+    flags = getattr(getattr(fn, "__code__", None), "co_flags", None)
+    if isinstance(flags, int) and flags & _CO_COROUTINE and not isinstance(fn, type):
+        return True  # a callable that says so: unittest.mock.AsyncMock
+    # An object whose class's __call__ is an async def.
+    # Looked up on the class, as a call does: not a callable() test.
+    call = getattr(type(fn), "__call__", None)  # noqa: B004
+    return not isinstance(fn, type) and inspect.iscoroutinefunction(call)
+
+
+def _describe_sync(fn: object, prefix: str) -> str | None:
+    """What ``fn`` is when it is sure not to return a coroutine; None if unsure."""
+    kind = "function"
+    if inspect.ismethod(fn):
+        fn, kind = fn.__func__, "method"
+    if isinstance(fn, types.FunctionType):
+        name = fn.__qualname__
+        flags = fn.__code__.co_flags
+        if flags & _CO_ASYNC_GENERATOR:
+            return (
+                f"{prefix}the async generator {kind} {name!r} (a body with yield "
+                "makes an async generator, not a coroutine)"
+            )
+        if flags & _CO_GENERATOR:
+            return f"{prefix}the generator {kind} {name!r}"
+        if fn.__name__ == "<lambda>":
+            return (
+                f"{prefix}the lambda {name!r} (a lambda cannot be async: pass the "
+                "async function itself, and its arguments)"
+            )
+        return f"{prefix}the plain {kind} {name!r} (define it with async def)"
+    if isinstance(fn, types.BuiltinFunctionType):
+        return f"{prefix}the built-in function {fn.__qualname__!r}"
+    if isinstance(fn, type):
+        if issubclass(fn, collections.abc.Coroutine):
+            return None  # its instances are coroutines
+        return f"{prefix}the class {fn.__qualname__!r} (calling it builds an instance)"
+    call = getattr(type(fn), "__call__", None)  # noqa: B004
+    if isinstance(call, types.FunctionType):
+        how = "an async generator" if call.__code__.co_flags & _CO_ASYNC_GENERATOR else "not async"
+        return f"{prefix}an instance of {type(fn).__qualname__!r} whose __call__ is {how}"
+    # A callable implemented in C (a Cython coroutine function, a C type):
+    # only calling it could tell, so it is given the benefit of the doubt.
+    return None
+
+
+def async_problem(fn: object) -> str | None:
+    """Why calling ``fn`` cannot return a coroutine, described; None if it can.
+
+    Accepted (None): an ``async def`` function, a bound method of one, a
+    ``functools.partial`` of any of these, an object whose class's
+    ``__call__`` is ``async def``, a function that wraps one of these
+    (``functools.wraps`` sets ``__wrapped__``; the wrapper itself may be
+    sync and return the coroutine), an ``AsyncMock``, a class whose
+    instances are coroutines, and any callable implemented in C (only a
+    call could tell). Refused: anything not callable, and plain, generator
+    and async generator functions (lambdas included), methods of them,
+    built-in functions, other classes, and objects whose ``__call__`` is
+    a plain method, alone or in partials. trio itself accepts any callable
+    that returns a coroutine and can only tell after calling it; a child or
+    a decorated function must be told at once (docs/design.md rule 41).
+
+    A coroutine object (``fn()`` passed instead of ``fn``) is closed, as trio
+    closes it, so that it raises no "never awaited" warning besides the
+    error.
+
+    Returns:
+        None, or the description that follows "got" in the caller's
+        TypeError: ``the plain function 'work' (define it with async def)``.
+    """
+    # The common cases, an async def or a bound method of one, cheaply.
+    if type(fn) is types.FunctionType and fn.__code__.co_flags & _CO_COROUTINE:
+        return None
+    if type(fn) is types.MethodType:
+        func = fn.__func__
+        if type(func) is types.FunctionType and func.__code__.co_flags & _CO_COROUTINE:
+            return None
+    if not callable(fn):
+        if isinstance(fn, collections.abc.Coroutine):
+            name = getattr(fn, "__qualname__", type(fn).__qualname__)
+            fn.close()
+            return (
+                f"the coroutine object {name!r} (pass the function itself, "
+                "not the result of calling it)"
+            )
+        return repr(fn)
+    # Partials are looked through, and named, up to the thing they call;
+    # from there, a __wrapped__ chain (functools.wraps) may reach an async def.
+    prefix = ""
+    layer: object = fn
+    described: object = None
+    for _ in range(_MAX_LAYERS):
+        if _is_coroutine_function(layer):
+            return None
+        if isinstance(layer, functools.partial):
+            if described is None:
+                prefix += "functools.partial of "
+            layer = layer.func
+            continue
+        if described is None:
+            described = layer
+        wrapped = getattr(layer, "__wrapped__", None)
+        if wrapped is None or not callable(wrapped):
+            break
+        layer = wrapped
+    return _describe_sync(layer if described is None else described, prefix)
 
 
 def is_int(value: object) -> bool:

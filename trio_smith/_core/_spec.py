@@ -14,7 +14,7 @@ from typing import Final, final
 
 import attrs
 
-from ._check import finite_at_least, is_finite_number, is_number, non_empty_str
+from ._check import async_problem, finite_at_least, is_finite_number, is_number, non_empty_str
 from ._phi import PhiConfig
 
 __all__ = [
@@ -287,8 +287,11 @@ def _check_child_spec(spec: ChildSpec) -> None:
     backoff: object = spec.backoff
     heartbeat: object = spec.heartbeat
     non_empty_str("id", child_id)
-    if not callable(fn):
-        raise TypeError(f"fn must be an async callable, got {fn!r}")
+    problem = async_problem(fn)
+    if problem is not None:
+        # Refused here, not at its first start: a sync function would "crash"
+        # at every restart until the intensity gives up (rule 41).
+        raise TypeError(f"fn must be an async function, got {problem}")
     if not isinstance(restart, Restart):
         raise TypeError(f"restart must be a Restart, got {restart!r}")
     if shutdown is not None and not (
@@ -319,7 +322,10 @@ class ChildSpec:
         id: unique within its supervisor; a non-empty string.
         fn: the async function the child runs, called as ``fn(*args)`` (and with
             ``task_status=`` if it accepts it: the child then counts as started
-            when it calls ``task_status.started()``).
+            when it calls ``task_status.started()``): an ``async def``, a bound
+            method or a ``functools.partial`` of one, or an object whose
+            ``__call__`` is ``async def``. A ``functools.partial`` also has
+            its arguments checked by mypy (``args`` is not: rule 41).
         args: positional arguments for ``fn``.
         restart: when it is restarted after ending by itself (OTP R3.2).
         shutdown: how it is stopped: None (cancel at once, but ask a child
@@ -336,7 +342,9 @@ class ChildSpec:
     Raises:
         ValueError: if an argument is out of range or a combination is
             refused (OTP R1.5, R1.6), naming the value.
-        TypeError: if an argument has the wrong type.
+        TypeError: if an argument has the wrong type, or ``fn`` is not an
+            async function (a plain function, a lambda, a generator or async
+            generator function, a coroutine object...), naming it.
     """
 
     id: str

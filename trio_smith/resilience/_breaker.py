@@ -29,7 +29,7 @@ from .._core._breaker import (
     SlidingWindowType,
     WaitInterval,
 )
-from .._core._check import is_finite_number, non_empty_str
+from .._core._check import async_problem, is_finite_number, non_empty_str
 from .._emit import Emitter, check_publisher, describe_error
 from .._event import Event, EventPublisher, EventType, SystemEvent
 from .._exceptions import CallNotPermitted
@@ -48,10 +48,13 @@ ExceptionTypes = tuple[type[Exception], ...]
 
 @final
 class CircuitBreakerEvent:
-    """The per-call event types of a breaker, category ``circuit_breaker``.
+    """The event types of a breaker, category ``circuit_breaker``.
 
-    They are resilience4j's ``CircuitBreakerEvent.Type`` kinds. Besides them, a
-    breaker publishes :attr:`SystemEvent.CIRCUIT_BREAKER_OPEN
+    They are resilience4j's ``CircuitBreakerEvent.Type`` kinds. A breaker
+    with ``events=`` publishes STATE_TRANSITION, RESET and the two
+    ``*_RATE_EXCEEDED`` kinds; SUCCESS, ERROR, IGNORED_ERROR and
+    NOT_PERMITTED, one per call, only with ``call_events=True``. Besides
+    them, it publishes :attr:`SystemEvent.CIRCUIT_BREAKER_OPEN
     <trio_smith.events.SystemEvent.CIRCUIT_BREAKER_OPEN>` when it opens
     (OPEN or FORCED_OPEN) and ``CIRCUIT_BREAKER_CLOSED`` when it closes.
     """
@@ -92,7 +95,9 @@ class BreakerStatistics:
         not_permitted_calls: calls rejected in this stay.
         attempts: openings in a row since the breaker was last CLOSED.
         retry_after: OPEN: seconds until a trial call is admitted; else None.
-        events_dropped: events the bus refused (full or closed).
+        events_dropped: events the publisher refused (full, closed, or
+            its own error); the first refusal is logged as a warning naming
+            the breaker, then the 10th, the 100th...
     """
 
     name: str
@@ -163,7 +168,7 @@ class CircuitBreaker:
         failure_rate_threshold: percent in (0, 100]; reached (``>=``) opens.
         slow_call_rate_threshold: percent in (0, 100]; reached opens.
         slow_call_duration_threshold: seconds (> 0); a call that takes longer
-            (strictly) is slow.
+            (strictly) is slow. ``math.inf``: no call is.
         sliding_window_type: COUNT_BASED (the last N calls) or TIME_BASED
             (the calls of the last N seconds).
         sliding_window_size: N, >= 1.
@@ -188,7 +193,14 @@ class CircuitBreaker:
             call as a failure (the value is still returned).
         initial_state: the state to start in.
         events: where to publish events (an ``EventBus``, or anything with
-            ``publish_nowait``); None publishes nothing.
+            ``publish_nowait``); None publishes nothing. By default only the
+            state's events go out: transitions, resets and thresholds
+            reached (a few per trip, whatever the load).
+        call_events: also publish one event per call (``success``,
+            ``error``, ``ignored_error``, ``not_permitted``). Needs
+            ``events``. A bus takes them at some microseconds each and, under
+            load, refuses what its subscribers cannot keep up with (counted
+            in ``events_dropped``).
         clock: seconds, for durations and deadlines; default
             ``trio.current_time`` (so ``MockClock`` drives everything).
         random: uniform numbers in [0, 1) for randomized waits; default
@@ -220,6 +232,7 @@ class CircuitBreaker:
         record_result: Callable[[Any], bool] | None = None,
         initial_state: CircuitState = CircuitState.CLOSED,
         events: EventPublisher | None = None,
+        call_events: bool = False,
         clock: Callable[[], float] | None = None,
         random: Callable[[], float] | None = None,
     ) -> None:
@@ -252,6 +265,10 @@ class CircuitBreaker:
         ):
             _optional_callable(label, value)
         checked = check_publisher(events)
+        if not isinstance(call_events, bool):
+            raise TypeError(f"call_events must be a bool, got {call_events!r}")
+        if call_events and checked is None:
+            raise ValueError("call_events=True needs a publisher, but events is None")
         self._record_predicate = record_exception
         self._ignore_predicate = ignore_exception
         self._record_result = record_result
@@ -260,8 +277,10 @@ class CircuitBreaker:
         self._clock: Callable[[], float] = clock if clock is not None else trio.current_time
         #: The time is trio's: with its SystemClock, offset + perf_counter().
         self._trio_clock = clock is None
-        #: The hot path of call() may be taken (docs/performance.md).
-        self._fast = self._trio_clock and record_result is None and events is None
+        self._call_events = call_events
+        #: The hot path of call() may be taken (docs/performance.md): a bus
+        #: that hears only the state's events does not close it.
+        self._fast = self._trio_clock and record_result is None and not call_events
         # The machine is built on first use: its clock may need a running trio.
         self._config = config
         self._random = random if random is not None else _random.random
@@ -325,6 +344,7 @@ class CircuitBreaker:
                 self._config, name=self._name, now=self._clock(), random=self._random
             )
             machine.observed = self._events is not None
+            machine.calls_observed = self._call_events
             self._generation = machine.phase.generation
         return machine
 
@@ -537,13 +557,19 @@ class CircuitBreaker:
         """Decorate an async function so that every call goes through :meth:`call`.
 
         Args:
-            fn: an async function.
+            fn: an async function (see :class:`~trio_smith.ChildSpec` for
+                what counts as one).
 
         Returns:
             An async function with the same signature.
+
+        Raises:
+            TypeError: ``fn`` is not an async function (a plain function would
+                only fail when called, and count as a failure), naming it.
         """
-        if not callable(fn):
-            raise TypeError(f"a circuit breaker decorates an async callable, got {fn!r}")
+        problem = async_problem(fn)
+        if problem is not None:
+            raise TypeError(f"a circuit breaker decorates an async function, got {problem}")
 
         @functools.wraps(fn)
         async def protected(*args: P.args, **kwargs: P.kwargs) -> T:
