@@ -44,7 +44,6 @@ and its buffer holds at least ``capacity`` events.
 from __future__ import annotations
 
 import enum
-import inspect
 import itertools
 import logging
 from collections import deque
@@ -58,9 +57,9 @@ import attrs
 import trio
 from trio.lowlevel import Abort, Task, current_task, reschedule, wait_task_rescheduled
 
-from .._core._check import int_at_least, optional_name, optional_str
+from .._core._check import async_problem, int_at_least, optional_name, optional_str
 from .._core._spec import ChildSpec, Restart
-from .._event import Event, EventType, current_cause, set_cause
+from .._event import Event, EventType, current_cause, keep_cause, set_cause
 from .._exceptions import NoEventStore, SubscriberOverflowed
 from .._supervision import Supervisor
 from ._closed import BusClosed
@@ -601,6 +600,19 @@ class Subscription(trio.abc.ReceiveChannel[Event]):
         self._replay.clear()
         self._wake()
 
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc_value: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        if exc_value is not None:
+            # An error out of the handling of an event keeps that event as
+            # its cause: aclose resets the current cause before a supervisor
+            # sees the error (docs/design.md rule 40).
+            keep_cause(exc_value, current_cause())
+        await self.aclose()
+
     async def aclose(self) -> None:
         """Close the subscription (see :meth:`close`); a checkpoint.
 
@@ -1056,11 +1068,9 @@ class EventBus:
             ValueError: a bad argument, or a name already in use.
             BusClosed: the bus is not open.
         """
-        if not (
-            inspect.iscoroutinefunction(handler)
-            or inspect.iscoroutinefunction(getattr(handler, "__call__", None))  # noqa: B004
-        ):
-            raise TypeError(f"handler must be an async function, got {handler!r}")
+        problem = async_problem(handler)
+        if problem is not None:
+            raise TypeError(f"handler must be an async function, got {problem}")
         self._check_open()
         if name is None:
             name = f"handler-{next(self._sub_names)}"
