@@ -19,6 +19,7 @@ from ._core._spec import Restart as Restart
 from ._core._spec import Strategy as Strategy
 from ._exceptions import ChildAlreadyPresent as ChildAlreadyPresent
 from ._exceptions import ChildAlreadyStarted as ChildAlreadyStarted
+from ._exceptions import ChildFailed as ChildFailed
 from ._exceptions import ChildFailureEscalated as ChildFailureEscalated
 from ._exceptions import ChildHung as ChildHung
 from ._exceptions import ChildLimitReached as ChildLimitReached
@@ -26,6 +27,7 @@ from ._exceptions import ChildNotFound as ChildNotFound
 from ._exceptions import ChildRestarting as ChildRestarting
 from ._exceptions import ChildRunning as ChildRunning
 from ._exceptions import ChildStartFailed as ChildStartFailed
+from ._exceptions import ChildTerminated as ChildTerminated
 from ._exceptions import IllegalStateTransition as IllegalStateTransition
 from ._exceptions import NoCurrentChild as NoCurrentChild
 from ._exceptions import ProcessFailed as ProcessFailed
@@ -84,6 +86,8 @@ __all__ = [
     "ChildAlreadyStarted",
     "ChildAlreadyPresent",
     "ChildLimitReached",
+    "ChildFailed",
+    "ChildTerminated",
     "SupervisorNotRunning",
     "NoCurrentChild",
     "ProcessFailed",

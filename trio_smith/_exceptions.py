@@ -36,6 +36,8 @@ __all__ = [
     "ChildAlreadyStarted",
     "ChildAlreadyPresent",
     "ChildLimitReached",
+    "ChildFailed",
+    "ChildTerminated",
     "SupervisorNotRunning",
     "NoCurrentChild",
     "CallNotPermitted",
@@ -47,6 +49,7 @@ __all__ = [
     "StoreUnavailable",
     "StoreFull",
     "StoreCorrupt",
+    "PruneRefused",
     "SubscriberOverflowed",
 ]
 
@@ -62,10 +65,13 @@ class RestartRecord:
     Attributes:
         at: when the restart was decided, in ``trio.current_time()`` seconds.
         child_id: the child being restarted.
+        normal_exit: the restart followed a normal return of a PERMANENT
+            child (OTP restarts those too), not a failure.
     """
 
     at: float
     child_id: str
+    normal_exit: bool = False
 
 
 class TrioSmithError(Exception):
@@ -128,11 +134,16 @@ class SupervisorGaveUp(SupervisorError, RuntimeError):
 class RestartIntensityExceeded(SupervisorGaveUp):
     """More than ``max_restarts`` restarts happened within ``within`` seconds (OTP R5.3).
 
+    When some of those restarts followed normal returns (a PERMANENT child
+    is restarted when it returns, as in OTP), the message says how many, of
+    which children, and how many followed failures.
+
     Attributes:
         child_id: the child whose restart was one too many.
         max_restarts: the supervisor's limit.
         within: the supervisor's window, in seconds.
         restarts: the restarts in the window, the fatal one included, oldest first.
+        normal_exits: how many of them followed a normal return.
     """
 
     def __init__(
@@ -143,14 +154,33 @@ class RestartIntensityExceeded(SupervisorGaveUp):
         within: float,
         restarts: Sequence[RestartRecord] = (),
     ) -> None:
-        super().__init__(
-            f"restart intensity exceeded: {len(restarts)} restarts within {within!r} s "
-            f"(max_restarts={max_restarts!r}); the last one was for child {child_id!r}",
-            child_id,
-            restarts,
+        records = tuple(restarts)
+        message = (
+            f"restart intensity exceeded: {len(records)} restarts within {within!r} s "
+            f"(max_restarts={max_restarts!r}); the last one was for child {child_id!r}"
         )
+        returned: dict[str, int] = {}
+        for record in records:
+            if record.normal_exit:
+                returned[record.child_id] = returned.get(record.child_id, 0) + 1
+        normal_exits = sum(returned.values())
+        if normal_exits:
+            # A PERMANENT child that may finish is the usual mistake behind
+            # this: say so, and what to use instead.
+            children = ", ".join(
+                f"child {cid!r} returned {'once' if n == 1 else f'{n} times'}"
+                for cid, n in returned.items()
+            )
+            message += (
+                f"; {normal_exits} came after a normal return ({children}) and "
+                f"{len(records) - normal_exits} after a failure: a PERMANENT child is "
+                f"restarted when it returns; use Restart.TRANSIENT or Restart.TEMPORARY "
+                f"for a child that may finish"
+            )
+        super().__init__(message, child_id, records)
         self.max_restarts = max_restarts
         self.within = within
+        self.normal_exits = normal_exits
 
 
 @final
@@ -241,11 +271,32 @@ class ChildHung(SupervisorError, TimeoutError):
 
 @final
 class ChildNotFound(SupervisorError, LookupError):
-    """No child with this id (OTP ``{error,not_found}``)."""
+    """No child with this id (OTP ``{error,not_found}``), or no supervisor at a path.
 
-    def __init__(self, child_id: str) -> None:
-        super().__init__(f"no child with id {child_id!r}")
+    ``Supervisor.find(path)`` raises it with ``path`` and ``found`` set.
+
+    Attributes:
+        child_id: the id that is missing; for ``find``, the first name of the
+            path that was not found.
+        path: the path ``find`` was asked for, or None.
+        found: the part of that path that was found (the supervisor that
+            runs no supervisor named ``child_id``), or None if the path does
+            not begin with the name of the supervisor searched from.
+    """
+
+    def __init__(self, child_id: str, *, path: str | None = None, found: str | None = None) -> None:
+        if path is None:
+            message = f"no child with id {child_id!r}"
+        elif found is None:
+            message = (
+                f"no supervisor at {path!r}: the supervisor searched from is not named {child_id!r}"
+            )
+        else:
+            message = f"no supervisor at {path!r}: {found!r} runs no supervisor named {child_id!r}"
+        super().__init__(message)
         self.child_id = child_id
+        self.path = path
+        self.found = found
 
 
 @final
@@ -358,12 +409,15 @@ class StoreOpenError(EventsError, OSError):
     Attributes:
         store: the store's name (a path, or a database URL without its password).
         reason: what is wrong, in words.
+        missing: there is no store there yet (opening read-only, which
+            creates none): it may appear later.
     """
 
-    def __init__(self, store: str, reason: str) -> None:
+    def __init__(self, store: str, reason: str, *, missing: bool = False) -> None:
         super().__init__(f"cannot open event store {store!r}: {reason}")
         self.store = store
         self.reason = reason
+        self.missing = missing
 
 
 @final
@@ -377,10 +431,11 @@ class StoreFileError(StoreOpenError):
     Attributes:
         path: the file.
         reason: what is wrong, in words.
+        missing: there is no store file yet (opening read-only).
     """
 
-    def __init__(self, path: str, reason: str) -> None:
-        super().__init__(path, reason)
+    def __init__(self, path: str, reason: str, *, missing: bool = False) -> None:
+        super().__init__(path, reason, missing=missing)
         self.path = path
 
 
@@ -441,6 +496,30 @@ class StoreCorrupt(EventsError, ValueError):
         self.store = store
         self.position = position
         self.reason = reason
+
+
+@final
+class PruneRefused(EventsError, RuntimeError):
+    """``prune`` would remove events a durable subscription has not handled yet.
+
+    Nothing was removed. ``prune(..., force=True)`` removes them anyway.
+
+    Attributes:
+        store: the store's name.
+        subscription: the durable subscription furthest behind.
+        checkpoint: the position it last saved.
+        through: the last position the prune would have removed.
+    """
+
+    def __init__(self, store: str, subscription: str, checkpoint: int, through: int) -> None:
+        super().__init__(
+            f"cannot prune event store {store!r} through position {through}: durable "
+            f"subscription {subscription!r} has its checkpoint at position {checkpoint}"
+        )
+        self.store = store
+        self.subscription = subscription
+        self.checkpoint = checkpoint
+        self.through = through
 
 
 @final
@@ -596,3 +675,72 @@ class NoAgentAvailable(RoutingError, ConnectionError):
         self.role = role
         self.down = down
         self.open = open
+
+
+@final
+class UnexpectedReply(RoutingError, TypeError):
+    """An agent's reply is not of the type the caller asked for (``reply_type=``).
+
+    The request itself completed: the agent replied and goes on.
+
+    Attributes:
+        agent: the agent that replied.
+        reply: what it replied.
+        expected: the type the caller asked for.
+    """
+
+    def __init__(self, agent: str, reply: object, expected: type) -> None:
+        super().__init__(
+            f"agent {agent!r} replied with a value of type {type(reply).__qualname__}, "
+            f"expected {expected.__qualname__}"
+        )
+        self.agent = agent
+        self.reply = reply
+        self.expected = expected
+
+
+@final
+class ChildFailed(SupervisorError, RuntimeError):
+    """A pool child failed and will not be restarted: ``ChildHandle.wait()`` raises it.
+
+    The child's own error is ``__cause__`` (``ChildHung`` for a hung child).
+    It was temporary, or its supervisor gave up because of this failure
+    (``ESCALATE``, or one restart too many). See docs/design.md rule 39.
+
+    Attributes:
+        child_id: the child.
+        supervisor: its supervisor's name.
+    """
+
+    def __init__(self, child_id: str, supervisor: str) -> None:
+        super().__init__(
+            f"child {child_id!r} of supervisor {supervisor!r} failed and was not restarted"
+        )
+        self.child_id = child_id
+        self.supervisor = supervisor
+
+
+@final
+class ChildTerminated(SupervisorError, RuntimeError):
+    """A pool child was stopped for good by its supervisor: ``ChildHandle.wait()`` raises it.
+
+    Attributes:
+        child_id: the child.
+        supervisor: its supervisor's name.
+        reason: ``"terminate_child"`` (``terminate_child(handle)``),
+            ``"shutdown"`` (the supervisor stopped: ``shutdown()``, an error
+            in its block, cancellation) or ``"gave_up"`` (the supervisor gave
+            up because of another child; its ``RestartIntensityExceeded`` or
+            ``ChildFailureEscalated`` is ``__cause__``).
+    """
+
+    def __init__(self, child_id: str, supervisor: str, reason: str) -> None:
+        how = {
+            "terminate_child": "by terminate_child()",
+            "shutdown": "by its supervisor's shutdown",
+            "gave_up": "because its supervisor gave up",
+        }[reason]
+        super().__init__(f"child {child_id!r} of supervisor {supervisor!r} was stopped {how}")
+        self.child_id = child_id
+        self.supervisor = supervisor
+        self.reason = reason

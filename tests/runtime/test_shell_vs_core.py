@@ -16,13 +16,22 @@ several at once), virtual time passes, an API call is made, and an ending
 After every step the logs and ``which_children()`` must be equal; at the end
 so must the way the supervisor ended, and no task may be left. A child that
 runs its own supervisor is checked against a Sim nested in the Sim (a fresh
-machine per start of that child, OTP R5.7), two levels deep.
+machine per start of that child, OTP R5.7), two levels deep. Hypothesis
+builds each such child either the old way (its function enters
+``async with Supervisor``) or with ``Supervisor.spec`` (the real spec's
+function, wrapped only to log; its nested supervisor is found with
+``find``, by path).
 
 A ``DynamicSupervisor`` (a pool: ``SupervisorMachine(pool=True,
 max_children=...)``) is driven the same way from its template: ``start_child``
 (``ChildLimitReached`` beyond ``max_children``), ``terminate_child`` by
 handle, exits, waits and the ending. It stops its children at once, so the
-stops of one group stop are compared as a set.
+stops of one group stop are compared as a set. Every handle is waited for
+(``ChildHandle.wait()``) from the moment ``start_child`` returns it: after
+each step, the handles whose wait has returned, and what it gave, must be
+those of the children the core has removed for good (docs/design.md rule
+39), told apart by the fact that removed them (``PoolEnds``); at the exit,
+every other one. A waiter that comes after the end must get the same.
 
 Watched workers (``ChildSpec.heartbeat``) heartbeat until a Hang step; the
 real supervisor then judges them hung once phi crosses the threshold, and the
@@ -58,7 +67,7 @@ import functools
 import heapq
 import itertools
 from collections import deque
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any
 
 import attrs
@@ -72,6 +81,7 @@ from trio_smith import (
     Backoff,
     ChildAlreadyPresent,
     ChildAlreadyStarted,
+    ChildFailed,
     ChildFailureEscalated,
     ChildHandle,
     ChildHung,
@@ -83,10 +93,12 @@ from trio_smith import (
     ChildSpec,
     ChildStartFailed,
     ChildStatus,
+    ChildTerminated,
     DynamicSupervisor,
     Heartbeat,
     Restart,
     RestartIntensityExceeded,
+    RestartRecord,
     Strategy,
     Supervisor,
     SupervisorError,
@@ -101,24 +113,30 @@ from trio_smith._core._protocol import (
     ChildStarted,
     ChildStopped,
     Command,
+    Exit,
     ExitKind,
     ExitReason,
     Input,
+    Reply,
+    ReplyOutcome,
     StartChild,
     StartFailed,
     StartIgnored,
     StopChild,
+    TerminateChildRequested,
 )
 from trio_smith._core._supervision import SupervisorMachine
 from trio_smith._supervision._context import ChildContext, hung_verdict
 
-from ..core.sim import Sim, machine
+from ..core.sim import MachineLike, Sim, machine
 
 #: The id of the child that runs a nested supervisor, and of its own such child.
 NESTED = "sup"
 NESTED2 = "sup2"
 #: A DynamicSupervisor's template id: its children are "w-1", "w-2"...
 POOL = "w"
+#: The name of the supervisor under test (its default name).
+ROOT = "supervisor"
 #: ``ChildSpec.shutdown`` of a graceful child: asked to stop, it returns at once.
 GRACE = 5.0
 
@@ -158,6 +176,8 @@ class Tree:
     id: str = NESTED
     #: A child of this tree's supervisor that runs a supervisor in turn.
     sub: Tree | None = None
+    #: Built with ``Supervisor.spec`` (else its function enters the supervisor).
+    spec: bool = False
 
 
 @attrs.frozen
@@ -295,6 +315,7 @@ def trees(draw: st.DrawFn, depth: int = 1, tree_id: str = NESTED, prefix: str = 
         kids=draw(kids(prefix, 0 if depth > 1 else 1, 3)),
         id=tree_id,
         sub=draw(trees(depth - 1, NESTED2, "h")) if depth > 1 else None,
+        spec=draw(st.booleans()),
     )
 
 
@@ -378,6 +399,10 @@ class World:
         self.orders: dict[str, Order] = {}
         #: The supervisor each nested child (NESTED, NESTED2) runs now.
         self.inner: dict[str, Supervisor] = {}
+        #: What each pool handle's wait() gave, once it returned (``waited``).
+        self.waits: dict[str, str] = {}
+        #: The supervisor under test (nested ones are found from it by path).
+        self.root: Supervisor | DynamicSupervisor | None = None
 
     def add(self, entry: Entry) -> None:
         self.trace.append(entry)
@@ -431,16 +456,18 @@ async def _wait(ctx: ChildContext, order: Order, graceful: bool) -> None:
         await order.event.wait()
 
 
-async def _work(world: World, graceful: bool, task_status: trio.TaskStatus[None]) -> None:
+async def _work(world: World, graceful: bool, task_status: trio.TaskStatus[None]) -> str:
+    """Logs its start and end; returns ``"<id>#<incarnation>"`` when it ends normally."""
     ctx = current_child()
     me = ctx.id
+    result = f"{me}#{ctx.incarnation}"
     script = world.scripts.get(me)
     outcome = script.popleft() if script else "ok"
     world.add(["start", me, outcome])
     if outcome == "fail":
         raise StartFailure(f"{me} failed to start")
     if outcome == "ignore":
-        return
+        return result
     order = Order(ctx)
     world.orders[me] = order
     task_status.started()
@@ -469,39 +496,39 @@ async def _work(world: World, graceful: bool, task_status: trio.TaskStatus[None]
             world.add(["stop", me] if stopped else ["exit", me, kind])
     if order.crash:
         raise Crash(f"{me} crashed")
+    return result
 
 
-async def plain_worker(world: World, graceful: bool) -> None:
+async def plain_worker(world: World, graceful: bool) -> str:
     """A worker that counts as started as soon as its task is spawned."""
-    await _work(world, graceful, trio.TASK_STATUS_IGNORED)
+    return await _work(world, graceful, trio.TASK_STATUS_IGNORED)
 
 
 async def status_worker(
     world: World, graceful: bool, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED
-) -> None:
+) -> str:
     """A worker whose start the supervisor awaits (it may fail or ignore)."""
     # Its start takes a scheduler round, in which a shutdown may interrupt it.
     await trio.lowlevel.checkpoint()
-    await _work(world, graceful, task_status)
+    return await _work(world, graceful, task_status)
 
 
-async def subtree(
-    world: World,
-    specs: tuple[ChildSpec, ...],
-    tree: Tree,
-    task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
+async def _logged_tree(
+    world: World, me: str, enter: Callable[[Callable[[], None]], Awaitable[None]]
 ) -> None:
-    """A nested child: runs a supervisor of ``specs`` until stopped or it gives up."""
+    """Run a nested child's supervisor (``enter``), logging its start and end.
+
+    ``enter`` calls its argument once the nested supervisor has started.
+    """
     started = False
-    me = tree.id
+
+    def ready() -> None:
+        nonlocal started
+        world.add(["start", me, "ok"])
+        started = True
+
     try:
-        async with Supervisor(
-            specs, strategy=tree.strategy, max_restarts=tree.max_restarts, within=tree.within
-        ) as inner:
-            world.inner[me] = inner
-            world.add(["start", me, "ok"])
-            started = True
-            task_status.started()
+        await enter(ready)
     except ChildStartFailed:
         world.add(["start", me, "fail"])
         raise
@@ -515,6 +542,58 @@ async def subtree(
         raise
     # Its supervisor only ends without an error when its parent stops it.
     world.add(["stop", me])
+
+
+async def subtree(
+    world: World,
+    specs: tuple[ChildSpec, ...],
+    tree: Tree,
+    task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
+) -> None:
+    """A nested child the old way: its function enters a supervisor of ``specs``."""
+
+    async def enter(ready: Callable[[], None]) -> None:
+        async with Supervisor(
+            specs, strategy=tree.strategy, max_restarts=tree.max_restarts, within=tree.within
+        ) as inner:
+            world.inner[tree.id] = inner
+            ready()
+            task_status.started()
+
+    await _logged_tree(world, tree.id, enter)
+
+
+class _LoggedStatus:
+    """The ``task_status`` a ``.spec`` child's function is given: logs, then passes it on."""
+
+    def __init__(
+        self, world: World, path: str, ready: Callable[[], None], status: trio.TaskStatus[None]
+    ) -> None:
+        self.world, self.path, self.ready, self.status = world, path, ready, status
+
+    def started(self, value: object = None) -> None:
+        world = self.world
+        assert world.root is not None
+        inner = world.root.find(self.path)  # the nested supervisor, by its path
+        assert isinstance(inner, Supervisor)
+        world.inner[self.path.rpartition("/")[2]] = inner
+        self.ready()
+        self.status.started()
+
+
+async def spec_tree(
+    world: World,
+    path: str,
+    fn: Callable[..., Awaitable[object]],
+    *args: object,
+    task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
+) -> None:
+    """A ``Supervisor.spec`` child: its own function, wrapped only to log."""
+
+    async def enter(ready: Callable[[], None]) -> None:
+        await fn(*args, task_status=_LoggedStatus(world, path, ready, task_status))
+
+    await _logged_tree(world, path.rpartition("/")[2], enter)
 
 
 # ---------------------------------------------------------------- hung verdicts
@@ -555,7 +634,7 @@ class TreeSim(Sim):
 
     def __init__(
         self,
-        machine: SupervisorMachine,
+        machine: MachineLike,
         starts: Mapping[str, Sequence[str]],
         make_inner: Callable[[], TreeSim] | None,
         nested: str = NESTED,
@@ -665,6 +744,95 @@ class TreeSim(Sim):
         return None
 
 
+class PoolEnds:
+    """A pool's machine, noting when and how the core ends each child for good (rule 39).
+
+    A child ends for good when the machine removes it from its table while
+    supervising: how is told by the fact that removed it (its own normal
+    end gives its result, ``"<id>#<incarnation>"``; an abnormal one
+    ``failed <error>``; a stop or ``terminate_child`` ``terminated``).
+    Removed while shutting down, or never removed, it ended at the exit:
+    ``failed <error>`` for the child whose failure made the pool give up,
+    ``gave_up <reason>`` for the others then, ``shutdown`` for a plain
+    shutdown. Only children whose ``start_child`` gave a handle count.
+    """
+
+    def __init__(self, core: SupervisorMachine) -> None:
+        self.core = core
+        #: What each handle's wait() must give, once the core ended it for good.
+        self.ended: dict[str, str] = {}
+        self.handles: set[str] = set()
+        #: The incarnation of each child's last start (an ignored start's result).
+        self.starts: dict[str, int] = {}
+
+    def which_children(self) -> list[ChildInfo]:
+        return self.core.which_children()
+
+    def restart_history(self, now: float) -> tuple[RestartRecord, ...]:
+        return self.core.restart_history(now)
+
+    def handle(self, input: Input, *, now: float) -> list[Command]:
+        before = {info.id for info in self.core.which_children()}
+        commands = self.core.handle(input, now=now)
+        exit = None
+        for command in commands:
+            if isinstance(command, StartChild):
+                self.starts[command.child_id] = command.incarnation
+            elif isinstance(command, Reply) and command.outcome in _HANDLED:
+                self.handles.add(command.child_id)
+            elif isinstance(command, Exit):
+                exit = command
+        if exit is not None:
+            for child_id in self.handles - set(self.ended):
+                self.ended[child_id] = self._at_exit(child_id, exit)
+        elif not self.core.stopping:
+            gone = before - {info.id for info in self.core.which_children()}
+            for child_id in gone & self.handles:
+                self.ended[child_id] = self._removed_by(input, child_id)
+        return commands
+
+    def _removed_by(self, fact: Input, child_id: str) -> str:
+        if isinstance(fact, ChildExited):
+            if fact.kind is ExitKind.NORMAL:
+                return f"result {child_id}#{fact.incarnation}"
+            return f"failed {fact.error}"
+        if isinstance(fact, StartIgnored):
+            return f"result {child_id}#{self.starts[child_id]}"
+        assert isinstance(fact, ChildStopped | TerminateChildRequested), fact
+        return "terminated"
+
+    @staticmethod
+    def _at_exit(child_id: str, exit: Exit) -> str:
+        if exit.reason in (ExitReason.INTENSITY, ExitReason.ESCALATED):
+            if child_id == exit.child_id and exit.error is not None:
+                return f"failed {exit.error}"
+            return f"gave_up {exit.reason.value}"
+        return "shutdown"
+
+
+#: A start that gives a handle.
+_HANDLED = frozenset({ReplyOutcome.OK, ReplyOutcome.IGNORED})
+
+
+async def waited(handle: ChildHandle) -> str:
+    """What ``handle.wait()`` gives, written as ``PoolEnds`` writes it."""
+    try:
+        return f"result {await handle.wait()}"
+    except ChildFailed as exc:
+        return f"failed {describe(exc.__cause__)}"
+    except ChildTerminated as exc:
+        if exc.reason == "terminate_child":
+            return "terminated"
+        if exc.reason == "gave_up":
+            kind = (
+                ExitReason.INTENSITY
+                if isinstance(exc.__cause__, RestartIntensityExceeded)
+                else ExitReason.ESCALATED
+            )
+            return f"gave_up {kind.value}"
+        return exc.reason
+
+
 _ORACLE_KINDS = frozenset({"start", "stop", "exit", "exit_skipped", "api"})
 _EXITS = frozenset({"exit", "exit_skipped"})
 _REFUSALS: dict[type[Exception], str] = {
@@ -743,6 +911,11 @@ class Run:
         self.template: ChildSpec | None = None
         self.counter = itertools.count(1)
         self.handles: dict[str, ChildHandle] = {}
+        #: The oracle's view of the pool's ends for good; the helpers' nursery
+        #: (waiters run there); what a wait after the end gave.
+        self.ends: PoolEnds | None = None
+        self.nursery: trio.Nursery | None = None
+        self.late: dict[str, str] = {}
         if isinstance(plan, PoolPlan):
             self._pool_setup(plan)
         else:
@@ -798,8 +971,7 @@ class Run:
             inner_specs = [specs[kid.id] for kid in t.kids]
             if nested is not None:
                 inner_specs.insert(min(trees[level + 1].position, len(inner_specs)), nested)
-            args = (self.world, tuple(inner_specs), t)
-            nested = ChildSpec(t.id, subtree, args, restart=t.restart, shutdown=t.shutdown)
+            nested = self._nested(t, tuple(inner_specs), [u.id for u in trees[: level + 1]])
             sub_id = trees[level + 1].id if level + 1 < len(trees) else NESTED
             make_inner = functools.partial(
                 self._inner_sim, tuple(inner_specs), t, make_inner, sub_id
@@ -819,6 +991,23 @@ class Run:
             backoff=plan.backoff,
         )
         self.sim = TreeSim(core, scripts, make_inner)
+
+    def _nested(self, tree: Tree, specs: tuple[ChildSpec, ...], ids: list[str]) -> ChildSpec:
+        """The spec of the child that runs ``tree``: the old way, or ``Supervisor.spec``'s."""
+        if not tree.spec:
+            args = (self.world, specs, tree)
+            return ChildSpec(tree.id, subtree, args, restart=tree.restart, shutdown=tree.shutdown)
+        real = Supervisor.spec(
+            tree.id,
+            specs,
+            restart=tree.restart,
+            shutdown=tree.shutdown,
+            strategy=tree.strategy,
+            max_restarts=tree.max_restarts,
+            within=tree.within,
+        )
+        path = "/".join([ROOT, *ids])
+        return attrs.evolve(real, fn=spec_tree, args=(self.world, path, real.fn, *real.args))
 
     @staticmethod
     def _inner_sim(
@@ -854,7 +1043,8 @@ class Run:
             within=plan.within,
             backoff=plan.backoff,
         )
-        self.sim = TreeSim(core, scripts, None)
+        self.ends = PoolEnds(core)
+        self.sim = TreeSim(self.ends, scripts, None)
         self.sim.pool = True  # terminating a child that is gone is fine
 
     def _spec(self, kid: Kid) -> ChildSpec:
@@ -892,10 +1082,12 @@ class Run:
         self.sim.boot()
         with trio.fail_after(1000):  # virtual time: turns a deadlock into an error
             async with trio.open_nursery() as helpers:
+                self.nursery = helpers
                 with trio.CancelScope() as outer:
                     try:
                         supervisor = self._open()
                         self.core = spy_on(supervisor)
+                        self.world.root = supervisor
                         async with supervisor as sup:
                             self.sup = sup
                             await self._step_and_check(sup, None, "start-up")
@@ -915,10 +1107,15 @@ class Run:
                     except SupervisorError as exc:
                         self.failure = exc
                 self.cancelled = outer.cancelled_caught
+            for handle in self.handles.values():  # waiters that come after the end
+                self.late[handle.id] = await waited(handle)
         self.leaked = trio.lowlevel.current_statistics().tasks_living - before
         if self.sup is not None:  # phi needs trio's clock
             self.final = self.sup.which_children()
         self.marks.append((len(self.world.trace), len(self.sim.trace), False))
+
+    async def _wait_for(self, handle: ChildHandle) -> None:
+        self.world.waits[handle.id] = await waited(handle)
 
     async def _cancel_later(
         self, ticks: int, outer: trio.CancelScope, sup: Supervisor | DynamicSupervisor
@@ -992,6 +1189,8 @@ class Run:
                     handle = await sup.start_child()
                     assert handle.id == arg.id, (handle, arg.id)
                     self.handles[handle.id] = handle
+                    assert self.nursery is not None
+                    self.nursery.start_soon(self._wait_for, handle)
                 else:
                     await sup.terminate_child(self.handles[arg])
             elif isinstance(arg, ChildSpec):
@@ -1097,6 +1296,7 @@ class Run:
         assert exit is None, f"{where}: the core exited ({exit}), the supervisor did not"
         self.check_traces(where)
         assert which(sup) == self.sim.machine.which_children(), where
+        self.check_waits(where)
         sim = self.sim
         while (inner := sim.running_inner()) is not None:
             real = self.world.inner.get(sim.nested)
@@ -1131,6 +1331,13 @@ class Run:
             mine = [e for e in real if e[1] == child_id and e[0] != "api"]
             theirs = [e for e in expected if e[1] == child_id and e[0] != "api"]
             assert mine == theirs, f"{where}: child {child_id!r} differs"
+
+    def check_waits(self, where: str) -> None:
+        """The handles whose wait() returned, and what it gave, are the core's ends for good."""
+        if self.ends is None:
+            return
+        assert set(self.handles) == self.ends.handles, where
+        assert self.world.waits == self.ends.ended, where
 
     def check_nothing_left(self) -> None:
         """Every task ended, every started child ended, every child is stopped."""
@@ -1239,8 +1446,30 @@ def test_a_real_supervisor_starts_and_stops_children_exactly_as_the_core_decides
         assert r.cancelled, "the outer cancellation escaped its scope"
 
 
+#: A ``Supervisor.spec`` tree gives up (max_restarts=0) and is started
+#: afresh by its parent (R5.7), twice; then a sibling crashes.
+SPEC_TREE_GIVES_UP = _plan(
+    Strategy.ONE_FOR_ONE,
+    (_kid("c0"),),
+    End(((1, True),)),  # g0 crashes: the tree gives up, its parent restarts it
+    End(((1, False),)),  # g0 returns: permanent, so the fresh tree gives up too
+    End(((0, True),)),
+    tree=Tree(
+        position=1,
+        restart=Restart.PERMANENT,
+        shutdown=None,
+        strategy=Strategy.ONE_FOR_ONE,
+        max_restarts=0,
+        within=5.0,
+        kids=(_kid("g0", "ok"),),
+        spec=True,
+    ),
+)
+
+
 @settings(max_examples=150)
 @given(plans(nested=True))
+@example(SPEC_TREE_GIVES_UP)
 def test_a_nested_tree_behaves_as_the_composed_cores(plan: Plan) -> None:
     """A child running a supervisor: its children stop first; giving up is its failure."""
     r = run(plan)
@@ -1340,6 +1569,21 @@ POOL_LIMIT = _pool(
     scripts=((), (), (), ("fail",), ("ignore",), ()),
     max_children=2,
 )
+#: Handles of every kind of end: a child returns (its result), one is
+#: terminated, and the pool gives up over one that crashes twice (it failed;
+#: the one still running was stopped because the pool gave up).
+POOL_GIVES_UP = _pool(
+    Kid(POOL, Restart.TRANSIENT, None, True, ()),
+    Call("start_child", 0),
+    Call("start_child", 0),
+    Call("start_child", 0),
+    Call("start_child", 0),
+    End(((0, False),)),  # w-1 returns
+    Call("terminate_child", 1),  # w-2
+    End(((0, True),)),  # w-3 crashes: restarted (transient)
+    End(((0, True),)),  # and again: one restart too many
+    max_restarts=1,
+)
 #: Watched pool children: one hangs and is cancelled, one hangs and crashes
 #: by itself 1 ms before its verdict, one at the very instant of it.
 POOL_HUNG = _pool(
@@ -1361,12 +1605,18 @@ POOL_HUNG = _pool(
 @example(POOL_LIMIT)
 @example(attrs.evolve(POOL_LIMIT, cancel=True))
 @example(POOL_HUNG)
+@example(POOL_GIVES_UP)
 def test_a_dynamic_supervisor_runs_its_pool_exactly_as_the_core_decides(plan: PoolPlan) -> None:
-    """start_child (to the limit), terminate_child by handle, exits, hangs, the group stop."""
+    """start_child (to the limit), terminate_child by handle, exits, hangs, the group stop.
+
+    Every handle's wait() returns when, and with what, the core ends its child for good.
+    """
     r = run(plan)
     r.check_traces("end")
     r.check_outcome()
     r.check_nothing_left()
+    r.check_waits("end")
+    assert r.late == r.world.waits
     exit = r.sim.ended()
     if plan.cancel and exit is not None and exit.reason is ExitReason.SHUTDOWN:
         assert r.cancelled, "the outer cancellation escaped its scope"
@@ -1377,9 +1627,14 @@ def test_a_dynamic_supervisor_runs_its_pool_exactly_as_the_core_decides(plan: Po
 def test_a_pool_cancelled_from_outside_at_any_moment_stops_everything(
     plan: PoolPlan, step: int, ticks: int
 ) -> None:
-    """Cancelled mid-step: every pool child stops (in any order), nothing is left."""
+    """Cancelled mid-step: every pool child stops (in any order), nothing is left.
+
+    Every handle's wait() has returned, and a wait after the end gives the same.
+    """
     r = run(plan, CancelAt(step=step % (len(plan.steps) + 1), ticks=ticks))
     r.check_nothing_left()
+    assert set(r.world.waits) == set(r.handles)
+    assert r.late == r.world.waits
     if r.failure is not None:
         assert not r.cancelled
         r.replay()

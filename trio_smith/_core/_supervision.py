@@ -238,6 +238,8 @@ class _Child:
     timer: int | None = None
     #: The error of its last exit or failed start, for the give-up errors.
     last_error: object = None
+    #: Its last exit was a normal return (its restart is counted as one).
+    normal_exit: bool = False
 
 
 @attrs.define(slots=True)
@@ -577,7 +579,8 @@ class SupervisorMachine:
         self._now = now
         self._move(child, ChildEvent.EXITED)
         child.last_error = error
-        if self._window.add(now, child_id):
+        child.normal_exit = kind is ExitKind.NORMAL
+        if self._window.add(now, child_id, child.normal_exit):
             out: list[Command] = []
             self._out = out
             if self._pool:
@@ -701,6 +704,7 @@ class SupervisorMachine:
             return  # R7.3: stale or unknown, e.g. absorbed by a group restart (R7.1)
         self._move(child, ChildEvent.EXITED)
         child.last_error = fact.error
+        child.normal_exit = fact.kind is ExitKind.NORMAL
         backoff = child.spec.backoff or self._backoff
         if backoff is not None and self._now - child.started_at >= backoff.reset_after:
             child.backoff_count = 0  # Akka K6: it stayed up long enough
@@ -802,6 +806,7 @@ class SupervisorMachine:
         cid = result.child_id
         child = self._children[cid]
         child.last_error = result.error
+        child.normal_exit = False  # its retry follows a failure
         self._awaiting = None
         job = self._job
         assert job is not None
@@ -996,7 +1001,7 @@ class SupervisorMachine:
             # undefined first.
             self._move(child, ChildEvent.RESTART_DROPPED)
             child.timer = None
-        if self._window.add(self._now, cid):
+        if self._window.add(self._now, cid, child.normal_exit):
             # R5.6: do not restart it; stop the others in reverse order; exit.
             # OTP's restart/2 del_child's it first: a pool erases it (R4.8).
             if self._pool:

@@ -49,7 +49,7 @@ import random
 from collections import deque
 from collections.abc import Callable
 from contextlib import AbstractAsyncContextManager
-from typing import Final, final
+from typing import TYPE_CHECKING, Final, final
 
 import trio
 from trio.lowlevel import Abort, Task, current_task, reschedule, wait_task_rescheduled
@@ -78,6 +78,7 @@ from .._core._protocol import (
     StartupRequested,
     StopChild,
     StopChildren,
+    TerminateChildRequested,
     TimerFired,
 )
 from .._core._reports import ReportLimit
@@ -95,9 +96,13 @@ from .._exceptions import (
 )
 from . import _boundary
 from ._context import CURRENT, ChildContext
+from ._pool import ChildEnd, settle_at_exit
 from ._report import Reporter
 from ._timers import RestartTimers
 from ._watch import HungWatch
+
+if TYPE_CHECKING:
+    from ._supervisor import DynamicSupervisor, Supervisor
 
 __all__ = ["Runtime"]
 
@@ -125,7 +130,16 @@ class _Call:
 #: Queued by ``shutdown()``: a ShutdownRequested that waits its turn (D5).
 _SHUTDOWN_REQUEST: Final = ShutdownRequested()
 _RESULTS: Final = frozenset({ChildStarted, StartFailed, StartIgnored, ChildStopped})
-_CHILD_FACTS: Final = (ChildExited, ChildStopped, StartFailed, StartIgnored, DeleteChildRequested)
+_CHILD_FACTS: Final = (
+    ChildExited,
+    ChildStopped,
+    StartFailed,
+    StartIgnored,
+    DeleteChildRequested,
+    TerminateChildRequested,
+)
+#: Facts after which a child the core removed was stopped by it, not ended by itself.
+_STOPS: Final = frozenset({ChildStopped, DeleteChildRequested, TerminateChildRequested})
 
 _Item = Input | _Call
 _Blocking = StartChild | StopChild | StopChildren
@@ -231,6 +245,11 @@ class Runtime:
         #: is gone or this supervisor has stopped (routing's registry: will a
         #: stopped agent come back?). One per child id.
         self._listeners: dict[str, Callable[[ChildStatus | None], None]] = {}
+        #: How each pool child with a handle ends for good (``ChildHandle.wait()``),
+        #: until it has: then only its handle holds it (docs/design.md rule 39).
+        self._ends: dict[str, ChildEnd] = {}
+        #: The public face (``Supervisor.find`` returns it).
+        self.face: Supervisor | DynamicSupervisor | None = None
 
     # ------------------------------------------------------------ queries
 
@@ -251,6 +270,8 @@ class Runtime:
         ctx = self.runs.get(child_id)
         if ctx is None or ctx._ended or ctx._watch is None:
             return None
+        if ctx._idle:
+            return 0.0  # silence while idle never counts (docs/design.md rule 38)
         return ctx._watch.state.phi(now_ms)
 
     def live(self, child_id: str) -> ChildContext | None:
@@ -269,6 +290,12 @@ class Runtime:
 
     def beat(self, ctx: ChildContext, now: float) -> None:
         self.hung.beat(ctx, now, self.name, self.path)
+
+    def idle(self, ctx: ChildContext, idle: bool, now: float) -> None:
+        if idle:
+            self.hung.pause(ctx)
+        else:
+            self.hung.resume(ctx, now)
 
     def mark_started(self, ctx: ChildContext) -> None:
         """``task_status.started()``: the start result, applied here if the loop waits for it."""
@@ -304,6 +331,15 @@ class Runtime:
             listener(None)
         else:
             self._listeners[child_id] = listener
+
+    def expect_end(self, child_id: str) -> ChildEnd:
+        """Keep how the pool child about to be started ends for good (its handle's ``wait()``)."""
+        end = self._ends[child_id] = ChildEnd()
+        return end
+
+    def forget_end(self, child_id: str) -> None:
+        """Its start did not give a handle: nobody will wait for it."""
+        self._ends.pop(child_id, None)
 
     # ------------------------------------------------------------ lifecycle
 
@@ -512,9 +548,11 @@ class Runtime:
     ) -> None:
         """Feed a fact (or take the commands it gave), carry them out, feed back known results.
 
-        ``about`` names the child whose fact gave ``commands``, to tidy after.
+        ``about`` names the child whose fact gave ``commands``, to tidy after
+        (its exit: the fast path).
         """
         machine = self.machine
+        stopped = False
         while True:
             if commands is None:
                 if fact is None:
@@ -532,6 +570,7 @@ class Runtime:
                     call.answer(error=exc)
                     return
                 about = fact.child_id if isinstance(fact, _CHILD_FACTS) else None
+                stopped = type(fact) in _STOPS
             fact = None
             for command in commands:
                 kind = type(command)
@@ -557,9 +596,10 @@ class Runtime:
                 assert self._group_stop is not None
                 self.blocking = self._group_stop
             if about is not None:
-                self._tidy(about)
+                self._tidy(about, stopped)
             commands = None
             about = None
+            stopped = False
         if not self.ready and machine.phase is Phase.IDLE:
             self.ready = True
             self._ready_event.set()
@@ -672,11 +712,22 @@ class Runtime:
             self.report.restart_delayed(command.child_id, command.delay)
         self.poke()
 
-    def _tidy(self, cid: str) -> None:
-        """Forget a child the core no longer holds; tell its listener its status."""
-        status = self.machine.child_status(cid)
+    def _tidy(self, cid: str, stopped: bool = False) -> None:
+        """Forget a child the core no longer holds; tell its listener its status.
+
+        ``stopped``: the fact was a stop (or ``terminate_child``), not the
+        child's own end; it settles how a pool child ended for good, unless
+        the supervisor is shutting down: its exit settles that (docs/design.md
+        rule 39).
+        """
+        machine = self.machine
+        status = machine.child_status(cid)
         if status is None:
-            self.runs.pop(cid, None)
+            ctx = self.runs.pop(cid, None)
+            if self._ends and not machine.stopping:
+                end = self._ends.pop(cid, None)
+                if end is not None:
+                    end.removed(ctx, stopped, self.name)
         listener = self._listeners.get(cid)
         if listener is not None:
             if status is None:
@@ -720,6 +771,9 @@ class Runtime:
         self._timers.clear()
         self.hung.clear()
         self.runs.clear()
+        if self._ends:
+            settle_at_exit(self._ends, command, failure, self.name)
+            self._ends.clear()
         listeners = list(self._listeners.values())
         self._listeners.clear()
         for listener in listeners:
@@ -766,6 +820,8 @@ class Runtime:
     ) -> ChildContext | None:
         """Turn a child's end into a fact; return a new incarnation to run in this task."""
         ctx._ended = True
+        ctx._normal = normal
+        ctx._error = error
         if ctx._watch is not None:
             self.hung.discard(ctx)
         if self.exit is not None:
@@ -773,8 +829,6 @@ class Runtime:
         self.report.child_ended(ctx, normal, error)
         if not ctx._started or ctx._stop_asked:
             # A start result or the end of a stop: the control loop waits for it.
-            ctx._normal = normal
-            ctx._error = error
             self.poke()
             return None
         kind = ExitKind.NORMAL if normal else ExitKind.ABNORMAL

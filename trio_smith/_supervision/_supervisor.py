@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import enum
+import functools
 import itertools
 from collections.abc import Iterable
 from types import TracebackType
@@ -34,6 +35,7 @@ from .._core._spec import (
     ChildCounts,
     ChildInfo,
     ChildSpec,
+    Restart,
     Strategy,
 )
 from .._event import EventPublisher
@@ -42,7 +44,9 @@ from .._exceptions import (
     RestartRecord,
     SupervisorNotRunning,
 )
-from ._runtime import Runtime
+from . import _nested
+from ._pool import ArgumentCheck, ChildEnd
+from ._runtime import Runtime, takes_task_status
 
 __all__ = [
     "ChildHandle",
@@ -204,6 +208,36 @@ def only_cancelled(exc: BaseException) -> bool:
     return False
 
 
+def _specs(children: object) -> tuple[ChildSpec, ...]:
+    """The children as a tuple, refusing what is not a collection of them (rule 7)."""
+    if isinstance(children, str | bytes | ChildSpec) or not isinstance(children, Iterable):
+        raise TypeError(f"children must be an iterable of ChildSpec, got {children!r}")
+    return tuple(children)
+
+
+def _tree_spec(
+    child_id: str,
+    make: functools.partial[Supervisor] | functools.partial[DynamicSupervisor],
+    kind: str,
+    name: str | None,
+    restart: Restart,
+    shutdown: float | None,
+    significant: bool,
+    backoff: Backoff | None,
+) -> ChildSpec:
+    """The spec of a child that runs the supervisor ``make`` builds (``.spec``)."""
+    tree = _nested.NestedTree(make, f"{kind} {name or child_id!r}")
+    return ChildSpec(
+        child_id,
+        _nested.run_tree,
+        (tree,),
+        restart=restart,
+        shutdown=shutdown,
+        significant=significant,
+        backoff=backoff,
+    )
+
+
 class _Base:
     """What both supervisors share: ``async with``, introspection, shutdown."""
 
@@ -356,6 +390,31 @@ class _Base:
         """Return the live tree below this supervisor as text (``tree().render()``)."""
         return self.tree().render()
 
+    def find(self, path: str) -> Supervisor | DynamicSupervisor:
+        """Return the live supervisor at ``path`` in the tree below this one. Never blocks.
+
+        The path is the names of the supervisors from this one down,
+        "/"-separated, this one's first: ``root.find("app/agents")``, as
+        ``statistics().path`` shows them. A nested supervisor's name is the
+        id of the child that runs it unless it was given one. Live: entered
+        and not stopped yet; a supervisor whose child is restarting is not.
+
+        Args:
+            path: the names, this supervisor's first.
+
+        Returns:
+            The nested ``Supervisor`` or ``DynamicSupervisor``, or this one.
+
+        Raises:
+            ChildNotFound: no live supervisor there; ``.found`` is the part
+                of the path that was found, ``.child_id`` the first name
+                that was not.
+            TypeError: ``path`` is not a str.
+        """
+        face = _nested.find(self._rt, path).face
+        assert face is not None
+        return face
+
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self._rt.name!r} {_state(self._rt).value}>"
 
@@ -428,7 +487,7 @@ class Supervisor(_Base):
         report_limit: ReportLimit | None = DEFAULT_REPORT_LIMIT,
     ) -> None:
         self._rt = Runtime(
-            tuple(children),
+            _specs(children),
             strategy=strategy,
             max_restarts=max_restarts,
             within=within,
@@ -438,6 +497,87 @@ class Supervisor(_Base):
             kind="supervisor",
             events=events,
             report_limit=report_limit,
+        )
+        self._rt.face = self
+
+    @staticmethod
+    def spec(
+        id: str,
+        children: Iterable[ChildSpec] = (),
+        *,
+        restart: Restart = Restart.PERMANENT,
+        shutdown: float | None = None,
+        significant: bool = False,
+        restart_backoff: Backoff | None = None,
+        strategy: Strategy = Strategy.ONE_FOR_ONE,
+        max_restarts: int = 3,
+        within: float = 5.0,
+        backoff: Backoff | None = None,
+        auto_shutdown: AutoShutdown = AutoShutdown.NEVER,
+        name: str | None = None,
+        events: EventPublisher | None = None,
+        report_limit: ReportLimit | None = DEFAULT_REPORT_LIMIT,
+    ) -> ChildSpec:
+        """Return the spec of a child that runs a nested ``Supervisor`` of ``children``.
+
+        OTP's supervisor child. Its start completes once the nested
+        supervisor has started every child of its own (so a sibling started
+        after it finds them running); stopping it is the nested supervisor's
+        ordered stop, waited for (``shutdown=None``: D19, OTP's
+        ``infinity``). When the nested supervisor gives up, its error
+        (``RestartIntensityExceeded``...) is the child's failure and the
+        parent applies ``restart`` (D6). Each start runs a fresh supervisor
+        (OTP R5.7). Find it with ``find("<root>/.../<name>")``.
+
+        The options of the child in its parent keep ``ChildSpec``'s names,
+        those of the nested supervisor ``Supervisor``'s; ``backoff`` is the
+        nested supervisor's (for its children), ``restart_backoff`` the
+        child's own. Every option is checked here, at the call.
+
+        Args:
+            id: the child's id in its parent, and the nested supervisor's
+                name unless ``name`` is given.
+            children: the nested supervisor's children, in start order.
+            restart: the child's restart type (``ChildSpec.restart``).
+            shutdown: how the child is stopped (``ChildSpec.shutdown``); None
+                waits for the nested supervisor's ordered stop.
+            significant: as ``ChildSpec.significant``.
+            restart_backoff: delays before the parent restarts the child
+                (``ChildSpec.backoff``).
+            strategy: as for :class:`Supervisor`.
+            max_restarts: as for :class:`Supervisor`.
+            within: as for :class:`Supervisor`.
+            backoff: as for :class:`Supervisor`: the nested supervisor's
+                delays before restarting its children.
+            auto_shutdown: as for :class:`Supervisor`.
+            name: the nested supervisor's name; default ``id``.
+            events: as for :class:`Supervisor`; default: its parent's.
+            report_limit: as for :class:`Supervisor`.
+
+        Returns:
+            The child spec, for a parent's children or ``start_child``.
+
+        Raises:
+            TypeError: an option of the wrong type, or one neither
+                ``ChildSpec`` nor ``Supervisor`` takes (naming it).
+            ValueError: an option out of range, a duplicate child id, or a
+                significant child under ``AutoShutdown.NEVER``.
+        """
+        make = functools.partial(
+            Supervisor,
+            _specs(children),
+            strategy=strategy,
+            max_restarts=max_restarts,
+            within=within,
+            backoff=backoff,
+            auto_shutdown=auto_shutdown,
+            name=name,
+            events=events,
+            report_limit=report_limit,
+        )
+        make()  # every option checked now (docs/design.md rule 7)
+        return _tree_spec(
+            id, make, "Supervisor", name, restart, shutdown, significant, restart_backoff
         )
 
     async def _request(self, request: Input) -> None:
@@ -514,6 +654,32 @@ class ChildHandle:
     id: str
     args: tuple[object, ...]
     owner: object = attrs.field(eq=False, repr=False)
+    _end: ChildEnd = attrs.field(eq=False, repr=False)
+
+    async def wait(self) -> object:
+        """Wait until the child has ended for good; return what its function returned.
+
+        A child ends for good when its supervisor will not start it again:
+        a temporary child after its first end, a transient one after a
+        normal return, one whose start was ignored (it returned before
+        ``task_status.started()``), and any child that ``terminate_child``
+        or its supervisor's stop ended. A restart is no end: the wait goes
+        on across restarts. Any number of tasks may wait, before or after
+        the end; cancelling one changes nothing for the others or for the
+        child (docs/design.md rule 39).
+
+        Returns:
+            What the child's function returned (its last incarnation).
+
+        Raises:
+            ChildFailed: it failed and was not restarted: it was temporary,
+                or its supervisor gave up because of this failure. Its error
+                is ``__cause__``.
+            ChildTerminated: its supervisor stopped it for good; ``.reason``
+                says how (``"terminate_child"``, ``"shutdown"``, or
+                ``"gave_up"``, with the supervisor's error as ``__cause__``).
+        """
+        return await self._end.wait(self.id)
 
 
 @final
@@ -543,7 +709,7 @@ class DynamicSupervisor(_Base):
         TypeError: an argument of the wrong type.
     """
 
-    __slots__ = ("_counter", "_template")
+    __slots__ = ("_check", "_counter", "_template")
 
     def __init__(
         self,
@@ -566,6 +732,7 @@ class DynamicSupervisor(_Base):
             )
         self._template = template
         self._counter = itertools.count(1)
+        self._check = ArgumentCheck(template, takes_task_status(template.fn))
         self._rt = Runtime(
             (),
             strategy=Strategy.ONE_FOR_ONE,
@@ -580,6 +747,72 @@ class DynamicSupervisor(_Base):
             events=events,
             report_limit=report_limit,
         )
+        self._rt.face = self
+
+    @staticmethod
+    def spec(
+        id: str,
+        template: ChildSpec,
+        *,
+        restart: Restart = Restart.PERMANENT,
+        shutdown: float | None = None,
+        significant: bool = False,
+        restart_backoff: Backoff | None = None,
+        max_children: int | None = None,
+        max_restarts: int = 3,
+        within: float = 5.0,
+        backoff: Backoff | None = None,
+        name: str | None = None,
+        events: EventPublisher | None = None,
+        report_limit: ReportLimit | None = DEFAULT_REPORT_LIMIT,
+    ) -> ChildSpec:
+        """Return the spec of a child that runs a nested ``DynamicSupervisor`` of ``template``.
+
+        As :meth:`Supervisor.spec`: the child is started once the pool
+        has started (empty), stopping it stops the pool's children
+        together and waits, and a pool that gives up makes the child fail.
+        Options keep ``ChildSpec``'s and ``DynamicSupervisor``'s names;
+        ``restart_backoff`` is the child's own ``ChildSpec.backoff``.
+
+        Args:
+            id: the child's id in its parent, and the pool's name unless
+                ``name`` is given.
+            template: the spec of every child of the pool.
+            restart: the child's restart type (``ChildSpec.restart``).
+            shutdown: how the child is stopped (``ChildSpec.shutdown``); None
+                waits for the pool's stop.
+            significant: as ``ChildSpec.significant``.
+            restart_backoff: delays before the parent restarts the child.
+            max_children: as for :class:`DynamicSupervisor`.
+            max_restarts: as for :class:`DynamicSupervisor`.
+            within: as for :class:`DynamicSupervisor`.
+            backoff: as for :class:`DynamicSupervisor`.
+            name: the pool's name; default ``id``.
+            events: as for :class:`DynamicSupervisor`; default: its parent's.
+            report_limit: as for :class:`DynamicSupervisor`.
+
+        Returns:
+            The child spec.
+
+        Raises:
+            TypeError: an option of the wrong type, or an unknown one.
+            ValueError: an option out of range, or a significant template.
+        """
+        make = functools.partial(
+            DynamicSupervisor,
+            template,
+            max_children=max_children,
+            max_restarts=max_restarts,
+            within=within,
+            backoff=backoff,
+            name=name,
+            events=events,
+            report_limit=report_limit,
+        )
+        make()  # every option checked now (docs/design.md rule 7)
+        return _tree_spec(
+            id, make, "DynamicSupervisor", name, restart, shutdown, significant, restart_backoff
+        )
 
     @property
     def template(self) -> ChildSpec:
@@ -591,12 +824,20 @@ class DynamicSupervisor(_Base):
 
         Waits until it has started. A child that returns before calling
         ``task_status.started()`` is not kept (OTP R4.8); its handle then
-        names no child.
+        names no child, and its ``wait()`` returns what it returned.
+
+        The arguments are checked against the template function's signature
+        first (``task_status`` aside): a child that could never be called
+        is refused here, before anything starts, rather than crash-looping
+        until the pool gives up.
 
         Returns:
-            The child's handle, for :meth:`terminate_child`.
+            The child's handle, for :meth:`terminate_child` and
+            :meth:`ChildHandle.wait`.
 
         Raises:
+            TypeError: the arguments do not fit the template's function
+                (naming it and the problem).
             ChildLimitReached: ``max_children`` children exist already.
             ChildStartFailed: it failed before it had started (its error is
                 ``__cause__``).
@@ -604,11 +845,17 @@ class DynamicSupervisor(_Base):
         """
         rt = self._rt
         template = self._template
-        spec = attrs.evolve(
-            template, id=f"{template.id}-{next(self._counter)}", args=template.args + args
-        )
-        await rt.call(StartChildRequested(spec=spec))
-        return ChildHandle(id=spec.id, args=args, owner=rt)
+        every = template.args + args
+        self._check(every)
+        child_id = f"{template.id}-{next(self._counter)}"
+        spec = attrs.evolve(template, id=child_id, args=every)
+        end = rt.expect_end(child_id)
+        try:
+            await rt.call(StartChildRequested(spec=spec))
+        except BaseException:
+            rt.forget_end(child_id)
+            raise
+        return ChildHandle(id=child_id, args=args, owner=rt, end=end)
 
     async def terminate_child(self, handle: ChildHandle) -> None:
         """Stop the child of a handle and remove it; a child that is gone already is fine.
