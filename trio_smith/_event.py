@@ -35,7 +35,7 @@ import random
 import sys
 import time
 from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from datetime import UTC, datetime
 from typing import Any, ClassVar, Final, NoReturn, Protocol, final
 from uuid import UUID, SafeUUID
@@ -712,14 +712,70 @@ def current_cause() -> Event | None:
 def caused_by(event: Event | None) -> Iterator[None]:
     """Within the block, events built with :meth:`Event.new` are caused by ``event``.
 
+    An exception that escapes the block keeps ``event`` (on each exception of
+    a group), so that a supervisor whose child it fails can publish the
+    failure in the chain of the work it ended (``failure_cause``); the
+    innermost block an exception escapes is the one it keeps.
+
     Args:
         event: the cause, or None to start new causal chains.
     """
     token = _CAUSE.set(event)
     try:
         yield
+    except BaseException as exc:
+        # The current cause is reset below, before any supervisor sees the
+        # error: the error carries it out instead.
+        keep_cause(exc, event)
+        raise
     finally:
         _CAUSE.reset(token)
+
+
+#: The attribute under which an exception keeps the cause of the
+#: ``caused_by`` block it escaped (a 1-tuple: a kept None means "no cause").
+_CAUSE_ATTRIBUTE: Final = "_trio_smith_cause"
+
+
+def keep_cause(error: BaseException, event: Event | None) -> None:
+    """Keep ``event`` on ``error`` (on each leaf of a group) unless it keeps one already.
+
+    For a block that resets the current cause while ``error`` escapes it
+    (``caused_by``, a subscription's ``async with``): the error carries the
+    cause out to the supervisor that sees it (``failure_cause``).
+    """
+    if isinstance(error, BaseExceptionGroup):
+        # On the leaves: ``except*`` hands on new groups, never this one.
+        for inner in error.exceptions:
+            keep_cause(inner, event)
+    elif not hasattr(error, _CAUSE_ATTRIBUTE):
+        with suppress(AttributeError, TypeError):  # a class without __dict__
+            setattr(error, _CAUSE_ATTRIBUTE, (event,))
+
+
+def _recorded_cause(error: BaseException) -> tuple[Event | None] | None:
+    """The cause kept on ``error`` or on the first leaf of its group that keeps one."""
+    if isinstance(error, BaseExceptionGroup):
+        for inner in error.exceptions:
+            found = _recorded_cause(inner)
+            if found is not None:
+                return found
+        return None
+    kept: tuple[Event | None] | None = getattr(error, _CAUSE_ATTRIBUTE, None)
+    return kept
+
+
+def failure_cause(error: BaseException) -> Event | None:
+    """The event whose work ``error`` ended: the cause of a child's failure.
+
+    The cause of the innermost :func:`caused_by` block the error escaped
+    (of a group: of its first exception that escaped one), else the current
+    cause of the calling task (an event a subscription or a mailbox is
+    delivering there). The child boundary calls it in the failed child's own
+    task.
+    """
+    kept = _recorded_cause(error)
+    return _CAUSE.get() if kept is None else kept[0]
 
 
 #: Make an event the current cause in this context (subscriptions use it);

@@ -131,6 +131,7 @@ class _Child:
     successful_starts: int = 0
     backoff_count: int = 0
     last_error: object = None
+    last_exit_normal: bool = False  # its restart record says so
 
 
 @final
@@ -589,6 +590,7 @@ class ReferenceSupervisor:
         """OTP handle_info({'EXIT',...}) -> restart_child/3 -> do_restart/3."""
         c.state = UNDEFINED
         c.last_error = error
+        c.last_exit_normal = kind is ExitKind.NORMAL
         backoff = self._effective_backoff(c)
         # Akka K6 (trio_smith: measured at the exit from the last start).
         if (
@@ -650,7 +652,7 @@ class ReferenceSupervisor:
         # add_restart/3, continuous and inclusive (R5.4 trio_smith decision).
         now = self._now
         kept = [r for r in self._restarts if not (now - r.at > self._within)]
-        kept.append(RestartRecord(at=now, child_id=c.id))
+        kept.append(RestartRecord(at=now, child_id=c.id, normal_exit=c.last_exit_normal))
         self._restarts = kept
         if len(self._restarts) > self._max_restarts:
             # {terminate, NState} -> {shutdown, del_child(Child, NState)}
@@ -678,6 +680,7 @@ class ReferenceSupervisor:
                 self._del_child(a)
             elif isinstance(result, StartFailed):
                 a.last_error = result.error
+                a.last_exit_normal = False
                 if self._strategy is Strategy.ESCALATE:
                     self._del_child(a)
                     yield from self._terminate(ExitReason.ESCALATED, a.id, result.error)

@@ -293,7 +293,7 @@ def test_escalate_gives_up_when_a_restart_fails_to_start() -> None:
         reason=ExitReason.ESCALATED,
         child_id="p",
         error="p failed to start",
-        restarts=(RestartRecord(at=0.0, child_id="p"),),  # p's normal exit was a restart
+        restarts=(RestartRecord(at=0.0, child_id="p", normal_exit=True),),  # a restart too
     )
 
 

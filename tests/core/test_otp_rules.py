@@ -229,7 +229,8 @@ def test_restart_decision_table(restart: Restart, reason: str, restarted: bool, 
     assert lines(sim.trace) == [f"exit a {reason}"] + (["start a"] if restarted else [])
     assert ("a" in sim.statuses()) is kept
     counted = sim.machine.restart_history(sim.now)
-    assert counted == ((RestartRecord(at=0.0, child_id="a"),) if restarted else ())
+    record = RestartRecord(at=0.0, child_id="a", normal_exit=reason != "crash")
+    assert counted == ((record,) if restarted else ())
 
 
 @pytest.mark.parametrize("strategy", [Strategy.ONE_FOR_ALL, Strategy.REST_FOR_ONE])

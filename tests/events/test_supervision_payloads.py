@@ -17,7 +17,7 @@ import pytest
 import trio
 import trio.testing
 
-from trio_smith import ChildSpec, Heartbeat, RestartIntensityExceeded, Supervisor
+from trio_smith import ChildNotFound, ChildSpec, Heartbeat, RestartIntensityExceeded, Supervisor
 from trio_smith._supervision._report import PAYLOADS
 from trio_smith.events import SupervisionEvent
 
@@ -136,3 +136,33 @@ async def test_every_event_a_supervisor_publishes_has_its_documented_shape(
     assert stopped["r"]["reason"] == "normal"
     assert stopped["m"]["reason"] == "shutdown"
     assert stopped["m"]["error_type"] == "KeyError"
+
+
+async def test_child_failed_describes_the_error_by_public_name_bounded_message_and_frames(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    # What a trace shows of a crash: the error's public type (never a
+    # private module), its message (at most 2,000 characters) and its
+    # innermost 8 frames, ``file:line in function`` (docs/events.md).
+    rec = Recorder()
+
+    def deep(n: int) -> None:
+        if n == 0:
+            raise ChildNotFound("x" * 3000)
+        deep(n - 1)
+
+    async def fails_deep_down() -> None:
+        await trio.sleep(1)
+        deep(12)
+
+    with pytest.raises(RestartIntensityExceeded):
+        async with Supervisor([ChildSpec("d", fails_deep_down)], events=rec, max_restarts=0):
+            await trio.sleep_forever()
+    (failed,) = rec.of(SupervisionEvent.CHILD_FAILED)
+    assert failed.payload["error_type"] == "trio_smith.ChildNotFound"
+    assert failed.payload["error"] == ("no child with id '" + "x" * 3000)[:2000] + "..."
+    frames = failed.payload["traceback"].splitlines()
+    assert len(frames) == 8
+    assert all(frame.startswith(__file__ + ":") for frame in frames)
+    assert all(frame.endswith(" in deep") for frame in frames)
+    assert conforms(failed.type, failed.payload)

@@ -19,7 +19,8 @@ from trio_smith import (
     Supervisor,
     current_child,
 )
-from trio_smith.events import AgentEvent
+from trio_smith._event import failure_cause
+from trio_smith.events import AgentEvent, Event, caused_by, current_cause
 from trio_smith.resilience import CallNotPermitted, CircuitBreaker, CircuitState
 from trio_smith.routing import (
     AgentDied,
@@ -488,6 +489,19 @@ async def test_a_breaker_guards_requests_to_an_agent(
         await sup.shutdown()
 
 
+def test_a_sync_handler_is_refused_when_the_agent_is_declared() -> None:
+    def handler(message: object) -> str:
+        return "sync"
+
+    with pytest.raises(TypeError, match="handler") as caught:
+        Registry().agent("a", handler)  # type: ignore[arg-type]
+    assert str(caught.value) == (
+        "handler must be an async function, got the plain function "
+        "'test_a_sync_handler_is_refused_when_the_agent_is_declared.<locals>.handler' "
+        "(define it with async def)"
+    )
+
+
 def test_bad_arguments_are_refused_with_their_names() -> None:
     cases: list[tuple[Any, type[Exception], str]] = [
         (lambda: Registry(mailbox_size=0), ValueError, "mailbox_size must be"),
@@ -495,7 +509,7 @@ def test_bad_arguments_are_refused_with_their_names() -> None:
         (lambda: Registry(request_timeout=0), ValueError, "request_timeout must be"),
         (lambda: Registry(events=object()), TypeError, "events must have a publish_nowait"),  # type: ignore[arg-type]
         (lambda: Registry().agent("", echo), ValueError, "name must be a non-empty str"),
-        (lambda: Registry().agent("a", 3), TypeError, "handler must be an async callable"),  # type: ignore[arg-type]
+        (lambda: Registry().agent("a", 3), TypeError, "handler must be an async function, got 3"),  # type: ignore[arg-type]
         (lambda: Registry().agent("a", echo, role=""), ValueError, "role must be"),
         (lambda: Registry().agent("a", echo, mailbox_size=0), ValueError, "mailbox_size"),
         (lambda: Registry().agent("a", echo, breaker=1), TypeError, "breaker must be"),  # type: ignore[arg-type]
@@ -545,3 +559,49 @@ async def test_a_handler_cancelled_inside_its_nursery_was_stopped_not_crashed(
         await sup.shutdown()
     assert reasons == ["it was stopped (stopped by supervisor 'supervisor')"]
     assert recorder.wire_names()[-1] == "agent.stopped"
+
+
+# ---------------------------------------------------------------- the current cause
+
+
+async def test_a_register_block_keeps_the_message_s_cause_inside_it() -> None:
+    registry = Registry(events=Recorder())
+    outer = Event.new(AgentEvent.CREATED, source="agents/caller")
+    inside: list[Event | None] = []
+
+    def crash_on_a_message() -> None:
+        with registry.register("a") as mailbox:
+            registry.send_nowait("a", "m")
+            mailbox.receive_nowait()
+            inside.append(current_cause())
+            raise ValueError("crash")
+
+    with caused_by(outer):
+        with pytest.raises(ValueError, match="crash") as info:
+            crash_on_a_message()
+        assert current_cause() is outer  # back to what it was
+    (received,) = inside
+    assert received is not None
+    assert (received.type, received.causation_id) == (AgentEvent.MESSAGE_RECEIVED, outer.id)
+    # The error keeps the message's event: a supervisor publishes the crash there.
+    assert failure_cause(info.value) is received
+
+
+async def test_an_agent_s_next_incarnation_starts_without_the_last_message_s_cause(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    registry = Registry(events=Recorder())
+    seen: list[Event | None] = []
+
+    async def crashes_on_a_message(task_status: trio.TaskStatus[None]) -> None:
+        seen.append(current_cause())
+        with registry.register("a") as mailbox:
+            task_status.started()
+            async for _ in mailbox:
+                raise ValueError("crash")
+
+    async with Supervisor([ChildSpec("a", crashes_on_a_message)]) as sup:
+        registry.send_nowait("a", "m")
+        await trio.testing.wait_all_tasks_blocked()
+        await sup.shutdown()
+    assert seen == [None, None]

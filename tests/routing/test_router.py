@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Any
+import pathlib
+import re
+from typing import Any, assert_type
 
 import pytest
 import trio
 import trio.testing
 
 from trio_smith import Backoff, Supervisor
-from trio_smith.events import Event, EventType
+from trio_smith.events import AgentEvent, Event, EventType, caused_by, uuid7
 from trio_smith.resilience import CircuitBreaker, CircuitState
 from trio_smith.routing import (
     AgentDied,
@@ -20,7 +22,9 @@ from trio_smith.routing import (
     Router,
     RoutingEvent,
     Task,
+    UnexpectedReply,
 )
+from trio_smith.routing._router import PAYLOADS as ROUTING_PAYLOADS
 
 from ..publisher import Recorder
 
@@ -275,3 +279,171 @@ def test_bad_arguments_are_refused() -> None:
         Task("")
     with pytest.raises(TypeError, match="correlation_id must be a UUID or None"):
         Task("t", correlation_id="x")  # type: ignore[arg-type]
+
+
+# ---------------------------------------------------------------- unroutable tasks
+
+
+async def test_an_unroutable_task_leaves_an_event_in_its_chain(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    recorder = Recorder()
+    registry = Registry(events=recorder, restart_wait=0)
+    router = Router(registry, {"t": "worker"}, name="hub")
+    own = Task("poetry", correlation_id=uuid7())
+    with pytest.raises(NoRoute):
+        await router.request(own)
+    handling = Event.new(AgentEvent.MESSAGE_RECEIVED, source="agents/caller")
+    nobody = Task("t", "x")
+    with pytest.raises(NoAgentAvailable), caused_by(handling):
+        await router.request(nobody)
+    with pytest.raises(NoAgentAvailable):
+        await router.send(Task("t"))
+    with pytest.raises(NoAgentAvailable):
+        router.pick("t")  # only asks: no event
+    assert recorder.wire_names() == ["routing.task_unroutable"] * 3
+    no_route, no_agent, _ = recorder.events
+    assert no_route.source == "router/hub"
+    assert no_route.correlation_id == own.correlation_id
+    assert no_route.payload == {
+        "task_id": str(own.id),
+        "task_type": "poetry",
+        "role": None,
+        "error_type": "trio_smith.routing.NoRoute",
+        "error": "no route for task type 'poetry' and no default role",
+        "traceback": no_route.payload["traceback"],
+    }
+    assert (no_agent.correlation_id, no_agent.causation_id) == (handling.id, handling.id)
+    assert no_agent.payload == {
+        "task_id": str(nobody.id),
+        "task_type": "t",
+        "role": "worker",
+        "error_type": "trio_smith.routing.NoAgentAvailable",
+        "error": "no agent of role 'worker' is available: no agent has that role",
+        "traceback": None,  # described before it was raised
+    }
+    assert router.statistics().unroutable == 3
+    assert recorder.events[2].correlation_id == recorder.events[2].id  # a chain of its own
+
+
+async def test_all_down_then_unroutable_says_how_many_were_down(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    recorder = Recorder()
+    registry = Registry(events=recorder, restart_wait=1.0)
+    router = Router(registry, {"t": "worker"})
+    async with Supervisor([registry.agent("w1", named("w1"), role="worker")]) as sup:
+        await sup.terminate_child("w1")
+        recorder.events.clear()
+        with pytest.raises(NoAgentAvailable):
+            await router.request(Task("t"))
+        await sup.shutdown()
+    (unroutable,) = recorder.of(RoutingEvent.TASK_UNROUTABLE)
+    assert unroutable.payload["error"] == (
+        "no agent of role 'worker' is available: 1 down, 0 behind an open circuit breaker"
+    )
+
+
+ROUTING_DOCS = pathlib.Path(__file__).parent.parent.parent / "docs" / "routing.md"
+ROW = re.compile(r"\| `routing\.(\w+)` \| [^|]* \| ([^|]*) \|")
+
+
+def documented_routing_payloads() -> dict[str, set[str]]:
+    """Each routing event's payload fields, as docs/routing.md's table lists them."""
+    table: dict[str, set[str]] = {}
+    for line in ROUTING_DOCS.read_text().splitlines():
+        match = ROW.match(line)
+        if match:
+            table[match.group(1)] = set(re.findall(r"`(\w+)`", match.group(2)))
+    return table
+
+
+def test_the_docs_list_every_routing_event_with_exactly_its_payload_fields() -> None:
+    table = documented_routing_payloads()
+    assert set(table) == {kind.name for kind in ROUTING_PAYLOADS}
+    for kind, payload in ROUTING_PAYLOADS.items():
+        assert table[kind.name] == set(payload.__required_keys__), kind  # type: ignore[attr-defined]
+        assert not payload.__optional_keys__  # type: ignore[attr-defined]
+    # The parser sees a field that is missing from a row.
+    row = "| `routing.task_failed` | `router/<name>` | `task_id`, `agent` | `task_routed` |"
+    match = ROW.match(row)
+    assert match is not None
+    assert set(re.findall(r"`(\w+)`", match.group(2))) != set(
+        ROUTING_PAYLOADS[RoutingEvent.TASK_FAILED].__required_keys__  # type: ignore[attr-defined]
+    )
+
+
+async def test_every_routing_event_has_its_documented_shape(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    recorder = Recorder()
+    registry = Registry(events=recorder, restart_wait=0)
+    router = Router(registry, {"t": "worker"})
+    async with Supervisor([registry.agent("w", named("w"), role="worker")]) as sup:
+        await router.request(Task("t"))
+        with pytest.raises(AgentDied):
+            await router.request(Task("t", "crash"))
+        with pytest.raises(NoRoute):
+            await router.request(Task("other"))
+        await sup.shutdown()
+    routing = [e for e in recorder.events if e.type.category == "routing"]
+    assert {e.type for e in routing} == set(ROUTING_PAYLOADS)
+    for event in routing:
+        assert set(event.payload) == ROUTING_PAYLOADS[event.type].__required_keys__  # type: ignore[attr-defined]
+
+
+# ---------------------------------------------------------------- typed replies
+
+
+async def test_reply_type_types_and_checks_the_reply(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    recorder = Recorder()
+    registry = Registry(events=recorder)
+    router = Router(registry, {"t": "worker", "n": "numbers"})
+
+    async def counts(task: Task) -> int:
+        return 42
+
+    specs = [
+        registry.agent("w", named("w"), role="worker"),
+        registry.agent("n1", counts, role="numbers"),
+    ]
+    async with Supervisor(specs) as sup:
+        name = await router.request(Task("t"), reply_type=str)
+        assert_type(name, str)
+        assert name == "w"
+        direct = await registry.request("w", Task("t"), reply_type=str)
+        assert_type(direct, str)
+        untyped = await router.request(Task("t"))
+        assert_type(untyped, Any)  # as before: no reply_type, no check
+        with pytest.raises(UnexpectedReply) as info:
+            await router.request(Task("n"), reply_type=str)
+        assert str(info.value) == "agent 'n1' replied with a value of type int, expected str"
+        assert (info.value.agent, info.value.reply, info.value.expected) == ("n1", 42, str)
+        assert isinstance(info.value, TypeError)
+        with pytest.raises(UnexpectedReply) as direct_info:
+            await registry.request("n1", 0, reply_type=bytes)
+        assert str(direct_info.value) == (
+            "agent 'n1' replied with a value of type int, expected bytes"
+        )
+        assert registry.lookup("n1").failures == 0  # the agent replied and goes on
+        assert await router.request(Task("n"), reply_type=int) == 42
+        await sup.shutdown()
+    stats = router.statistics()
+    assert (stats.completed, stats.failed) == (3, 1)
+    failed = recorder.of(RoutingEvent.TASK_FAILED)[0]
+    assert failed.payload["error_type"] == "trio_smith.routing.UnexpectedReply"
+
+
+async def test_a_reply_type_that_is_not_a_class_is_refused(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    registry = Registry()
+    router = Router(registry, {"t": "worker"})
+    with pytest.raises(TypeError) as info:
+        await router.request(Task("t"), reply_type=list[str])
+    assert str(info.value) == "reply_type must be a class or None, got list[str]"
+    with pytest.raises(TypeError, match=r"^reply_type must be a class or None, got 'str'$"):
+        await registry.request("w", 1, reply_type="str")  # type: ignore[call-overload]
+    assert router.statistics().routed == 0

@@ -31,11 +31,16 @@ class RestartWindow:
     def __init__(self, max_restarts: int, within: float) -> None:
         self.max_restarts = max_restarts
         self.within = within
-        # (time, child id): a RestartRecord is built only when history is read.
-        self._records: deque[tuple[float, str]] = deque()
+        # (time, child id, after a normal exit): a RestartRecord is built
+        # only when history is read.
+        self._records: deque[tuple[float, str, bool]] = deque()
 
-    def add(self, at: float, child_id: str) -> bool:
+    def add(self, at: float, child_id: str, normal_exit: bool = False) -> bool:
         """Record a restart of ``child_id`` at time ``at``.
+
+        Args:
+            normal_exit: the restart follows a normal return (a PERMANENT
+                child), not a failure; the give-up error says so.
 
         Returns:
             True if the restart is one too many: the supervisor must give up.
@@ -43,13 +48,13 @@ class RestartWindow:
         records = self._records
         while records and at - records[0][0] > self.within:
             records.popleft()
-        records.append((at, child_id))
+        records.append((at, child_id, normal_exit))
         return len(records) > self.max_restarts
 
     def history(self, now: float) -> tuple[RestartRecord, ...]:
         """Return the restarts that count at time ``now``, oldest first."""
         return tuple(
-            RestartRecord(at=at, child_id=child_id)
-            for at, child_id in self._records
+            RestartRecord(at=at, child_id=child_id, normal_exit=normal_exit)
+            for at, child_id, normal_exit in self._records
             if now - at <= self.within
         )

@@ -2,11 +2,16 @@
 
 One :class:`Reporter` per supervisor. Every supervision event is built here
 from a typed payload (one ``TypedDict`` per event type, the table in
-docs/events.md, checked by tests/test_docs.py) and published through the
-library's one :class:`~trio_smith._emit.Emitter`. Every log record carries
-structured fields in ``extra``: ``supervisor`` (the path), and for a child
-``child_id``, ``incarnation``, ``reason`` and ``correlation_id`` (the causal
-chain of its events, None without a publisher).
+docs/events.md, checked by tests/events/test_supervision_payloads.py) and
+published through the library's one :class:`~trio_smith._emit.Emitter`. A
+child's failure joins the causal chain of the work it failed in (captured by
+the boundary as ``ChildContext._failure_cause``), its restart is caused by
+the failure and its next start by the restart: one correlation id finds the
+request, the crash, the restart and the retry (docs/design.md rule 40).
+Every log record carries structured fields in ``extra``: ``supervisor`` (the
+path), and for a child ``child_id``, ``incarnation``, ``reason`` and
+``correlation_id`` (the causal chain of its events, None without a
+publisher).
 
 Crash reports (a child failed, failed to start, or raised while being
 stopped: message and traceback) go through the supervisor's burst limit
@@ -316,8 +321,11 @@ class Reporter:
                 failed["silence"] = error.silence
             if not ctx._started:
                 failed["during"] = "start"
+            # In the causal chain of the work it failed in, if any (its
+            # request, its event), captured in its own task by the boundary;
+            # the restart and the next start follow on (docs/design.md rule 40).
             event = self.last_failure = self.emitter.emit(
-                SupervisionEvent.CHILD_FAILED, self.path, failed
+                SupervisionEvent.CHILD_FAILED, self.path, failed, ctx._failure_cause
             )
         if ctx._started:
             self._crash("child %r of supervisor %r failed", ctx, error, "failed", event)

@@ -17,6 +17,7 @@ from .._exceptions import NoAgentAvailable as NoAgentAvailable
 from .._exceptions import NoRoute as NoRoute
 from .._exceptions import RequestTimeout as RequestTimeout
 from .._exceptions import RoutingError as RoutingError
+from .._exceptions import UnexpectedReply as UnexpectedReply
 from ._registry import AgentInfo as AgentInfo
 from ._registry import Envelope as Envelope
 from ._registry import Mailbox as Mailbox
@@ -47,4 +48,5 @@ __all__ = [
     "RequestTimeout",
     "NoRoute",
     "NoAgentAvailable",
+    "UnexpectedReply",
 ]

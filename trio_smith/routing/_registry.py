@@ -22,15 +22,21 @@ Invariants (checked by tests/routing):
 from __future__ import annotations
 
 import math
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator, Mapping
 from contextlib import contextmanager
-from typing import Any, Final, final
+from typing import Any, Final, TypeVar, final, overload
 from uuid import UUID
 
 import attrs
 import trio
 
-from .._core._check import finite_at_least, int_at_least, non_empty_str, optional_name
+from .._core._check import (
+    async_problem,
+    finite_at_least,
+    int_at_least,
+    non_empty_str,
+    optional_name,
+)
 from .._core._routing import AgentInput, AgentStatus, agent_step
 from .._core._spec import Backoff, ChildSpec, ChildStatus, Heartbeat, Restart
 from .._emit import Emitter, check_publisher, describe_error
@@ -40,6 +46,7 @@ from .._event import (
     EventPublisher,
     EventType,
     current_cause,
+    keep_cause,
     set_cause,
     storable_text,
     uuid7,
@@ -53,6 +60,7 @@ from .._exceptions import (
     IllegalStateTransition,
     NoCurrentChild,
     RequestTimeout,
+    UnexpectedReply,
 )
 from .._supervision import (
     ChildContext,
@@ -72,6 +80,30 @@ _STATE_NAMES: Final = ("PENDING", "REPLIED", "FAILED", "ABANDONED")
 
 #: A handler: takes a message, returns the reply.
 Handler = Callable[[Any], Awaitable[object]]
+
+#: The reply type a caller asks for (``request(..., reply_type=R)``).
+R = TypeVar("R")
+
+
+def check_reply_type(reply_type: object) -> None:
+    """Refuse a ``reply_type`` that ``isinstance`` cannot check.
+
+    Raises:
+        TypeError: it is not a class (``list[str]``, ``"str"``...).
+    """
+    if reply_type is not None and not isinstance(reply_type, type):
+        raise TypeError(f"reply_type must be a class or None, got {reply_type!r}")
+
+
+def checked_reply(agent: str, reply: object, reply_type: type | None) -> Any:
+    """``reply``, if it is of ``reply_type`` (or none was asked for).
+
+    Raises:
+        UnexpectedReply: it is not.
+    """
+    if reply_type is not None and not isinstance(reply, reply_type):
+        raise UnexpectedReply(agent, reply, reply_type)
+    return reply
 
 
 @final
@@ -544,10 +576,11 @@ class Registry:
                 and timed-out requests count as failures, and a router skips
                 the agent while the breaker is open.
             restart, shutdown, backoff, significant: as in :class:`ChildSpec`.
-            heartbeat: hung-agent detection (:class:`Heartbeat`): an idle
-                agent beats on its own; a handler that runs longer than the
-                detector tolerates must call ``current_child().heartbeat()``,
-                or it is judged hung, cancelled and restarted.
+            heartbeat: hung-agent detection (:class:`Heartbeat`): waiting
+                for mail is idle (``current_child().idle()``), never a hang;
+                a handler that runs longer than the detector tolerates must
+                call ``current_child().heartbeat()``, or it is judged hung,
+                cancelled and restarted.
 
         Returns:
             The :class:`ChildSpec` (id ``name``).
@@ -556,10 +589,11 @@ class Registry:
             TypeError, ValueError: a bad argument.
         """
         non_empty_str("name", name)
-        if not callable(handler):
-            raise TypeError(f"handler must be an async callable, got {handler!r}")
+        problem = async_problem(handler)
+        if problem is not None:
+            raise TypeError(f"handler must be an async function, got {problem}")
         self._check_options(role, mailbox_size, breaker)
-        interval = None if heartbeat is None else heartbeat.interval
+        watched = heartbeat is not None
 
         async def run_agent(task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
             with self.register(
@@ -568,23 +602,21 @@ class Registry:
                 # Started once the name is held (as an OTP gen_server registers
                 # before init returns): the next child may send to it at once.
                 task_status.started()
-                if interval is None:
+                if not watched:
                     async for envelope in mailbox:
                         envelope.reply(await handler(envelope.message))
                     return
                 child = current_child()
                 while True:
-                    # Idle is healthy: beat at least once an interval while
-                    # waiting; the handler itself must beat if it runs long.
-                    child.heartbeat()
-                    received: Envelope | None = None
-                    with trio.move_on_after(interval):
+                    # Waiting for mail is idle, never a hang (docs/design.md
+                    # rule 38); the handler must beat if it runs long.
+                    async with child.idle():
                         try:
                             received = await mailbox.receive()
                         except trio.EndOfChannel:
                             return
-                    if received is not None:
-                        received.reply(await handler(received.message))
+                    child.heartbeat()
+                    received.reply(await handler(received.message))
 
         run_agent.__qualname__ = f"agent {name}"
         return ChildSpec(
@@ -624,7 +656,10 @@ class Registry:
         :class:`AgentDied`, and the name goes DOWN. Inside a supervised child
         the name then waits for the restart and is forgotten only when the
         supervisor will not start the child again; elsewhere it is forgotten
-        at once.
+        at once. The current cause (the event of the message being handled)
+        goes back to what it was when the block was entered; an error that
+        ends the block keeps it, so a supervisor publishes the crash in that
+        message's causal chain.
 
         Args:
             name: the agent's name.
@@ -641,13 +676,21 @@ class Registry:
         self._check_options(role, mailbox_size, breaker)
         agent, binding = self._bind(name, role or name, mailbox_size or self.mailbox_size, breaker)
         error: BaseException | None = None
+        outer = current_cause()
         try:
             yield Mailbox(self, agent, binding)
         except BaseException as exc:
             error = exc
+            # The message being handled is the cause of the crash: the error
+            # keeps it for the supervisor (docs/design.md rule 40), since the
+            # current cause goes back below.
+            keep_cause(exc, current_cause())
             raise
         finally:
             self._unbind(agent, binding, error)
+            # As a subscription's block: the last message's event does not
+            # outlive the block (nor leak into the agent's next incarnation).
+            set_cause(outer)
 
     def _bind(
         self, name: str, role: str, capacity: int, breaker: CircuitBreaker | None
@@ -841,7 +884,27 @@ class Registry:
         agent.queued += 1
         self._sent += 1
 
-    async def request(self, name: str, message: object, *, timeout: float | None = None) -> Any:  # noqa: ASYNC109
+    @overload
+    async def request(self, name: str, message: object, *, timeout: float | None = None) -> Any: ...  # noqa: ASYNC109
+
+    @overload
+    async def request(
+        self,
+        name: str,
+        message: object,
+        *,
+        timeout: float | None = None,  # noqa: ASYNC109
+        reply_type: type[R],
+    ) -> R: ...
+
+    async def request(
+        self,
+        name: str,
+        message: object,
+        *,
+        timeout: float | None = None,  # noqa: ASYNC109
+        reply_type: type[Any] | None = None,
+    ) -> Any:
         """Send ``message`` to the agent and wait for its reply.
 
         Args:
@@ -850,6 +913,10 @@ class Registry:
             timeout: seconds for the whole exchange (waiting for a restart,
                 for room in the mailbox, and for the reply); default: the
                 registry's ``request_timeout``.
+            reply_type: the class the reply must be an instance of. Given,
+                the call is typed as returning it (``reply_type=str``: a
+                ``str``, for mypy) and another reply raises
+                :class:`UnexpectedReply`; default: any reply, typed ``Any``.
 
         Returns:
             The handler's reply.
@@ -861,15 +928,19 @@ class Registry:
                 its error is the ``__cause__``. Raised as soon as it ends.
             RequestTimeout: no reply in time. A later reply is dropped.
             CallNotPermitted: the agent's circuit breaker is open.
+            UnexpectedReply: the reply is not a ``reply_type``.
+            TypeError: ``reply_type`` is not a class.
             Exception: whatever the agent passed to :meth:`Envelope.fail`.
         """
+        check_reply_type(reply_type)
         if timeout is None:
             timeout = self.request_timeout
         else:
             finite_at_least("timeout", timeout, 0, strict=True)
         deadline = trio.current_time() + timeout
         agent = await self._reachable(name, deadline, timeout)
-        return await self._request_agent(agent, message, deadline, timeout)
+        reply = await self._request_agent(agent, message, deadline, timeout)
+        return checked_reply(name, reply, reply_type)
 
     async def _request_agent(
         self, agent: _Agent, message: object, deadline: float, limit: float
@@ -964,7 +1035,7 @@ class Registry:
         self,
         kind: EventType,
         agent: str,
-        payload: dict[str, object],
+        payload: Mapping[str, object],
         cause: Event | None,
         correlation_id: UUID | None,
     ) -> Event | None:
@@ -978,7 +1049,7 @@ class Registry:
         events: EventPublisher | None,
         kind: EventType,
         source: str,
-        payload: dict[str, object],
+        payload: Mapping[str, object],
         cause: Event | None,
         correlation_id: UUID | None,
     ) -> Event | None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from typing import Any, ClassVar, final
+from typing import Any, ClassVar, Final, TypedDict, final, overload
 from uuid import UUID
 
 import attrs
@@ -12,7 +12,7 @@ import trio
 
 from .._core._check import finite_at_least, non_empty_str, optional_name
 from .._core._routing import AgentStatus, Balance, RouteTable, choose
-from .._emit import check_publisher, describe_error
+from .._emit import ErrorDescription, check_publisher, describe_error
 from .._event import (
     Event,
     EventPublisher,
@@ -21,9 +21,9 @@ from .._event import (
     current_cause,
     uuid7,
 )
-from .._exceptions import CallNotPermitted, NoAgentAvailable
+from .._exceptions import CallNotPermitted, NoAgentAvailable, NoRoute
 from ..resilience import CircuitState
-from ._registry import Envelope, Registry, _Agent
+from ._registry import Envelope, R, Registry, _Agent, check_reply_type, checked_reply
 
 
 def _task_type(instance: Task, attribute: attrs.Attribute[str], value: object) -> None:
@@ -60,15 +60,60 @@ class Task:
 class RoutingEvent:
     """The ``routing`` event types, published by a router with ``events``.
 
+    Their payloads are listed in docs/routing.md ("Causal chains"):
+
     * ``TASK_ROUTED``: ``{"task_id", "task_type", "role", "agent"}``; the root
       of the task's causal chain (or a link in its caller's).
     * ``TASK_COMPLETED``: ``{"task_id", "agent", "duration"}`` (seconds).
     * ``TASK_FAILED``: ``{"task_id", "agent", "error_type", "error", "traceback"}``.
+    * ``TASK_UNROUTABLE``: ``{"task_id", "task_type", "role", "error_type",
+      "error", "traceback"}``: no role for its type (``role`` None,
+      :class:`NoRoute`) or no agent of the role could take it
+      (:class:`NoAgentAvailable`); in the task's chain, as ``TASK_ROUTED``
+      would have been.
     """
 
     TASK_ROUTED: ClassVar[EventType] = EventType("routing", "task_routed")
     TASK_COMPLETED: ClassVar[EventType] = EventType("routing", "task_completed")
     TASK_FAILED: ClassVar[EventType] = EventType("routing", "task_failed")
+    TASK_UNROUTABLE: ClassVar[EventType] = EventType("routing", "task_unroutable")
+
+
+# Every routing event's payload, exactly as docs/routing.md lists it
+# (tests/routing/test_router.py compares them).
+
+
+class TaskRoutedPayload(TypedDict):
+    task_id: str
+    task_type: str
+    role: str
+    agent: str
+
+
+class TaskCompletedPayload(TypedDict):
+    task_id: str
+    agent: str
+    duration: float
+
+
+class TaskFailedPayload(ErrorDescription):
+    task_id: str
+    agent: str
+
+
+class TaskUnroutablePayload(ErrorDescription):
+    task_id: str
+    task_type: str
+    role: str | None
+
+
+#: The payload type of each routing event type.
+PAYLOADS: Final[dict[EventType, type]] = {
+    RoutingEvent.TASK_ROUTED: TaskRoutedPayload,
+    RoutingEvent.TASK_COMPLETED: TaskCompletedPayload,
+    RoutingEvent.TASK_FAILED: TaskFailedPayload,
+    RoutingEvent.TASK_UNROUTABLE: TaskUnroutablePayload,
+}
 
 
 @attrs.frozen(kw_only=True)
@@ -80,7 +125,9 @@ class RouterStatistics:
         completed: requests that got their reply.
         failed: requests that raised (the agent died, timed out, failed it).
         rerouted: tasks moved to another agent because a breaker refused them.
-        unroutable: tasks no agent could take (:class:`NoAgentAvailable`).
+        unroutable: tasks with no role (:class:`NoRoute`) or that no agent
+            could take (:class:`NoAgentAvailable`), each published as
+            ``routing.task_unroutable``.
         by_role: tasks routed per role.
     """
 
@@ -211,7 +258,19 @@ class Router:
         self._cursors[role] = index + 1
         return agents[index], down, refused
 
-    async def _agent_for(self, role: str, skip: set[str], deadline: float) -> _Agent:
+    def _role_of(self, task: Task) -> str:
+        """The role ``task`` goes to.
+
+        Raises:
+            NoRoute: none (the task is unroutable: counted and published).
+        """
+        try:
+            return self.table.role_for(task.type)
+        except NoRoute as exc:
+            self._unroutable_task(task, None, exc)
+            raise
+
+    async def _agent_for(self, task: Task, role: str, skip: set[str], deadline: float) -> _Agent:
         """Choose an agent, waiting (bounded) while every candidate is DOWN."""
         registry = self.registry
         give_up = min(deadline, trio.current_time() + registry.restart_wait)
@@ -220,18 +279,52 @@ class Router:
             if agent is not None:
                 return agent
             if down == 0 or trio.current_time() >= give_up:
-                self._unroutable += 1
-                raise NoAgentAvailable(role, down=down, open=refused)
+                error = NoAgentAvailable(role, down=down, open=refused)
+                self._unroutable_task(task, role, error)
+                raise error
             with trio.move_on_at(give_up):
                 await registry._changed.wait()
 
-    async def request(self, task: Task, *, timeout: float | None = None) -> Any:  # noqa: ASYNC109
+    def _unroutable_task(self, task: Task, role: str | None, error: Exception) -> None:
+        """Count a task no agent can take, and leave ``routing.task_unroutable`` in its chain."""
+        self._unroutable += 1
+        payload: TaskUnroutablePayload = {
+            "task_id": str(task.id),
+            "task_type": task.type,
+            "role": role,
+            **describe_error(error),
+        }
+        self._publish(RoutingEvent.TASK_UNROUTABLE, payload, current_cause(), task.correlation_id)
+
+    @overload
+    async def request(self, task: Task, *, timeout: float | None = None) -> Any: ...  # noqa: ASYNC109
+
+    @overload
+    async def request(
+        self,
+        task: Task,
+        *,
+        timeout: float | None = None,  # noqa: ASYNC109
+        reply_type: type[R],
+    ) -> R: ...
+
+    async def request(
+        self,
+        task: Task,
+        *,
+        timeout: float | None = None,  # noqa: ASYNC109
+        reply_type: type[Any] | None = None,
+    ) -> Any:
         """Route ``task`` to an agent and wait for the reply.
 
         Args:
             task: the task; its ``type`` picks the role.
             timeout: seconds for the whole exchange; default: the registry's
                 ``request_timeout``.
+            reply_type: the class the reply must be an instance of. Given,
+                the call is typed as returning it (``reply_type=str``: a
+                ``str``, for mypy) and another reply fails the request with
+                :class:`UnexpectedReply`; default: any reply, typed ``Any``.
 
         Returns:
             The agent's reply.
@@ -240,25 +333,29 @@ class Router:
             NoRoute: no role for the task's type.
             NoAgentAvailable: no agent of the role could take it.
             AgentDied, RequestTimeout: as :meth:`Registry.request`.
+            UnexpectedReply: the reply is not a ``reply_type``.
+            TypeError: ``task`` is not a Task, or ``reply_type`` not a class.
             Exception: whatever the agent passed to ``Envelope.fail``.
         """
         if not isinstance(task, Task):
             raise TypeError(f"task must be a Task, got {task!r}")
+        check_reply_type(reply_type)
         registry = self.registry
         if timeout is None:
             timeout = registry.request_timeout
         else:
             finite_at_least("timeout", timeout, 0, strict=True)
-        role = self.table.role_for(task.type)
+        role = self._role_of(task)
         start = trio.current_time()
         deadline = start + timeout
         skip: set[str] = set()
         while True:
-            agent = await self._agent_for(role, skip, deadline)
+            agent = await self._agent_for(task, role, skip, deadline)
             routed = self._route(task, role, agent)
             try:
                 with caused_by(routed if routed is not None else current_cause()):
                     reply = await registry._request_agent(agent, task, deadline, timeout)
+                reply = checked_reply(agent.name, reply, reply_type)
             except CallNotPermitted:
                 # Its breaker filled up between the choice and the call: next one.
                 self._rerouted += 1
@@ -266,22 +363,20 @@ class Router:
                 continue
             except Exception as exc:
                 self._failed += 1
-                self._publish(
-                    RoutingEvent.TASK_FAILED,
-                    {"task_id": str(task.id), "agent": agent.name, **describe_error(exc)},
-                    routed,
-                )
-                raise
-            self._completed += 1
-            self._publish(
-                RoutingEvent.TASK_COMPLETED,
-                {
+                failed: TaskFailedPayload = {
                     "task_id": str(task.id),
                     "agent": agent.name,
-                    "duration": trio.current_time() - start,
-                },
-                routed,
-            )
+                    **describe_error(exc),
+                }
+                self._publish(RoutingEvent.TASK_FAILED, failed, routed)
+                raise
+            self._completed += 1
+            completed: TaskCompletedPayload = {
+                "task_id": str(task.id),
+                "agent": agent.name,
+                "duration": trio.current_time() - start,
+            }
+            self._publish(RoutingEvent.TASK_COMPLETED, completed, routed)
             return reply
 
     async def send(self, task: Task) -> str:
@@ -296,8 +391,8 @@ class Router:
         """
         if not isinstance(task, Task):
             raise TypeError(f"task must be a Task, got {task!r}")
-        role = self.table.role_for(task.type)
-        agent = await self._agent_for(role, set(), math.inf)
+        role = self._role_of(task)
+        agent = await self._agent_for(task, role, set(), math.inf)
         routed = self._route(task, role, agent)
         with caused_by(routed if routed is not None else current_cause()):
             await self.registry._put(
@@ -308,11 +403,14 @@ class Router:
     def _route(self, task: Task, role: str, agent: _Agent) -> Event | None:
         self._routed += 1
         self._by_role[role] = self._by_role.get(role, 0) + 1
+        payload: TaskRoutedPayload = {
+            "task_id": str(task.id),
+            "task_type": task.type,
+            "role": role,
+            "agent": agent.name,
+        }
         return self._publish(
-            RoutingEvent.TASK_ROUTED,
-            {"task_id": str(task.id), "task_type": task.type, "role": role, "agent": agent.name},
-            current_cause(),
-            task.correlation_id,
+            RoutingEvent.TASK_ROUTED, payload, current_cause(), task.correlation_id
         )
 
     def statistics(self) -> RouterStatistics:
@@ -329,7 +427,7 @@ class Router:
     def _publish(
         self,
         kind: EventType,
-        payload: dict[str, object],
+        payload: Mapping[str, object],
         cause: Event | None,
         correlation_id: UUID | None = None,
     ) -> Event | None:
