@@ -321,8 +321,10 @@ async def test_stop_ends_the_run_early_and_cleanly(
 async def test_the_live_view_draws_the_tree_phi_mailboxes_breaker_and_counters(
     tmp_path: pathlib.Path, clock: trio.testing.MockClock
 ) -> None:
+    # An 80x24 terminal: every frame fits (tests/cli/test_demo_screen.py
+    # checks the layout), so rich never cuts one with its "..." line.
     screen = io.StringIO()
-    console = Console(file=screen, force_terminal=True, width=120, color_system=None)
+    console = Console(file=screen, force_terminal=True, width=80, height=24, color_system=None)
     reporter = LiveReporter(console)
     summary, _ = await _run(tmp_path / "demo.db", duration=2.0, reporter=reporter)
     reporter.summary(summary_lines(summary))
@@ -343,6 +345,7 @@ async def test_the_live_view_draws_the_tree_phi_mailboxes_breaker_and_counters(
         assert text in drawn
     assert re.search(r"researcher-1  running .*phi \d+\.\d\d  mailbox \d+", drawn)
     assert re.search(r"\[ *\d+\.\d\ds\] hung     analysts/analyst-\d", drawn)
+    assert not re.search(r"^ *\.\.\. *$", drawn, re.M)
 
 
 def test_a_terminal_gets_the_live_view_unless_plain() -> None:

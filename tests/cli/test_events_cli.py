@@ -240,22 +240,22 @@ def shown(db: pathlib.Path) -> dict[str, Result]:
 # ---------------------------------------------------------------- list and query
 
 LINES = {
-    1: " 1  2026-01-02T03:04:05.000Z  agent.created                   agents/alpha          "
+    1: "  1  2026-01-02T03:04:05.000Z  agent.created                   agents/alpha          "
     '7c8d9e01  {"name":"alpha"}',
-    2: " 2  2026-01-02T03:04:05.000Z  agent.created                   agents/beta           "
+    2: "  2  2026-01-02T03:04:05.000Z  agent.created                   agents/beta           "
     '456789ab  {"name":"beta"}',
-    5: " 5  2026-01-02T03:04:05.003Z  agent.started                   agents/beta           "
+    5: "  5  2026-01-02T03:04:05.003Z  agent.started                   agents/beta           "
     "456789ab  {}",
-    7: " 7  2026-01-02T03:04:05.012Z  supervision.child_failed        root                  "
+    7: "  7  2026-01-02T03:04:05.012Z  supervision.child_failed        root                  "
     '7c8d9e01  {"supervisor":"root","child_id":"alpha","error":"slow"}',
-    10: "10  2026-01-02T03:04:06.500Z  billing.invoice_paid            billing/invoices      "
+    10: " 10  2026-01-02T03:04:06.500Z  billing.invoice_paid            billing/invoices      "
     '456789ab  {"lines":[{"item":"widget-0","cents":1999},{"item":"widget-1","cents":1999},'
     '{"i…',
-    12: "12  2026-01-02T03:04:07.500Z  agent.failed                    agents/gamma          "
+    12: " 12  2026-01-02T03:04:07.500Z  agent.failed                    agents/gamma          "
     '0000d00d  {"error":"lost"}',
-    13: "13  2026-01-02T03:04:07.600Z  agent.stopped                   agents/gamma          "
+    13: " 13  2026-01-02T03:04:07.600Z  agent.stopped                   agents/gamma          "
     "0000d00d  {}",
-    14: "14  2026-01-02T03:04:08.000Z  system.configuration_changed    ops/con\\nsole         "
+    14: " 14  2026-01-02T03:04:08.000Z  system.configuration_changed    ops/con\\nsole         "
     'ba987654  {"k":1}',
 }
 
@@ -476,6 +476,7 @@ def test_stats_counts_the_store(
         "path": str(db),
         "events": 14,
         "head": 14,
+        "first_position": 1,
         "first_timestamp": "2026-01-02T03:04:05+00:00",
         "last_timestamp": "2026-01-02T03:04:08+00:00",
         "file_size": size,
@@ -527,6 +528,7 @@ def test_an_empty_store_prints_nothing_and_empty_stats(
     (line,) = ok(call(capsys, "stats", path, "--json"))
     stats = json.loads(line)
     assert (stats["first_timestamp"], stats["types"], stats["top_sources"]) == (None, {}, {})
+    assert stats["first_position"] is None
 
 
 # ---------------------------------------------------------------- follow
@@ -781,7 +783,8 @@ BAD_ARGUMENTS: list[tuple[list[str], str]] = [
     ),
     (
         ["query", "--correlation", "not-a-uuid"],
-        "trio-smith events query: error: argument --correlation: expected a UUID, got 'not-a-uuid'",
+        "trio-smith events query: error: argument --correlation: expected a correlation id or "
+        "at least 4 of its hex digits, got 'not-a-uuid'",
     ),
     (
         ["list", "--from-position", "0"],

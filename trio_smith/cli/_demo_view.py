@@ -5,7 +5,8 @@ events the demo subscribes to into counters and one :class:`Line` per
 notable event; :class:`Snapshot` is the state of the running system at one
 moment; the two reporters show them, :class:`PlainReporter` as plain lines
 (a pipe, a log file, ``--plain``) and :class:`LiveReporter` as a rich live
-tree on a terminal. ``summary_lines`` writes the end-of-run summary.
+view on a terminal (:class:`LiveView`, laid out for the terminal's size).
+``summary_lines`` writes the end-of-run summary.
 """
 
 from __future__ import annotations
@@ -17,8 +18,9 @@ from typing import Final, Protocol, TextIO, final
 from uuid import UUID
 
 import attrs
-from rich.console import Console, Group, RenderableType
+from rich.console import Console, ConsoleOptions, Group, RenderableType, RenderResult
 from rich.live import Live
+from rich.measure import Measurement
 from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
@@ -37,6 +39,7 @@ __all__ = [
     "GroupView",
     "Line",
     "LiveReporter",
+    "LiveView",
     "NOTABLE_TYPES",
     "Observer",
     "PlainReporter",
@@ -590,11 +593,12 @@ class LiveReporter:
 
     Args:
         console: where to draw (a terminal).
-        log_size: how many of the last notable lines it keeps on screen.
+        log_size: how many of the last notable lines it keeps; the view
+            shows as many of them as the terminal has room for.
         interval: seconds between redraws.
     """
 
-    def __init__(self, console: Console, *, log_size: int = 8, interval: float = 0.125) -> None:
+    def __init__(self, console: Console, *, log_size: int = 200, interval: float = 0.125) -> None:
         self.console = console
         self.interval = interval
         self._log: collections.deque[Line] = collections.deque(maxlen=log_size)
@@ -605,11 +609,11 @@ class LiveReporter:
     def begin(self, lines: Sequence[str], snapshot: Snapshot) -> None:
         """Print the banner, then start the live view."""
         for line in lines:
-            self.console.print(line, highlight=False, markup=False)
+            self.console.print(line, highlight=False, markup=False, soft_wrap=True)
         # Redrawn by update() from the trio task, never from rich's own
         # refresh thread: the snapshot is read on the trio thread only.
         self._live = Live(
-            render_live(snapshot, self._log),
+            LiveView(snapshot, self._log),
             console=self.console,
             auto_refresh=False,
             redirect_stdout=False,
@@ -626,7 +630,7 @@ class LiveReporter:
         """Redraw."""
         self._last = snapshot
         if self._live is not None:
-            self._live.update(render_live(snapshot, self._log), refresh=True)
+            self._live.update(LiveView(snapshot, self._log), refresh=True)
 
     def end(self, snapshot: Snapshot) -> None:
         """Draw the last frame and leave it on the screen."""
@@ -636,10 +640,15 @@ class LiveReporter:
             self._live = None
 
     def summary(self, lines: Sequence[str]) -> None:
-        """Print the summary below the last frame."""
+        """Print the summary below the last frame.
+
+        Each line is printed whole, never wrapped by rich (``soft_wrap``): a
+        terminal narrower than a command folds it only on screen, and a
+        copied command stays one line that runs.
+        """
         self.console.print()
         for line in lines:
-            self.console.print(line, markup=False, highlight=False)
+            self.console.print(line, markup=False, highlight=False, soft_wrap=True)
 
 
 def _status(status: str) -> Text:
@@ -657,7 +666,9 @@ def _phi_style(phi: float) -> str:
 
 
 def _node_label(node: TreeNode, snapshot: Snapshot) -> Text:
-    label = Text()
+    # One line each, whatever the width: a long label is cut with an
+    # ellipsis, so the tree's height is its node count (LiveView's budget).
+    label = Text(no_wrap=True, overflow="ellipsis")
     label.append(node.id, style="bold" if node.kind == "supervisor" else "")
     label.append("  ")
     label.append_text(_status(node.status))
@@ -695,25 +706,88 @@ def _add_children(branch: Tree, node: TreeNode, snapshot: Snapshot) -> None:
         _add_children(branch.add(_node_label(child, snapshot)), child, snapshot)
 
 
-def render_live(snapshot: Snapshot, log: Sequence[Line]) -> RenderableType:
-    """The live view: the tree, the counters and the last notable lines."""
+#: The events panel shows at least this many rows, even on a terminal too
+#: low for the rest (the live display then cuts the bottom).
+_MIN_LOG_ROWS: Final = 1
+
+
+@final
+class LiveView:
+    """The live view of one snapshot, laid out for the terminal at each redraw.
+
+    From the top: the supervision tree in a panel (the elapsed time and the
+    events stored on its bottom edge), the counters, then the last notable
+    lines in a panel that takes the rest of the terminal's height, so that
+    nothing is cut: on 80x24 the tree (13 nodes, 15 rows), two lines of
+    counters and the last five rows of lines fit exactly. A taller terminal shows more lines; one
+    wide enough for the tree and the counters side by side puts them so.
+    A line too long for the width is wrapped under its text, and counted.
+
+    Args:
+        snapshot: the system now.
+        log: the notable lines, oldest first (the newest are shown).
+    """
+
+    def __init__(self, snapshot: Snapshot, log: Sequence[Line]) -> None:
+        self.snapshot = snapshot
+        self.log = log
+
+    def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
+        width = options.max_width
+        height = options.height or options.size.height
+        tree = _tree_panel(self.snapshot)
+        side = _counter_table(self.snapshot)
+        tree_width = Measurement.get(console, options, tree).maximum
+        side_width = Measurement.get(console, options, side).maximum
+        top: RenderableType
+        if tree_width + 2 + side_width <= width:
+            grid = Table.grid(padding=(0, 2))
+            grid.add_row(tree, side)
+            top = grid
+        else:
+            tree.expand = True  # as wide as the events panel below it
+            top = Group(tree, _counter_lines(self.snapshot, width))
+        used = len(console.render_lines(top, options.update(height=None), pad=False))
+        rows = max(_MIN_LOG_ROWS, height - used - 2)  # the panel's two borders
+        yield top
+        yield Panel(
+            _log_text(self.log, rows, width - 4, console),
+            title="events",
+            title_align="left",
+            height=rows + 2,
+        )
+
+
+def _tree_panel(snapshot: Snapshot) -> Panel:
     if snapshot.tree is None:
         tree: RenderableType = Text("starting...", style="dim")
     else:
         root = Tree(_node_label(snapshot.tree, snapshot), guide_style="dim")
         _add_children(root, snapshot.tree, snapshot)
         tree = root
+    return Panel(
+        tree,
+        title="supervision tree",
+        title_align="left",
+        subtitle=f"{snapshot.elapsed:.1f} / {snapshot.duration:g} s  ·  "
+        f"{snapshot.events_stored} events stored",
+        subtitle_align="right",
+        border_style="blue",
+        expand=False,
+    )
+
+
+def _counter_table(snapshot: Snapshot) -> Table:
+    """The counters as labelled rows, beside the tree on a wide terminal."""
     tasks = snapshot.tasks
     counts = snapshot.counts
     table = Table.grid(padding=(0, 2))
-    table.add_column(style="bold")
-    table.add_column()
-    table.add_row("elapsed", f"{snapshot.elapsed:5.1f} / {snapshot.duration:g} s")
+    table.add_column(style="bold", no_wrap=True)
+    table.add_column(no_wrap=True)
     table.add_row(
-        "tasks",
-        f"{tasks.routed} routed, {tasks.completed} completed, {tasks.route_failed} failed "
-        f"(hub: {tasks.ok} ok, {tasks.degraded} degraded, {tasks.failed} failed)",
+        "tasks", f"{tasks.routed} routed: {tasks.completed} completed, {tasks.route_failed} failed"
     )
+    table.add_row("hub", f"{tasks.ok} ok, {tasks.degraded} degraded, {tasks.failed} failed")
     table.add_row(
         "supervision",
         f"{_plural(counts.restarts, 'restart')}, {counts.hung} hung caught, "
@@ -724,16 +798,89 @@ def render_live(snapshot: Snapshot, log: Sequence[Line]) -> RenderableType:
         f"{_plural(counts.breaker_trips, 'trip')}; opened {_plural(counts.breaker_opened, 'time')},"
         f" closed again {_plural(counts.breaker_closed, 'time')}",
     )
-    table.add_row("events", f"{snapshot.events_stored} stored")
-    log_text = Text()
-    for index, line in enumerate(log):
-        if index:
-            log_text.append("\n")
-        log_text.append(f"[{line.at:6.2f}s] ", style="dim")
-        log_text.append(f"{line.kind:<{_KIND_WIDTH}}", style=_LINE_STYLES.get(line.kind, ""))
-        log_text.append(line.text)
-    return Group(
-        Panel(tree, title="supervision tree", title_align="left", border_style="blue"),
-        table,
-        Panel(log_text or Text("(nothing yet)", style="dim"), title="events", title_align="left"),
-    )
+    return table
+
+
+def _counter_lines(snapshot: Snapshot, width: int) -> Text:
+    """The counters under the tree, packed into as few lines of ``width`` as they fit.
+
+    Each group (tasks, hub, supervision, breaker) stays whole on its line,
+    cut with an ellipsis only if it alone is wider than the terminal; on 80
+    columns the counts of a 20 s run take two lines.
+    """
+    tasks = snapshot.tasks
+    counts = snapshot.counts
+    groups = [
+        (
+            "tasks",
+            f"{tasks.routed} routed: {tasks.completed} completed, {tasks.route_failed} failed",
+        ),
+        ("hub", f"{tasks.ok} ok, {tasks.degraded} degraded, {tasks.failed} failed"),
+        (
+            "",
+            f"{_plural(counts.restarts, 'restart')}, {counts.hung} hung caught, "
+            f"{_plural(counts.escalations, 'escalation')}",
+        ),
+        (
+            "breaker",
+            f"{_plural(counts.breaker_trips, 'trip')}, {counts.breaker_opened} opened, "
+            f"{counts.breaker_closed} closed",
+        ),
+    ]
+    lines: list[Text] = []
+    for label, value in groups:
+        group = Text()
+        if label:
+            group.append(label + " ", style="bold")
+        group.append(value)
+        if lines and lines[-1].cell_len + 3 + group.cell_len <= width:
+            lines[-1].append(" · ")
+            lines[-1].append_text(group)
+        else:
+            lines.append(group)
+    for line in lines:
+        line.truncate(width, overflow="ellipsis")
+    return Text("\n", no_wrap=True, overflow="ellipsis").join(lines)
+
+
+def _log_text(log: Sequence[Line], rows: int, width: int, console: Console) -> Text:
+    """The newest lines of ``log`` that fit ``rows`` rows of ``width``, oldest first.
+
+    A line longer than the width wraps under its text (after the time and
+    the kind); each row is at most ``width`` cells, so the panel's height is
+    exactly what was counted.
+    """
+    if not log:
+        return Text("(nothing yet)", style="dim")
+    shown: list[list[Text]] = []
+    left = rows
+    for line in reversed(log):
+        if left <= 0:
+            break
+        lead = Text(f"[{line.at:6.2f}s] ", style="dim")
+        lead.append(f"{line.kind:<{_KIND_WIDTH}}", style=_LINE_STYLES.get(line.kind, ""))
+        room = max(1, width - lead.cell_len)
+        parts = list(Text(line.text).wrap(console, room))
+        if len(parts) > left:
+            if shown:
+                break  # whole lines only, but for the newest
+            parts = parts[:left]
+            cut = parts[-1]
+            cut.right_crop(max(0, cut.cell_len - (room - 1)))
+            cut.append("…")
+        rows_of_line = [lead + parts[0]]
+        rows_of_line += [Text(" " * lead.cell_len) + part for part in parts[1:]]
+        shown.append(rows_of_line)
+        left -= len(rows_of_line)
+    text = Text(no_wrap=True, overflow="crop")
+    first = True
+    if left > 0 and len(shown) < len(log):
+        # Older lines did not fit whole: the newest stays on the last row.
+        shown.append([Text()] * left)
+    for rows_of_line in reversed(shown):
+        for row in rows_of_line:
+            if not first:
+                text.append("\n")
+            text.append_text(row)
+            first = False
+    return text

@@ -1,18 +1,22 @@
-"""``trio-smith events``: inspect an event store: list, query, follow, trace, stats.
+"""``trio-smith events``: inspect an event store (list, query, follow, trace, stats) and prune it.
 
-Every subcommand opens the store read-only (an SQLite file, or a PostgreSQL
-URL: ``_stores``), so it never writes to it (nor creates one), and can run
-beside the processes that are appending to it. Filters become one
-:class:`~trio_smith.events.EventFilter` and go to the store's ``read``, so
-SQLite answers them from its indexes. docs/cli.md is the reference;
+Every subcommand but ``prune`` opens the store read-only (an SQLite file, or
+a PostgreSQL URL: ``_stores``), so it never writes to it (nor creates one),
+and can run beside the processes that are appending to it. Filters become
+one :class:`~trio_smith.events.EventFilter` and go to the store's ``read``,
+so SQLite answers them from its indexes. docs/cli.md is the reference;
 ``_events_args`` parses the arguments and ``_events_render`` writes the
-output.
+output: on a terminal, coloured (unless ``NO_COLOR`` is set) and fitted to
+its width.
 
 Exit statuses: 0 done (also after Ctrl-C or SIGTERM ends ``follow``, and
 when the reader of the output goes away, as with ``| head``); 1 a store that
 cannot be opened or read (any ``EventsError``: a bad file, a damaged event,
-a store unavailable), or an unknown correlation (one line on stderr, via
-``CommandError``); 2 a bad argument (argparse, one line).
+a store unavailable, a prune refused), or an unknown correlation for
+``trace`` (one line on stderr, via ``CommandError``); 2 a bad argument
+(argparse, one line), also one only the store can refuse: a category no
+event has, a part of a correlation id that names no correlation or several
+(``UsageError``).
 """
 
 from __future__ import annotations
@@ -21,24 +25,27 @@ import argparse
 import contextlib
 import math
 import os
+import shutil
 import signal
 import sys
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from typing import Final, final
 from uuid import UUID
 
 import trio
 
 from ..events import (
+    CATEGORIES,
     Event,
     EventFilter,
     EventsError,
     EventStore,
+    PruneRefused,
     StoreOpenError,
     StoreUnavailable,
     dumps,
 )
-from ._errors import CommandError
+from ._errors import CommandError, UsageError
 from ._events_args import (
     CorrelationRef,
     category,
@@ -48,19 +55,21 @@ from ._events_args import (
     position,
     positive_int,
     source,
-    uuid,
 )
 from ._events_render import (
+    Layout,
     Tally,
     build_tree,
     event_line,
+    header_line,
     stats_json,
     stats_lines,
+    timestamp,
     tree_json,
     tree_lines,
 )
 from ._output import silence
-from ._stores import DEFAULT_SCHEMA, is_database_url, make_store, shown
+from ._stores import DEFAULT_SCHEMA, DurableStore, is_database_url, make_store, shown
 
 __all__ = ["configure", "run"]
 
@@ -97,7 +106,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
         metavar="N",
         help=f"how many of the last matching events to print (default {DEFAULT_LIST_LIMIT})",
     )
-    _add_json(listing)
+    _add_output(listing)
 
     query = commands.add_parser(
         "query",
@@ -110,7 +119,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     query.add_argument(
         "--limit", type=positive_int, metavar="N", help="stop after N events (default: no limit)"
     )
-    _add_json(query)
+    _add_output(query)
 
     follow = commands.add_parser(
         "follow",
@@ -121,7 +130,13 @@ def configure(parser: argparse.ArgumentParser) -> None:
     )
     _add_store(follow)
     _add_filters(follow)
-    _add_json(follow)
+    _add_output(follow)
+    follow.add_argument(
+        "--wait",
+        action="store_true",
+        help="if there is no store yet, wait for one to appear (then print its events "
+        "from the first) instead of failing",
+    )
 
     trace = commands.add_parser(
         "trace",
@@ -138,6 +153,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
         "(as list shows them) that no other correlation in the store has",
     )
     _add_json(trace, "print the tree as one JSON document")
+    _add_full(trace)
 
     stats = commands.add_parser(
         "stats",
@@ -146,6 +162,28 @@ def configure(parser: argparse.ArgumentParser) -> None:
     )
     _add_store(stats)
     _add_json(stats, "print the statistics as one JSON object")
+
+    prune = commands.add_parser(
+        "prune",
+        help="remove the oldest events, those before a time",
+        description="Remove the events at the start of the log that are older than TIME "
+        "(the last event always stays; positions never change). Refused if a durable "
+        "subscription has not handled them yet, unless --force.",
+    )
+    _add_store(prune)
+    prune.add_argument(
+        "--before",
+        type=moment,
+        required=True,
+        metavar="TIME",
+        help="remove the events before TIME: ISO 8601 (UTC if no zone is given) or a "
+        "duration ago, e.g. 7d, 12h",
+    )
+    prune.add_argument(
+        "--force",
+        action="store_true",
+        help="remove them even if a durable subscription has not handled them yet",
+    )
 
 
 def _add_store(parser: argparse.ArgumentParser) -> None:
@@ -167,6 +205,26 @@ def _add_json(
     text: str = "print JSON Lines: each event as trio_smith.events.dumps writes it",
 ) -> None:
     parser.add_argument("--json", action="store_true", help=text)
+
+
+def _add_full(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--full",
+        action="store_true",
+        help="print each payload whole, as indented JSON under its event, instead of cut "
+        "to fit the line",
+    )
+
+
+def _add_output(parser: argparse.ArgumentParser) -> None:
+    """The output options of ``list``, ``query`` and ``follow``."""
+    _add_json(parser)
+    _add_full(parser)
+    parser.add_argument(
+        "--header",
+        action=argparse.BooleanOptionalAction,
+        help="a header row over plain output (default: on a terminal only)",
+    )
 
 
 def _add_filters(parser: argparse.ArgumentParser) -> None:
@@ -212,9 +270,10 @@ def _add_filters(parser: argparse.ArgumentParser) -> None:
         "--correlation",
         dest="correlations",
         action="append",
-        type=uuid,
-        metavar="UUID",
-        help="events of this correlation (a whole id)",
+        type=correlation_ref,
+        metavar="ID",
+        help="events of this correlation: its id, or at least 4 hex digits from its start "
+        "or its end (the 8 that list shows) that no other correlation in the store has",
     )
     group.add_argument(
         "--since",
@@ -235,14 +294,20 @@ def _add_filters(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def event_filter(args: argparse.Namespace) -> EventFilter:
-    """The filter the options in ``args`` describe (positions are inclusive)."""
+def event_filter(args: argparse.Namespace, correlations: Sequence[UUID] | None) -> EventFilter:
+    """The filter the options in ``args`` describe (positions are inclusive).
+
+    Args:
+        args: the parsed options.
+        correlations: the correlation ids ``--correlation`` names, resolved
+            against the store (``resolve_all``).
+    """
     return EventFilter(
         types=args.types,
         categories=args.categories,
         sources=args.sources,
         source_prefixes=args.source_prefixes,
-        correlation_ids=args.correlations,
+        correlation_ids=correlations,
         since=args.since,
         until=args.until,
         after_position=None if args.from_position is None else args.from_position - 1,
@@ -260,17 +325,21 @@ def run(args: argparse.Namespace) -> int:
         CommandError: a store that cannot be opened or read (the message is
             the ``EventsError``'s), or a correlation not in the store.
     """
-    check_store_path(args.db)
+    if not getattr(args, "wait", False):
+        check_store_path(args.db)
     command = _COMMANDS[args.events_command]
     try:
         return trio.run(command, args)
     except (EventsError, BaseExceptionGroup) as exc:
         # The command's boundary: whatever the store raised on purpose (a
         # damaged event, a store unavailable) is the store's one-line
-        # message. A nursery (the store's poller, follow's) wraps it in a group.
-        error = events_error(exc)
+        # message. A nursery (the store's poller, follow's) wraps it, or the
+        # command's own error, in a group.
+        error = command_error(exc)
         if error is None:
             raise
+        if isinstance(error, CommandError):
+            raise error from None
         raise _fail(str(error)) from None
     finally:
         try:
@@ -279,18 +348,19 @@ def run(args: argparse.Namespace) -> int:
             silence(sys.stdout)
 
 
-def events_error(exc: BaseException) -> EventsError | None:
-    """The ``EventsError`` that ``exc`` is, or the first of a group of nothing else.
+def command_error(exc: BaseException) -> EventsError | CommandError | None:
+    """The error that ``exc`` is, or the first of a group of nothing else.
 
-    None if ``exc`` is, or a group of it holds, anything else: that is a bug
-    to show whole, not a store's error to put in one line.
+    An ``EventsError`` or a ``CommandError``; None if ``exc`` is, or a group
+    of it holds, anything else: that is a bug to show whole, not an error to
+    put in one line.
     """
-    if isinstance(exc, EventsError):
+    if isinstance(exc, EventsError | CommandError):
         return exc
     if isinstance(exc, BaseExceptionGroup):
-        errors, rest = exc.split(EventsError)
+        errors, rest = exc.split((EventsError, CommandError))
         if errors is not None and rest is None:
-            return events_error(errors.exceptions[0])
+            return command_error(errors.exceptions[0])
     return None
 
 
@@ -309,6 +379,11 @@ def check_store_path(path: str) -> None:
         raise _fail(f"no such store file: {path!r}")
 
 
+#: Seconds between two looks for a store that ``follow --wait`` waits for.
+WAIT_POLL_FILE: Final = 0.1
+WAIT_POLL_SERVER: Final = 1.0
+
+
 @contextlib.asynccontextmanager
 async def open_store(args: argparse.Namespace) -> AsyncIterator[EventStore]:
     """Open the store ``args.db`` names read-only, for the duration of the block.
@@ -318,36 +393,102 @@ async def open_store(args: argparse.Namespace) -> AsyncIterator[EventStore]:
             store this version reads, a database that cannot be reached, a
             bad URL or schema, say (the message is the error's).
     """
-    if args.schema != DEFAULT_SCHEMA and not is_database_url(args.db):
-        raise _fail(f"--schema applies to a postgresql:// URL, not to the file {args.db!r}")
-    try:
-        store = make_store(args.db, read_only=True, schema=args.schema)
-    except ValueError as exc:
-        raise _fail(str(exc)) from None
-    try:
-        await store.__aenter__()
-    except StoreOpenError as exc:
-        raise _fail(str(exc)) from None
+    store, _ = await _open(args)
     try:
         yield store
     finally:
         await store.__aexit__(None, None, None)
 
 
+async def _open(
+    args: argparse.Namespace, *, read_only: bool = True, wait: bool = False
+) -> tuple[DurableStore, bool]:
+    """The store ``args.db`` names, opened; and whether there was none at first.
+
+    Args:
+        read_only: open it read-only (every command but ``prune``).
+        wait: while there is no store there yet (no file, or a file or
+            schema without one), look again every ``WAIT_POLL_FILE`` or
+            ``WAIT_POLL_SERVER`` seconds instead of failing.
+
+    Raises:
+        CommandError: a store that cannot be opened (the message is the error's).
+    """
+    if args.schema != DEFAULT_SCHEMA and not is_database_url(args.db):
+        raise _fail(f"--schema applies to a postgresql:// URL, not to the file {args.db!r}")
+    poll = WAIT_POLL_SERVER if is_database_url(args.db) else WAIT_POLL_FILE
+    missing = False
+    while True:
+        try:
+            store = make_store(args.db, read_only=read_only, schema=args.schema)
+        except ValueError as exc:
+            raise _fail(str(exc)) from None
+        try:
+            await store.__aenter__()
+        except StoreOpenError as exc:
+            if not (wait and exc.missing):
+                raise _fail(str(exc)) from None
+            missing = True
+            await trio.sleep(poll)
+            continue
+        return store, missing
+
+
+def terminal() -> tuple[int | None, bool]:
+    """The width of the terminal stdout is, and whether to colour it.
+
+    ``(None, False)`` when stdout is not a terminal. No colour when
+    ``NO_COLOR`` is set (to anything but the empty string) or ``TERM`` is
+    ``dumb``. The width is ``COLUMNS`` if set, else the terminal's.
+    """
+    try:
+        tty = sys.stdout.isatty()
+    except (AttributeError, ValueError):  # a closed or unusual stream
+        tty = False
+    if not tty:
+        return None, False
+    color = not os.environ.get("NO_COLOR") and os.environ.get("TERM") != "dumb"
+    return shutil.get_terminal_size().columns, color
+
+
+def layout(args: argparse.Namespace, head: int) -> Layout:
+    """How plain lines are written for ``args`` on this output."""
+    width, color = terminal()
+    return Layout.for_head(head, width=width, color=color, full=args.full)
+
+
 @final
 class _Printer:
-    """Writes events to stdout, plain or as JSON Lines; notices a closed pipe."""
+    """Writes events to stdout, plain (under a header row) or as JSON Lines.
 
-    __slots__ = ("_flush", "_json", "_width")
+    Notices a closed pipe: each method returns False once nobody reads.
+    """
 
-    def __init__(self, *, json: bool, head: int, flush: bool = False) -> None:
-        self._json = json
-        self._width = len(str(head))
+    __slots__ = ("_flush", "_header", "_json", "_layout")
+
+    def __init__(self, args: argparse.Namespace, *, head: int, flush: bool = False) -> None:
+        self._json: bool = args.json
+        self._layout = layout(args, head)
+        header: bool | None = args.header
+        if header is None:
+            header = self._layout.width is not None  # a terminal
+        self._header = header and not args.json
         self._flush = flush
 
     def event(self, event: Event) -> bool:
-        """Write one event; False if nobody reads the output any more."""
-        return write(dumps(event) if self._json else event_line(event, self._width), self._flush)
+        """Write one event (the header row first, before the first)."""
+        if self._json:
+            return write(dumps(event), self._flush)
+        if self._header:
+            self._header = False
+            if not write(header_line(self._layout), self._flush):
+                return False
+        return write_lines(event_line(event, self._layout), self._flush)
+
+
+def write_lines(lines: Iterable[str], flush: bool = False) -> bool:
+    """Write lines to stdout; False (and stop) once the reader has gone."""
+    return all(write(line, flush) for line in lines)
 
 
 def write(line: str, flush: bool = False) -> bool:
@@ -370,12 +511,32 @@ def write(line: str, flush: bool = False) -> bool:
 # ---------------------------------------------------------------- list, query
 
 
+async def _wanted(
+    store: EventStore, args: argparse.Namespace, *, categories: bool = True
+) -> EventFilter:
+    """The filter of the options, once the store has checked what only it can.
+
+    Args:
+        categories: check ``--category`` against the store.
+
+    Raises:
+        UsageError: a ``--category`` no event has (reserved ones excepted), or a
+            part of a correlation id that names no correlation, or several.
+    """
+    refs: list[CorrelationRef] | None = args.correlations
+    context = "argument --correlation: "
+    correlations = None if refs is None else await resolve_all(store, refs, context)
+    if categories:
+        await check_categories(store, args.categories)
+    return event_filter(args, correlations)
+
+
 async def list_events(args: argparse.Namespace) -> int:
     """``list``: the last ``--limit`` matching events, oldest first."""
-    wanted = event_filter(args)
     async with open_store(args) as store:
+        wanted = await _wanted(store, args)
         head = await store.head()
-        printer = _Printer(json=args.json, head=head)
+        printer = _Printer(args, head=head)
         # Up to the head read above: the printer's widths are fitted to it.
         wanted &= EventFilter(until_position=head)
         for event in await store.read(wanted, limit=args.limit, last=True):
@@ -388,8 +549,8 @@ async def query_events(args: argparse.Namespace) -> int:
     """``query``: every matching event up to the head, from the first (or ``--limit``)."""
     async with open_store(args) as store:
         head = await store.head()
-        wanted = event_filter(args) & EventFilter(until_position=head)
-        printer = _Printer(json=args.json, head=head)
+        wanted = await _wanted(store, args) & EventFilter(until_position=head)
+        printer = _Printer(args, head=head)
         left: int | None = args.limit
         after = 0
         while left is None or left > 0:
@@ -417,13 +578,22 @@ async def follow_events(args: argparse.Namespace) -> int:
     SIGINT (Ctrl-C) and SIGTERM end it with status 0, as does the end of
     ``--to-position`` or a closed pipe.
     """
-    wanted = event_filter(args)
     with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
-        async with open_store(args) as store, trio.open_nursery() as nursery:
+        async with trio.open_nursery() as nursery:
             nursery.start_soon(_cancel_on_signal, signals, nursery.cancel_scope)
-            nursery.start_soon(_end_if_stuck, store)
-            await _follow(store, wanted, json=args.json)
-            nursery.cancel_scope.cancel()
+            store, appeared = await _open(args, wait=args.wait)
+            try:
+                # A store that did not exist when follow started: every event
+                # of it is new, from the first; its categories are not checked
+                # (a new store has no events to check them against).
+                wanted = await _wanted(store, args, categories=not appeared)
+                if appeared:
+                    wanted &= EventFilter(after_position=0)
+                nursery.start_soon(_end_if_stuck, store)
+                await _follow(store, wanted, args)
+            finally:
+                nursery.cancel_scope.cancel()
+                await store.__aexit__(None, None, None)
     return 0
 
 
@@ -460,7 +630,7 @@ async def _end_if_stuck(store: EventStore) -> None:
             )
 
 
-async def _follow(store: EventStore, wanted: EventFilter, *, json: bool) -> None:
+async def _follow(store: EventStore, wanted: EventFilter, args: argparse.Namespace) -> None:
     """Replay from ``--from-position`` if given, then print what the store announces.
 
     No gap and no repeat: the listener is added before the head is read, so
@@ -471,7 +641,7 @@ async def _follow(store: EventStore, wanted: EventFilter, *, json: bool) -> None
     remove = store.add_listener(batches.send_nowait)
     try:
         head = await store.head()
-        printer = _Printer(json=json, head=head, flush=True)
+        printer = _Printer(args, head=head, flush=True)
         end = wanted.until_position
         if wanted.after_position is not None:
             async for event in store.scan(wanted & EventFilter(until_position=head)):
@@ -500,7 +670,7 @@ async def trace_correlation(args: argparse.Namespace) -> int:
     """``trace``: the causal tree of one correlation."""
     ref: CorrelationRef = args.correlation
     async with open_store(args) as store:
-        correlation = await resolve(store, ref)
+        [correlation] = await resolve_all(store, [ref])
         events = await store.get_by_correlation(correlation)
     if not events:
         raise _fail(f"no events with correlation id {correlation}")
@@ -510,38 +680,73 @@ async def trace_correlation(args: argparse.Namespace) -> int:
         return 0
     count = f"{len(events)} event{'' if len(events) == 1 else 's'}"
     if write(f"correlation {correlation}: {count}"):
-        for line in tree_lines(roots):
-            if not write(line):
-                break
+        write_lines(tree_lines(roots, layout(args, 0)))
     return 0
 
 
-async def resolve(store: EventStore, ref: CorrelationRef) -> UUID:
-    """The one correlation id in the store that ``ref`` names.
+async def resolve_all(
+    store: EventStore, refs: Sequence[CorrelationRef], context: str = ""
+) -> list[UUID]:
+    """The correlation ids in the store that ``refs`` name, in order.
 
     A whole id is taken as it is. Hex digits are matched against the start
-    and the end of every correlation id in the store (one pass over it).
+    and the end of every correlation id in the store, in one pass over it
+    for all of them.
+
+    Args:
+        context: what the message begins with: ``"argument --correlation: "``
+            for the option (a usage error), ``""`` for ``trace``.
 
     Raises:
-        CommandError: no correlation id matches the digits, or several do.
+        CommandError: (``UsageError`` with a context) no correlation id
+            matches some digits, or several do.
     """
-    if ref.uuid is not None:
-        return ref.uuid
-    found: set[UUID] = set()
-    async for event in store.scan():
-        correlation = event.correlation_id
-        if correlation is not None and correlation not in found and ref.matches(correlation):
-            found.add(correlation)
-    if not found:
-        raise _fail(f"no correlation id in the store starts or ends with {ref.text!r}")
-    if len(found) > 1:
-        some = ", ".join(str(c) for c in sorted(found)[:3])
-        more = ", ..." if len(found) > 3 else ""
-        raise _fail(
-            f"{ref.text!r} is ambiguous: {len(found)} correlation ids start or end "
-            f"with it ({some}{more})"
+    found: dict[CorrelationRef, set[UUID]] = {ref: set() for ref in refs if ref.uuid is None}
+    if found:
+        async for event in store.scan():
+            correlation = event.correlation_id
+            if correlation is not None:
+                for ref, matches in found.items():
+                    if ref.matches(correlation):
+                        matches.add(correlation)
+    error = UsageError if context else CommandError
+    resolved = []
+    for ref in refs:
+        if ref.uuid is not None:
+            resolved.append(ref.uuid)
+            continue
+        matches = found[ref]
+        if not matches:
+            raise error(f"{context}no correlation id in the store starts or ends with {ref.text!r}")
+        if len(matches) > 1:
+            some = ", ".join(str(c) for c in sorted(matches)[:3])
+            more = ", ..." if len(matches) > 3 else ""
+            raise error(
+                f"{context}{ref.text!r} is ambiguous: {len(matches)} correlation ids start "
+                f"or end with it ({some}{more})"
+            )
+        resolved.append(next(iter(matches)))
+    return resolved
+
+
+async def check_categories(store: EventStore, categories: Sequence[str] | None) -> None:
+    """Refuse a category no event in the store has: a typo would match nothing, silently.
+
+    The reserved categories (``system``, ``agent``, ``tool``,
+    ``supervision``) are always accepted. Finding a category reads up to its
+    first event; refusing one reads the whole store (to list what it holds).
+
+    Raises:
+        UsageError: naming the category and listing the store's.
+    """
+    for name in categories or ():
+        if name in CATEGORIES or await store.read(EventFilter(categories=name), limit=1):
+            continue
+        held = sorted({event.type.category async for event in store.scan()})
+        which = f"its categories are {', '.join(held)}" if held else "it holds no events"
+        raise UsageError(
+            f"argument --category: no event in the store has category {name!r}; {which}"
         )
-    return found.pop()
 
 
 # ---------------------------------------------------------------- stats
@@ -577,10 +782,58 @@ async def _size(path: str) -> int:
         return 0
 
 
+# ---------------------------------------------------------------- prune
+
+
+async def prune_events(args: argparse.Namespace) -> int:
+    """``prune``: remove the events at the start of the log that are older than ``--before``.
+
+    The store is first opened read-only, so that a file or schema that holds
+    no store is refused (as every command refuses it), never created.
+
+    Raises:
+        CommandError: the store cannot be opened or written, or a durable
+            subscription has not handled the events (without ``--force``).
+    """
+    async with open_store(args):
+        pass
+    store, _ = await _open(args, read_only=False)
+    try:
+        before = await _first(store)
+        try:
+            removed = await store.prune(args.before, force=args.force)
+        except PruneRefused as exc:
+            raise _fail(f"{exc}; --force prunes past it") from None
+        after = await _first(store)
+    finally:
+        await store.__aexit__(None, None, None)
+    name = shown(store, args.db)
+    count = f"{removed} event{'' if removed == 1 else 's'}"
+    if after is None:
+        write(f"pruned {count} from {name}; it holds no events")
+        return 0
+    starts = f"the log starts at position {after.position} ({timestamp(after.timestamp)})"
+    if removed and before is not None and before.position is not None:
+        write(
+            f"pruned {count} from {name} (positions {before.position} to "
+            f"{before.position + removed - 1}); {starts}"
+        )
+    else:
+        write(f"pruned {count} from {name}; {starts}")
+    return 0
+
+
+async def _first(store: EventStore) -> Event | None:
+    """The store's first event, or None."""
+    first = await store.read(limit=1)
+    return first[0] if first else None
+
+
 _COMMANDS: Final[dict[str, Command]] = {
     "list": list_events,
     "query": query_events,
     "follow": follow_events,
     "trace": trace_correlation,
     "stats": store_stats,
+    "prune": prune_events,
 }

@@ -30,7 +30,6 @@ __all__ = [
     "position",
     "positive_int",
     "source",
-    "uuid",
 ]
 
 #: A relative time: a number and a unit, meaning that long before now.
@@ -165,22 +164,10 @@ def source(text: str) -> str:
     return text
 
 
-def uuid(text: str) -> UUID:
-    """A UUID, in any form ``uuid.UUID`` reads (``--correlation``).
-
-    Raises:
-        argparse.ArgumentTypeError: not a UUID.
-    """
-    try:
-        return UUID(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a UUID, got {text!r}") from None
-
-
 @final
 @attrs.frozen(kw_only=True, slots=True)
 class CorrelationRef:
-    """A correlation id as ``trace`` was given it: whole, or some of its hex digits.
+    """A correlation id as given (``trace``, ``--correlation``): whole, or some of its hex digits.
 
     Attributes:
         text: the argument as given, for messages.
@@ -202,7 +189,7 @@ class CorrelationRef:
 
 
 def correlation_ref(text: str) -> CorrelationRef:
-    """A correlation id, whole or in part (``trace``'s argument).
+    """A correlation id, whole or in part (``trace``'s argument, ``--correlation``).
 
     Raises:
         argparse.ArgumentTypeError: neither a UUID nor ``MIN_FRAGMENT`` to 31

@@ -11,15 +11,19 @@ Theory of operation (plain event lines)
 
 Columns are two spaces apart and have fixed widths, so a line never depends
 on its neighbours and ``follow`` lines up with ``list``: the position is
-right-aligned to the width the caller gives (the store head's), the type is
-padded to 30 characters (the longest reserved wire name), the source to 20.
-A longer type or source pushes the rest of its line to the right. The
-correlation column shows the *last* eight hex digits of the id: trio_smith's
-ids are UUIDv7, whose first digits are a timestamp and are the same for every
-correlation begun in the same minute. The payload is compact JSON, cut to
-``PAYLOAD_WIDTH`` characters with an ellipsis. Characters that are not
-printable (a newline or an escape in a source, say) are shown escaped, so
-that one event is always one line.
+right-aligned to the width the caller gives (the store head's, at least the
+header's three), the type is padded to 30 characters (the longest reserved
+wire name), the source to 20. A longer type or source pushes the rest of its
+line to the right. A header row names the columns. The correlation column
+shows the *last* eight hex digits of the id: trio_smith's ids are UUIDv7,
+whose first digits are a timestamp and are the same for every correlation
+begun in the same minute. The payload is compact JSON, cut with an ellipsis
+to fit the terminal's width (at least ``MIN_PAYLOAD`` characters), or to
+``PAYLOAD_WIDTH`` characters when the output is not a terminal; with
+``full`` it is written whole, pretty-printed, under its line instead.
+Characters that are not printable (a newline or an escape in a source, say)
+are shown escaped, so that one event is always one line. Colours (ANSI) are
+added around the columns, never inside the widths.
 """
 
 from __future__ import annotations
@@ -36,14 +40,18 @@ import attrs
 from ..events import Event, dumps
 
 __all__ = [
+    "MIN_PAYLOAD",
     "PAYLOAD_WIDTH",
     "SHORT_ID",
+    "Layout",
     "Node",
     "StoreStats",
     "Tally",
     "build_tree",
     "event_line",
+    "header_line",
     "offset",
+    "payload_lines",
     "payload_summary",
     "short_id",
     "stats_json",
@@ -53,8 +61,14 @@ __all__ = [
     "tree_lines",
 ]
 
-#: Characters of payload a plain line shows, the ellipsis included.
+#: Characters of payload a plain line shows when the output is not a
+#: terminal, the ellipsis included.
 PAYLOAD_WIDTH: Final = 80
+#: The fewest characters of payload a line fitted to a terminal shows: on a
+#: narrower terminal the line is longer than the width (the terminal wraps it).
+MIN_PAYLOAD: Final = 16
+#: The position column is at least as wide as its header.
+_POSITION_HEADER: Final = "POS"
 #: Hex digits of a correlation id a plain line shows (its last ones).
 SHORT_ID: Final = 8
 #: Type and source column widths (longer values push the line right).
@@ -62,6 +76,68 @@ TYPE_WIDTH: Final = 30
 SOURCE_WIDTH: Final = 20
 
 _ELLIPSIS: Final = "…"
+
+#: ANSI SGR codes of the columns: dim position and time, the correlation in
+#: magenta, the type by category, failures in red.
+_BOLD: Final = "1"
+_DIM: Final = "2"
+_CORRELATION: Final = "35"
+_CATEGORY_COLORS: Final = {
+    "system": "36",
+    "agent": "32",
+    "tool": "34",
+    "supervision": "33",
+}
+_FAILURE_COLOR: Final = "31"
+_FAILURE_WORDS: Final = ("failed", "gave_up", "denied", "open", "exhausted")
+
+
+@final
+@attrs.frozen(kw_only=True, slots=True)
+class Layout:
+    """How plain event lines are written.
+
+    Attributes:
+        position_width: the position column's width (at least 3, its header's).
+        width: the terminal's width, which each line's payload is cut to fit;
+            None (not a terminal): payloads are cut to ``PAYLOAD_WIDTH``.
+        color: colour the columns (ANSI).
+        full: leave the payload column out, and write each payload whole,
+            pretty-printed, under its line.
+    """
+
+    position_width: int = len(_POSITION_HEADER)
+    width: int | None = None
+    color: bool = False
+    full: bool = False
+
+    @classmethod
+    def for_head(
+        cls, head: int, *, width: int | None = None, color: bool = False, full: bool = False
+    ) -> Layout:
+        """The layout of a store whose last position is ``head``."""
+        return cls(
+            position_width=max(len(str(head)), len(_POSITION_HEADER)),
+            width=width,
+            color=color,
+            full=full,
+        )
+
+
+def _paint(text: str, code: str, color: bool) -> str:
+    """``text`` in the ANSI style ``code`` if ``color``."""
+    if not color or not code or not text:
+        return text
+    return f"\x1b[{code}m{text}\x1b[0m"
+
+
+def _type_color(event: Event) -> str:
+    name = event.type.name
+    if any(word in name for word in _FAILURE_WORDS):
+        return _FAILURE_COLOR
+    return _CATEGORY_COLORS.get(event.type.category, "")
+
+
 _MICROSECOND: Final = timedelta(microseconds=1)
 
 
@@ -91,18 +167,72 @@ def payload_summary(payload: dict[str, Any], width: int = PAYLOAD_WIDTH) -> str:
     return text
 
 
-def event_line(event: Event, position_width: int) -> str:
+def payload_lines(payload: dict[str, Any], indent: str) -> list[str]:
+    """A payload whole, as JSON pretty-printed (two spaces a level), each line after ``indent``."""
+    text = json.dumps(payload, indent=2, ensure_ascii=False)
+    return [indent + printable(line) for line in text.splitlines()]
+
+
+def _fitted(payload: dict[str, Any], used: int, layout: Layout) -> str:
+    """The payload column of a line whose other columns take ``used`` characters."""
+    if layout.width is None:
+        return payload_summary(payload)
+    return payload_summary(payload, max(MIN_PAYLOAD, layout.width - used))
+
+
+def _columns(cells: list[tuple[str, int, str]], layout: Layout) -> tuple[str, int]:
+    """Cells ``(text, width, colour)`` two spaces apart, padded; and the plain length.
+
+    A negative width right-aligns.
+    """
+    parts = []
+    used = 0
+    for text, width, code in cells:
+        pad = " " * max(0, abs(width) - len(text))
+        painted = _paint(text, code, layout.color)
+        parts.append(pad + painted if width < 0 else painted + pad)
+        used += max(abs(width), len(text)) + 2
+    return "  ".join(parts), used
+
+
+def header_line(layout: Layout) -> str:
+    """The header row over event lines written with ``layout``."""
+    cells = [
+        (_POSITION_HEADER, -layout.position_width, _BOLD),
+        ("TIME", 24, _BOLD),
+        ("TYPE", TYPE_WIDTH, _BOLD),
+        ("SOURCE", SOURCE_WIDTH, _BOLD),
+        ("CORR", SHORT_ID, _BOLD),
+    ]
+    if not layout.full:
+        cells.append(("PAYLOAD", 0, _BOLD))
+    line, _ = _columns(cells, layout)
+    return line.rstrip()
+
+
+def event_line(event: Event, layout: Layout) -> list[str]:
     """One event as a plain line (see "Theory of operation" above).
 
     Args:
         event: a stored event.
-        position_width: the width of the position column.
+        layout: the columns' widths, the terminal's, colour, full payloads.
+
+    Returns:
+        The line, then (``layout.full``) its payload's lines.
     """
-    return (
-        f"{event.position:>{position_width}}  {timestamp(event.timestamp)}  "
-        f"{event.type.wire:<{TYPE_WIDTH}}  {printable(event.source):<{SOURCE_WIDTH}}  "
-        f"{short_id(event.correlation_id):<{SHORT_ID}}  {payload_summary(event.payload)}"
+    line, used = _columns(
+        [
+            (str(event.position), -layout.position_width, _DIM),
+            (timestamp(event.timestamp), 24, _DIM),
+            (event.type.wire, TYPE_WIDTH, _type_color(event)),
+            (printable(event.source), SOURCE_WIDTH, ""),
+            (short_id(event.correlation_id), SHORT_ID, _CORRELATION),
+        ],
+        layout,
     )
+    if layout.full:
+        return [line.rstrip(), *payload_lines(event.payload, "    ")]
+    return [f"{line}  {_fitted(event.payload, used, layout)}"]
 
 
 # ---------------------------------------------------------------- trees
@@ -178,25 +308,37 @@ def _position(node: Node) -> int:
     return node.event.position or 0
 
 
-def tree_lines(roots: Sequence[Node]) -> Iterator[str]:
+def tree_lines(roots: Sequence[Node], layout: Layout | None = None) -> Iterator[str]:
     """The trees drawn with box characters, one line per event.
 
     A line reads ``type  source  +12.3ms  {payload}``; the offset is from
     the time of the first root. Roots start at the left margin, the events
     they caused go beneath them after ``├── `` or ``└── `` (the last one).
+    The payload is cut to fit ``layout``'s width, or (``layout.full``) written
+    whole under its line, within the tree's guides.
     """
     if not roots:
         return
+    layout = layout or Layout()
     origin = roots[0].event.timestamp
     # Iterative, not recursive: a causal chain can be thousands of events deep.
     stack: list[tuple[Node, str, str]] = [(root, "", "") for root in reversed(roots)]
     while stack:
         node, lead, indent = stack.pop()
         event = node.event
-        yield (
-            f"{lead}{event.type.wire}  {printable(event.source)}  "
-            f"{offset(event.timestamp - origin)}  {payload_summary(event.payload)}"
+        source = printable(event.source)
+        when = offset(event.timestamp - origin)
+        line = (
+            f"{lead}{_paint(event.type.wire, _type_color(event), layout.color)}  {source}  "
+            f"{_paint(when, _DIM, layout.color)}"
         )
+        if layout.full:
+            yield line
+            guide = indent + ("│   " if node.children else "    ")
+            yield from payload_lines(event.payload, guide)
+        else:
+            used = len(lead) + len(event.type.wire) + len(source) + len(when) + 6
+            yield f"{line}  {_fitted(event.payload, used, layout)}"
         last = len(node.children) - 1
         for index in range(last, -1, -1):
             if index == last:
@@ -253,6 +395,8 @@ class StoreStats:
     path: str
     events: int
     head: int
+    #: The position of the first event (above 1 once the store was pruned).
+    first_position: int | None
     first: datetime | None
     last: datetime | None
     #: The file's and its write-ahead log's sizes; None for a database store.
@@ -270,6 +414,7 @@ class Tally:
     """Counts events one at a time, for :class:`StoreStats`."""
 
     events: int = 0
+    first_position: int | None = None
     first: datetime | None = None
     last: datetime | None = None
     categories: Counter[str] = attrs.field(factory=Counter)
@@ -278,8 +423,10 @@ class Tally:
     correlations: set[UUID] = attrs.field(factory=set)
 
     def add(self, event: Event) -> None:
-        """Count one event."""
+        """Count one event (in position order)."""
         self.events += 1
+        if self.first_position is None:
+            self.first_position = event.position
         moment = event.timestamp
         # Min and max, not the first and last by position: a store may hold
         # events imported with older timestamps, or from a clock that stepped.
@@ -301,6 +448,7 @@ class Tally:
             path=path,
             events=self.events,
             head=head,
+            first_position=self.first_position,
             first=self.first,
             last=self.last,
             file_size=file_size,
@@ -334,6 +482,11 @@ def stats_lines(stats: StoreStats) -> Iterator[str]:
         ("store", printable(stats.path)),
         ("events", str(stats.events)),
         ("head", str(stats.head)),
+    ]
+    if stats.first_position is not None and stats.first_position > 1:
+        # Pruned: the positions before it were removed.
+        summary.append(("first position", str(stats.first_position)))
+    summary += [
         ("first", "-" if stats.first is None else timestamp(stats.first)),
         ("last", "-" if stats.last is None else timestamp(stats.last)),
     ]
@@ -369,6 +522,7 @@ def stats_json(stats: StoreStats) -> str:
         "path": stats.path,
         "events": stats.events,
         "head": stats.head,
+        "first_position": stats.first_position,
         "first_timestamp": None if stats.first is None else stats.first.isoformat(),
         "last_timestamp": None if stats.last is None else stats.last.isoformat(),
         "file_size": stats.file_size,

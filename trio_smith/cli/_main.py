@@ -15,7 +15,7 @@ from typing import NoReturn
 
 from .. import __version__
 from . import _demo, _events
-from ._errors import CommandError
+from ._errors import CommandError, UsageError
 
 #: Exit status for a usage error (argparse's own) and for a runtime error.
 EXIT_USAGE = 2
@@ -50,8 +50,9 @@ def build_parser() -> argparse.ArgumentParser:
     _events.configure(
         commands.add_parser(
             "events",
-            help="inspect an event store: list, query, follow, trace, stats",
-            description="Inspect a trio_smith event store file.",
+            help="inspect an event store: list, query, follow, trace, stats; prune it",
+            description="Inspect a trio_smith event store (a file or a PostgreSQL URL), "
+            "or prune its oldest events.",
         )
     )
     return parser
@@ -72,6 +73,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     run = _demo.run if args.command == "demo" else _events.run
     try:
         return run(args)
+    except UsageError as exc:
+        words = [parser.prog, args.command, getattr(args, "events_command", None)]
+        print(f"{' '.join(w for w in words if w)}: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
     except CommandError as exc:
         print(f"trio-smith {args.command}: error: {exc}", file=sys.stderr)
         return EXIT_FAILURE

@@ -6,11 +6,14 @@ one place that tells them apart and builds the store.
 
 from __future__ import annotations
 
-from typing import Final
+from typing import Final, TypeAlias
 
 from ..events import EventStore, PostgresEventStore, SQLiteEventStore
 
-__all__ = ["DEFAULT_SCHEMA", "is_database_url", "make_store", "shown"]
+#: The stores a ``DB`` argument names.
+DurableStore: TypeAlias = SQLiteEventStore | PostgresEventStore
+
+__all__ = ["DEFAULT_SCHEMA", "DurableStore", "is_database_url", "make_store", "shown"]
 
 #: The URL schemes libpq accepts.
 _SCHEMES: Final = ("postgresql://", "postgres://")
@@ -28,7 +31,7 @@ def make_store(
     read_only: bool,
     schema: str = DEFAULT_SCHEMA,
     synchronous: str = "FULL",
-) -> EventStore:
+) -> DurableStore:
     """The store ``spec`` names (not opened yet).
 
     Args:

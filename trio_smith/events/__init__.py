@@ -19,6 +19,7 @@ from .._event import current_cause as current_cause
 from .._event import uuid7 as uuid7
 from .._exceptions import EventsError as EventsError
 from .._exceptions import NoEventStore as NoEventStore
+from .._exceptions import PruneRefused as PruneRefused
 from .._exceptions import StoreCorrupt as StoreCorrupt
 from .._exceptions import StoreFileError as StoreFileError
 from .._exceptions import StoreFull as StoreFull
@@ -82,6 +83,7 @@ __all__ = [
     "StoreUnavailable",
     "StoreFull",
     "StoreCorrupt",
+    "PruneRefused",
     "NoEventStore",
     "SubscriberOverflowed",
 ]

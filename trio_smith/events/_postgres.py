@@ -68,11 +68,13 @@ from ._sql import COLUMNS, Dialect
 from ._threaded import (
     _LOOK,
     Committed,
+    PruneStep,
     ThreadedStore,
     check_type_and_payload,
     decode_page,
     log,
     place,
+    prune_step,
     stored_payload,
 )
 
@@ -495,6 +497,7 @@ class PostgresEventStore(ThreadedStore["psycopg.Connection[Any]"]):
                     self._name,
                     f"no trio_smith event store in schema {self._schema!r} "
                     "(read-only stores are not created)",
+                    missing=True,
                 )
             # Two processes creating the store at once: the lock orders them,
             # and the second finds the first one's tables.
@@ -866,6 +869,33 @@ class PostgresEventStore(ThreadedStore["psycopg.Connection[Any]"]):
                 "updated_ts = excluded.updated_ts",
                 (name, position, now),
             )
+
+    def _prune_step(
+        self,
+        connection: psycopg.Connection[Any],
+        before: datetime,
+        through: int | None,
+        force: bool,
+        chunk: int,
+    ) -> PruneStep:
+        # The advisory lock, as a commit takes it (design rule 42).
+        with self._waiting("writer", connection), self._rolled_back_on_error(connection):
+            connection.execute("BEGIN")
+            connection.execute("SELECT pg_advisory_xact_lock(%s, %s)", self._lock_key)
+            done = prune_step(
+                lambda sql, params: connection.execute(sql, params).fetchall(),
+                lambda end: (
+                    connection.execute("DELETE FROM events WHERE position <= %s", (end,)).rowcount
+                ),
+                param="%s",
+                newer="ts >= %s",
+                before=before,
+                through=through,
+                force=force,
+                chunk=chunk,
+            )
+            connection.execute("COMMIT")
+        return done
 
     # ------------------------------------------------------------ reading
 

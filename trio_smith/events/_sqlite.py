@@ -55,10 +55,12 @@ from ._codec import parse_json
 from ._sql import COLUMNS, Dialect
 from ._threaded import (
     Committed,
+    PruneStep,
     ThreadedStore,
     check_type_and_payload,
     decode_page,
     place,
+    prune_step,
     stored_payload,
 )
 
@@ -363,10 +365,13 @@ class SQLiteEventStore(ThreadedStore[sqlite3.Connection]):
         if os.path.exists(path) and not os.path.isfile(path):
             raise StoreFileError(path, "it is not a regular file")
         exists = os.path.exists(path) and os.path.getsize(path) > 0
+        # ``missing``: a store may yet appear there (``follow --wait`` waits).
         if self.read_only and not exists and os.path.exists(path):
-            raise StoreFileError(path, "it is empty, not a trio_smith event store")
+            raise StoreFileError(path, "it is empty, not a trio_smith event store", missing=True)
         if not exists and self.read_only:
-            raise StoreFileError(path, "no such file (read-only stores are not created)")
+            raise StoreFileError(
+                path, "no such file (read-only stores are not created)", missing=True
+            )
         if not self.read_only:
             # Checked before SQLite opens anything, so that nothing (a -wal
             # or -shm file) is left beside a file we refuse.
@@ -524,7 +529,9 @@ class SQLiteEventStore(ThreadedStore[sqlite3.Connection]):
             if not tables and not self.read_only:
                 return True
             if "store_meta" not in tables or "events" not in tables:
-                raise StoreFileError(self._path, "not a trio_smith event store")
+                # No table at all: a store being created (its schema not yet
+                # committed), or an empty database.
+                raise StoreFileError(self._path, "not a trio_smith event store", missing=not tables)
             meta = dict(probe.execute("SELECT key, value FROM store_meta").fetchall())
             if meta.get("format") != FORMAT:
                 raise StoreFileError(self._path, "not a trio_smith event store")
@@ -664,6 +671,36 @@ class SQLiteEventStore(ThreadedStore[sqlite3.Connection]):
             "updated_ts = excluded.updated_ts",
             (name, position, _micros(now)),
         )
+
+    def _prune_step(
+        self,
+        connection: sqlite3.Connection,
+        before: datetime,
+        through: int | None,
+        force: bool,
+        chunk: int,
+    ) -> PruneStep:
+        # The write lock, as a commit takes it (design rule 42).
+        connection.execute("BEGIN IMMEDIATE")
+        try:
+            done = prune_step(
+                lambda sql, params: connection.execute(sql, params).fetchall(),
+                lambda end: (
+                    connection.execute("DELETE FROM events WHERE position <= ?", (end,)).rowcount
+                ),
+                param="?",
+                newer="+ts >= ?",
+                before=_micros(before),
+                through=through,
+                force=force,
+                chunk=chunk,
+            )
+            connection.execute("COMMIT")
+        except BaseException:
+            if connection.in_transaction:
+                connection.execute("ROLLBACK")
+            raise
+        return done
 
     # ------------------------------------------------------------ reading
 

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import abc
 from collections.abc import Callable, Sequence
+from datetime import datetime
 from typing import Final, Self, final
 from uuid import UUID
 
@@ -36,6 +37,7 @@ __all__ = [
     "StoreStatistics",
     "check_checkpoint_args",
     "check_event",
+    "check_prune_args",
     "check_read_args",
 ]
 
@@ -66,6 +68,8 @@ class StoreStatistics:
         follow_error: why other writers' events cannot be read right now (a
             damaged row, a server gone away), or None; listeners get nothing
             past the head meanwhile. The store keeps trying.
+        pruned: events this store object removed with ``prune`` (the
+            durable stores; 0 for the others).
     """
 
     name: str
@@ -76,12 +80,28 @@ class StoreStatistics:
     dropped: int
     queued: int
     follow_error: str | None
+    pruned: int = 0
 
 
 def check_checkpoint_args(name: object, position: object = 0) -> str:
     """Validate the arguments of the checkpoint methods (every backend calls it)."""
     int_at_least("checkpoint position", position, 0)
     return non_empty_str("checkpoint name", name)
+
+
+def check_prune_args(before: object, force: object) -> None:
+    """Validate the arguments of ``prune`` (the durable stores call it).
+
+    Raises:
+        TypeError: ``before`` is not a datetime, or ``force`` not a bool.
+        ValueError: ``before`` is naive.
+    """
+    if not isinstance(before, datetime):
+        raise TypeError(f"before must be a datetime, got {before!r}")
+    if before.utcoffset() is None:
+        raise ValueError(f"before must be an aware datetime (with a time zone), got {before!r}")
+    if not isinstance(force, bool):
+        raise TypeError(f"force must be a bool, got {force!r}")
 
 
 def check_event(event: object) -> Event:

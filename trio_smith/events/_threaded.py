@@ -31,6 +31,12 @@ Theory of operation
   withdraws it (``_lock`` orders the two). Closing commits the queue first.
 * **Reads** run in worker threads on the engine's reader connection, one at
   a time (``_read_limiter``), with the SQL of ``events/_sql.py``.
+* **Pruning** (design rule 42) removes the oldest events, a prefix of the
+  log, in transactions of at most ``PRUNE_CHUNK`` events that hold the
+  log's lock like a commit, each one a job of the store thread in order with
+  the appends. The last event is always kept, so the head (read from the log
+  inside every commit, rule 25) never goes back and positions are never
+  reused.
 * **Failures** (design rule 27). The engine sorts an error into "the store
   cannot be used now" (``StoreUnavailable``, ``StoreFull``: every member of
   the batch gets it, nothing of the batch is committed) and anything else,
@@ -40,8 +46,9 @@ Theory of operation
   and logged; nothing is lost silently.
 
 Invariants: ``_head`` (trio thread) is the last announced position and only
-grows by one event at a time, through ``_announce``; the thread's own
-``head`` is never behind the last batch it handed over.
+grows, through ``_announce``, one event at a time but past the events a
+prune removed before this store read them; the thread's own ``head`` is
+never behind the last batch it handed over.
 """
 
 from __future__ import annotations
@@ -61,7 +68,7 @@ import trio
 
 from .._core._check import finite_at_least, int_at_least, unicode_problem
 from .._event import Event, EventType
-from .._exceptions import EventsError, StoreCorrupt, StoreReadOnly
+from .._exceptions import EventsError, PruneRefused, StoreCorrupt, StoreReadOnly
 from ._closed import StoreClosed
 from ._codec import dump_payload, parse_json
 from ._filter import EventFilter
@@ -73,17 +80,21 @@ from ._store import (
     check_checkpoint_args,
     check_event,
     check_event_id,
+    check_prune_args,
     check_read_args,
 )
 
 __all__ = [
+    "PRUNE_CHUNK",
     "Committed",
+    "PruneStep",
     "ThreadedStore",
     "Work",
     "check_type_and_payload",
     "decode_page",
     "log",
     "place",
+    "prune_step",
     "stored_payload",
 ]
 
@@ -152,6 +163,88 @@ class Committed:
     new: list[Event]
 
 
+#: The most events one transaction of ``prune`` removes: other writers wait
+#: for the log's lock no longer than that takes (80-100 ms for SQLite here;
+#: design rule 42).
+PRUNE_CHUNK: Final = 2_000
+
+
+@final
+@attrs.frozen(kw_only=True)
+class PruneStep:
+    """What one transaction of ``prune`` did (``prune_step``).
+
+    Attributes:
+        through: the last position the prune removes (0: nothing to remove),
+            decided by its first transaction.
+        removed: events this transaction removed.
+        done: nothing is left to remove up to ``through``.
+        behind: the durable subscription furthest behind and its checkpoint,
+            when it lies below ``through`` (nothing was removed).
+    """
+
+    through: int
+    removed: int
+    done: bool
+    behind: tuple[str, int] | None = None
+
+
+def prune_step(
+    query: Callable[[str, Sequence[Any]], list[tuple[Any, ...]]],
+    delete: Callable[[int], int],
+    *,
+    param: str,
+    newer: str,
+    before: Any,
+    through: int | None,
+    force: bool,
+    chunk: int,
+) -> PruneStep:
+    """One transaction of ``prune``, in both engines: they hold the log's lock around it.
+
+    The first transaction decides ``through``: the position before the first
+    event at or after ``before``, and never the last event. Each removes at
+    most ``chunk`` events from the start of the log, up to ``through``.
+
+    Args:
+        query: runs a SELECT inside the transaction, returning its rows.
+        delete: removes the events at or below a position; how many it removed.
+        param: the engine's parameter marker.
+        newer: the condition "at or after ``before``" on ``ts``, with one
+            parameter (SQLite writes ``+ts`` so that it walks the positions
+            from the start, through no more than the events it removes).
+        before: ``before`` as the engine passes a time.
+        through: decided by an earlier transaction, or None for the first.
+        force: remove events a durable subscription has not handled.
+        chunk: the most events to remove.
+    """
+    if through is None:
+        top = query("SELECT position FROM events ORDER BY position DESC LIMIT 1", ())
+        if not top:
+            return PruneStep(through=0, removed=0, done=True)
+        last = int(top[0][0])
+        first_newer = query(
+            f"SELECT position FROM events WHERE {newer} ORDER BY position LIMIT 1", (before,)
+        )
+        through = last - 1 if not first_newer else min(last - 1, int(first_newer[0][0]) - 1)
+    oldest = query("SELECT position FROM events ORDER BY position LIMIT 1", ())
+    if not oldest or int(oldest[0][0]) > through:
+        return PruneStep(through=through, removed=0, done=True)
+    if not force:
+        behind = query(
+            "SELECT name, position FROM subscriptions "
+            f"WHERE position < {param} ORDER BY position, name LIMIT 1",
+            (through,),
+        )
+        if behind:
+            name, checkpoint = behind[0]
+            return PruneStep(
+                through=through, removed=0, done=True, behind=(str(name), int(checkpoint))
+            )
+    end = min(through, int(oldest[0][0]) + chunk - 1)
+    return PruneStep(through=through, removed=delete(end), done=end >= through)
+
+
 class ThreadedStore(EventStore, Generic[C]):
     """A durable store with a store thread; engines subclass it (module docstring).
 
@@ -176,6 +269,7 @@ class ThreadedStore(EventStore, Generic[C]):
         "_name",
         "_opened",
         "_pending",
+        "_pruned",
         "_read_limiter",
         "_room",
         "_thread_done",
@@ -235,6 +329,8 @@ class ThreadedStore(EventStore, Generic[C]):
         self._transactions = 0
         self._announced_others = 0
         self._dropped = 0
+        #: Events this store object pruned (written by the store thread).
+        self._pruned = 0
         #: The store's own id (store_meta), stable across reopenings.
         self.store_id: str | None = None
 
@@ -313,6 +409,12 @@ class ThreadedStore(EventStore, Generic[C]):
     @abc.abstractmethod
     def _save_checkpoint(self, connection: C, name: str, position: int, now: datetime) -> None:
         """Store a durable subscription's position (store thread, autocommit)."""
+
+    @abc.abstractmethod
+    def _prune_step(
+        self, connection: C, before: datetime, through: int | None, force: bool, chunk: int
+    ) -> PruneStep:
+        """One transaction of ``prune`` (store thread): ``prune_step`` under the log's lock."""
 
     @abc.abstractmethod
     def _disconnect(self) -> None:
@@ -503,19 +605,33 @@ class ThreadedStore(EventStore, Generic[C]):
 
     # ------------------------------------------------------------ the trio thread
 
-    def _announce(self, events: Sequence[Event]) -> None:
-        """Move the head over ``events`` not announced yet; tell the listeners, once each."""
+    def _announce(self, events: Sequence[Event]) -> int:
+        """Move the head over ``events`` not announced yet; tell the listeners, once each.
+
+        Returns:
+            How many events were announced.
+        """
         head = self._head
         first = events[0].position
         assert first is not None
         if first <= head:
             events = [e for e in events if e.position is not None and e.position > head]
             if not events:
-                return
+                return 0
             first = events[0].position
+            assert first is not None
         # Invariant: positions are dense, and every batch the thread hands
-        # over starts right after the last one it handed over.
-        assert first == head + 1, f"event store {self._name!r}: position {first} after {head}"
+        # over starts right after the last one it handed over, unless a prune
+        # (design rule 42) removed events before this store could read them:
+        # they are gone, and the listeners go on from the first kept event.
+        if first != head + 1:
+            assert first > head + 1, f"event store {self._name!r}: position {first} after {head}"
+            log.warning(
+                "event store %r: positions %d to %d were pruned before this store read them",
+                self._name,
+                head + 1,
+                first - 1,
+            )
         position = events[-1].position
         assert position is not None
         self._head = position
@@ -525,12 +641,11 @@ class ThreadedStore(EventStore, Generic[C]):
             # Listeners must not raise (EventStore.add_listener); this runs
             # outside any task, where an error would crash trio.
             log.exception("a commit listener of event store %r raised", self._name)
+        return len(events)
 
     def _followed(self, events: list[Event]) -> None:
         """On the trio thread: events other writers committed."""
-        before = self._head
-        self._announce(events)
-        self._announced_others += self._head - before
+        self._announced_others += self._announce(events)
 
     def _committed(self, taken: list[Work], done: Committed) -> None:
         """On the trio thread: a batch is committed; announce, then wake the appenders."""
@@ -702,6 +817,63 @@ class ThreadedStore(EventStore, Generic[C]):
         )
         return int(rows[0][0]) if rows else None
 
+    async def prune(self, before: datetime, *, force: bool = False) -> int:
+        """Remove the oldest events, those from the start of the log up to ``before``.
+
+        What goes is the run of events at the start of the log (the lowest
+        positions) whose times are all before ``before``: it stops at the
+        first event at or after ``before`` (so an older event stored after a
+        newer one stays), and the last event of the log always stays. The
+        log remains one unbroken run of positions. Positions are never
+        renumbered or reused: ``head()`` does not change, and a read or a
+        replay from a position before the first kept event starts at it
+        (design rule 42). Removed in transactions of at most 2,000 events,
+        in order with this store's appends; other processes' appends wait
+        for each as for a commit.
+
+        Args:
+            before: an aware datetime.
+            force: remove events even if a durable subscription has not
+                handled them yet (its checkpoint lies below them); it will
+                resume at the first kept event.
+
+        Returns:
+            How many events were removed.
+
+        Raises:
+            TypeError, ValueError: ``before`` is not an aware datetime, or
+                ``force`` not a bool.
+            PruneRefused: without ``force``, a durable subscription's
+                checkpoint lies below the last event to remove (it names the
+                one furthest behind); nothing was removed.
+            StoreReadOnly: the store is read-only.
+            StoreClosed: the store is closed.
+            StoreUnavailable: the store cannot be written now. A prune
+                stopped half-way (by this, or by cancellation) has removed
+                the oldest of its events, and can be run again.
+        """
+        check_prune_args(before, force)
+        self._check_writable()
+        through: int | None = None
+        removed = 0
+
+        def step(connection: C) -> PruneStep:
+            done = self._prune_step(connection, before, through, force, PRUNE_CHUNK)
+            # Counted here, on the store thread: a prune cancelled while a
+            # transaction commits still counts what that one removed.
+            self._pruned += done.removed
+            return done
+
+        while True:
+            done: PruneStep = await self._run_in_thread(step)
+            if done.behind is not None:
+                name, checkpoint = done.behind
+                raise PruneRefused(self._name, name, checkpoint, done.through)
+            through = done.through
+            removed += done.removed
+            if done.done:
+                return removed
+
     def statistics(self) -> StoreStatistics:
         return StoreStatistics(
             name=self._name,
@@ -712,6 +884,7 @@ class ThreadedStore(EventStore, Generic[C]):
             dropped=self._dropped,
             queued=self._pending,
             follow_error=self._follow_error or None,
+            pruned=self._pruned,
         )
 
 
