@@ -25,6 +25,10 @@ PUBLIC_MODULES = [
 ]
 
 
+#: The last line of a runnable example: ``trio.run(main)``, maybe with a clock.
+_RUN_MAIN = re.compile(r"\ntrio\.run\(main(, clock=[^\n]*)?\)$")
+
+
 def _examples(page: str) -> list[tuple[str, str]]:
     """Each ```python block that ends in ``trio.run(main)``, with the ```text block after it."""
     text = (DOCS / page).read_text()
@@ -32,15 +36,14 @@ def _examples(page: str) -> list[tuple[str, str]]:
     return [
         (code, output)
         for (language, code), (next_language, output) in itertools.pairwise(blocks)
-        if language == "python"
-        and next_language == "text"
-        and code.rstrip().endswith("trio.run(main)")
+        if language == "python" and next_language == "text" and _RUN_MAIN.search(code.rstrip())
     ]
 
 
 def _run(code: str, filename: str) -> None:
     namespace: dict[str, object] = {"__name__": "docs_example"}
-    exec(compile(code.rstrip().removesuffix("trio.run(main)"), filename, "exec"), namespace)
+    body = _RUN_MAIN.sub("\n", code.rstrip())
+    exec(compile(body, filename, "exec"), namespace)
     # Virtual time: the example's sleeps take no real time here.
     trio.run(namespace["main"], clock=trio.testing.MockClock(autojump_threshold=0))  # type: ignore[arg-type]
 
@@ -61,7 +64,7 @@ def test_the_first_supervision_tree_prints_what_getting_started_shows(
 
 
 #: Pages whose every ``trio.run(main)`` example prints what the page shows.
-EXAMPLE_PAGES = {"tutorial.md": 6, "routing.md": 1}
+EXAMPLE_PAGES = {"tutorial.md": 6, "routing.md": 1, "patterns.md": 5, "supervision.md": 2}
 
 
 @pytest.mark.parametrize("page", sorted(EXAMPLE_PAGES))

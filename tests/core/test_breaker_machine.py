@@ -140,7 +140,8 @@ def test_manual_transition_table_refuses_exactly_three_pairs(
         assert machine.phase.deadline == 1.0 + 5.0
     else:
         assert (window.total, window.failed, machine.phase.metrics.not_permitted) == (0, 0, 0)
-    # A new stay every time, X -> X included (S25), but a signal only on a change.
+    # A new stay every time, X -> X included (resilience4j's OPEN -> OPEN),
+    # but a signal only on a change.
     assert machine.phase.generation != before[2]
     expected = [SignalKind.STATE_TRANSITION] if source is not target else []
     assert kinds(machine) == expected
@@ -200,7 +201,7 @@ def test_each_state_admits_records_and_publishes_as_resilience4j(state: CircuitS
 
 @pytest.mark.parametrize("state", list(CircuitState), ids=lambda s: s.value)
 def test_reset_is_a_fresh_closed_with_transition_then_reset_signals(state: CircuitState) -> None:
-    # S18: STATE_TRANSITION only when the state was not CLOSED, RESET always.
+    # resilience4j's reset(): STATE_TRANSITION only when the state was not CLOSED, RESET always.
     machine = machine_in(state)
     machine.reset(1.0)
     assert (machine.state, machine.attempts, machine.phase.metrics.window.total) == (CLOSED, 0, 0)

@@ -310,7 +310,7 @@ async def test_a_randomized_wait_draws_from_the_given_random_source(
 async def test_open_for_and_open_until_override_the_wait_and_keep_attempts(
     autojump_clock: trio.testing.MockClock,
 ) -> None:
-    # S06 (transitionToOpenStateFor) and S07 (transitionToOpenStateUntil).
+    # resilience4j's transitionToOpenStateFor and transitionToOpenStateUntil.
     bus = Recorder()
     breaker = CircuitBreaker("b", wait_duration_in_open_state=60.0, events=bus)
     breaker.open_for(3.0)
@@ -569,7 +569,7 @@ async def test_a_trial_call_that_outlives_the_half_open_limit_is_a_late_result(
 
 
 async def test_reset_publishes_a_transition_only_when_not_closed_then_reset() -> None:
-    # S18.
+    # resilience4j's reset().
     bus = Recorder()
     breaker = CircuitBreaker("b", events=bus)
     await breaker.call(ok)
@@ -668,7 +668,7 @@ async def test_illegal_transitions_raise_and_change_nothing() -> None:
 async def test_metrics_only_reports_each_exceeded_rate_once_per_stay_and_never_opens(
     autojump_clock: trio.testing.MockClock,
 ) -> None:
-    # S23 (failure rate), S24 (slow-call rate).
+    # resilience4j's failure-rate and slow-call-rate exceeded events.
     bus = Recorder()
     breaker = CircuitBreaker(
         "b",
@@ -701,7 +701,7 @@ async def test_metrics_only_reports_each_exceeded_rate_once_per_stay_and_never_o
 async def test_a_transition_to_the_current_state_starts_a_new_stay_without_an_event(
     autojump_clock: trio.testing.MockClock,
 ) -> None:
-    # S25; and OPEN -> OPEN re-arms the wait with one more attempt.
+    # resilience4j's OPEN -> OPEN; it re-arms the wait with one more attempt.
     bus = Recorder()
     breaker = CircuitBreaker("b", wait_duration_in_open_state=10.0, events=bus)
     await breaker.call(ok)

@@ -616,7 +616,8 @@ class _Phase:
         self.deadline = deadline
         #: HALF_OPEN: trial calls still admitted.
         self.permits = permits
-        #: METRICS_ONLY reports each threshold once per stay (S23, S24).
+        #: METRICS_ONLY reports each threshold once per stay (resilience4j's
+        #: failure-rate and slow-call-rate exceeded events).
         self.failure_reported = False
         self.slow_reported = False
 
@@ -942,7 +943,8 @@ class BreakerMachine:
         """A manual transition (resilience4j ``transitionTo*State``).
 
         X -> X is legal and starts a new stay (OPEN re-arms its wait and
-        counts one more attempt) but publishes no STATE_TRANSITION (S25).
+        counts one more attempt) but publishes no STATE_TRANSITION (as
+        resilience4j's OPEN -> OPEN).
 
         Raises:
             IllegalStateTransition: CLOSED -> HALF_OPEN, METRICS_ONLY -> OPEN or
@@ -952,7 +954,9 @@ class BreakerMachine:
         self._transition(to, now)
 
     def open_for(self, seconds: float, now: float) -> None:
-        """OPEN for ``seconds`` instead of the wait interval; attempts unchanged (S06).
+        """OPEN for ``seconds`` instead of the wait interval; attempts unchanged.
+
+        resilience4j's ``transitionToOpenStateFor``.
 
         Raises:
             IllegalStateTransition: from METRICS_ONLY.
@@ -961,7 +965,10 @@ class BreakerMachine:
         self._transition(OPEN, now, attempts=self.phase.attempts, wait=seconds)
 
     def reset(self, now: float) -> None:
-        """A fresh CLOSED; STATE_TRANSITION if it was not CLOSED, then RESET (S18)."""
+        """A fresh CLOSED; STATE_TRANSITION if it was not CLOSED, then RESET.
+
+        resilience4j's ``reset``.
+        """
         self._transition(CLOSED, now)
         if self.observed:
             self._signal(SignalKind.RESET)

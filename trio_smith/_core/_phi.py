@@ -418,6 +418,19 @@ class PhiState:
         self._refresh(history)
         return interval if interval >= config.warning_interval_ms else None
 
+    def resume(self, now_ms: int) -> None:
+        """Restart the silence at ``now_ms`` without recording an interval.
+
+        For a node that was known to be idle until ``now_ms`` (not in Akka:
+        docs/design.md rule 38): the idle time must not enter the history,
+        which would make the detector slow for every later hang. Before the
+        first heartbeat it is the first heartbeat.
+        """
+        if self.timestamp is None:
+            self.heartbeat(now_ms)
+        else:
+            self.timestamp = max(self.timestamp, now_ms)
+
     def phi(self, now_ms: int) -> float:
         """Return phi at ``now_ms``: 0.0 before the first heartbeat (Akka: healthy)."""
         last = self.timestamp
@@ -484,7 +497,11 @@ class PhiDeadlines(Generic[K]):
         return None if entry is None else entry[1]
 
     def schedule(self, key: K, due: int) -> bool:
-        """Set the key's deadline to ``due`` ms; return whether it is now the soonest."""
+        """Set the key's deadline to ``due`` ms; return whether it is now the soonest.
+
+        Soonest: earlier than every other key's live deadline (a tie goes to
+        the one scheduled first).
+        """
         self._tokens += 1
         token = self._tokens
         live = self._live
@@ -494,6 +511,11 @@ class PhiDeadlines(Generic[K]):
             heap[:] = [e for e in heap if live.get(e[2], (0, 0))[0] == e[1]]
             heapq.heapify(heap)
         heapq.heappush(heap, (due, token, key))
+        # Exact among live deadlines: a stale entry left at the top (a
+        # discarded key) must not hide that this one is now the soonest, or
+        # a watcher with nothing else to wake for would never be woken.
+        while live.get(heap[0][2], (0, 0))[0] != heap[0][1]:
+            heapq.heappop(heap)
         return heap[0][1] == token
 
     def discard(self, key: K) -> None:

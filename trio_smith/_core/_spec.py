@@ -68,11 +68,12 @@ class Restart(enum.Enum):
       supervisor does, so it is restarted whenever it ends, whether it
       raised or returned; each restart counts toward the restart intensity.
       A worker that returns when its channel closes is restarted too, and
-      gives the supervisor up after a few quick returns: make such a child
+      makes the supervisor give up after a few quick returns: make such a child
       ``TRANSIENT``.
     * ``TRANSIENT``: the child may finish. Returning is its normal end and
-      it is not restarted; raising is a failure and it is restarted. A finished transient child keeps its
-      place and can be restarted with ``restart_child``.
+      it is not restarted; raising is a failure and it is restarted. A
+      finished transient child keeps its place and can be restarted with
+      ``restart_child``.
     * ``TEMPORARY``: the child runs once. It is never restarted, whatever
       the reason it ended, not even when a sibling's failure restarts a
       group; it is removed from its supervisor when it ends.

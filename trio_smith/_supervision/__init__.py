@@ -13,7 +13,13 @@ Files, from the outside in:
 * ``_watch``: hung-child detection (phi accrual per watched incarnation).
 * ``_timers``: the delayed restarts (backoff) on trio's clock.
 * ``_report``: events, log lines and crash reports (burst-limited).
-* ``_process``: ``os_process``, the function of a child that runs a program.
+* ``_process``: ``os_process``, the function of a child that runs a program;
+  ``_guardian``: the process that kills a dead supervising process's
+  programs.
+* ``_nested``: the child function that runs a nested supervisor
+  (``Supervisor.spec``), and ``find`` by path.
+* ``_pool``: how a pool's children ended (``ChildHandle.wait()``) and
+  ``start_child``'s argument check.
 
 Every decision is the core's (``trio_smith/_core``, docs/design.md rule 1);
 this package only measures, waits and executes.

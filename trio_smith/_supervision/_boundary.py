@@ -16,7 +16,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from .._core._spec import ChildSpec
-from .._event import current_cause
+from .._event import failure_cause, set_cause
 from ._context import CURRENT, ChildContext, TaskStatus
 
 if TYPE_CHECKING:
@@ -33,6 +33,9 @@ async def run_child(rt: Runtime, ctx: ChildContext, spec: ChildSpec, takes_statu
     while next_ctx is not None:
         ctx = next_ctx
         CURRENT.set(ctx)
+        # Each incarnation starts outside any work: a cause left by the one
+        # before (this task runs restarts itself) must not leak into it.
+        set_cause(None)
         normal = False
         error: BaseException | None = None
         try:
@@ -46,13 +49,13 @@ async def run_child(rt: Runtime, ctx: ChildContext, spec: ChildSpec, takes_statu
                         normal = True
                     except Exception as exc:
                         error = exc
-                        ctx._failure_cause = current_cause()
+                        ctx._failure_cause = failure_cause(exc)
                 except* Exception as group:
                     # A group mixing errors with Cancelled or KeyboardInterrupt
                     # (rule 15): the errors are the failure, the rest keeps
                     # propagating.
                     error = group
-                    ctx._failure_cause = current_cause()
+                    ctx._failure_cause = failure_cause(group)
         except BaseException as exc:
             # KeyboardInterrupt, SystemExit...: never a failure, never a restart.
             rt.child_escaped(ctx, exc)
@@ -63,4 +66,5 @@ async def run_child(rt: Runtime, ctx: ChildContext, spec: ChildSpec, takes_statu
             # whatever the child did while unwinding.
             normal = False
             error = watch.hung
+            ctx._failure_cause = failure_cause(error)
         next_ctx = rt.child_ended(ctx, normal, error, takes_status)

@@ -7,6 +7,7 @@ four members, so the child side never depends on how the runtime works.
 
 from __future__ import annotations
 
+import contextlib
 import contextvars
 import math
 from collections.abc import Callable
@@ -43,6 +44,10 @@ class ChildOwner(Protocol):
 
     def mark_started(self, ctx: ChildContext) -> None:
         """The incarnation called ``task_status.started()``."""
+        ...
+
+    def idle(self, ctx: ChildContext, idle: bool, now: float) -> None:
+        """A watched incarnation entered (True) or left (False) its outermost ``idle()``."""
         ...
 
     def listen(self, child_id: str, listener: Callable[[ChildStatus | None], None]) -> None:
@@ -183,8 +188,33 @@ class ChildContext:
         now = trio.current_time()
         self._last_heartbeat = now
         self._heartbeats += 1
-        if self._watch is not None:
+        if self._watch is not None and not self._idle:
             self._owner.beat(self, now)
+
+    def idle(self) -> contextlib.AbstractAsyncContextManager[None]:
+        """A block in which this child waits for work: its silence there is never a hang.
+
+        Wrap the waits of a watched child (``ChildSpec.heartbeat``) that may
+        last longer than it is allowed to be silent, such as receiving the
+        next job from a channel::
+
+            while True:
+                async with current_child().idle():
+                    job = await jobs.receive()
+                await handle(job)  # beats as it goes, if it runs long
+                current_child().heartbeat()
+
+        Inside, phi reads 0 and the child is never judged hung; heartbeats
+        still count in ``heartbeats`` and ``last_heartbeat``. Leaving the
+        outermost block counts as a heartbeat that starts the next interval
+        afresh: the idle time never enters the heartbeat history
+        (docs/design.md rule 38). Blocks may nest and may be entered by the
+        tasks the child starts. Cheap: no checkpoint.
+
+        Returns:
+            An async context manager.
+        """
+        return _Idle(self)
 
     @property
     def os_pid(self) -> int | None:
@@ -206,6 +236,28 @@ class ChildContext:
             f"<ChildContext id={self.id!r} supervisor={self._owner.name!r} "
             f"incarnation={self.incarnation}>"
         )
+
+
+@final
+class _Idle:
+    """``async with ctx.idle():`` (see :meth:`ChildContext.idle`)."""
+
+    __slots__ = ("_ctx",)
+
+    def __init__(self, ctx: ChildContext) -> None:
+        self._ctx = ctx
+
+    async def __aenter__(self) -> None:
+        ctx = self._ctx
+        ctx._idle += 1
+        if ctx._idle == 1 and ctx._watch is not None:
+            ctx._owner.idle(ctx, True, trio.current_time())
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        ctx = self._ctx
+        ctx._idle -= 1
+        if ctx._idle == 0 and ctx._watch is not None:
+            ctx._owner.idle(ctx, False, trio.current_time())
 
 
 @final

@@ -103,6 +103,19 @@ class HungWatch:
         if due is not None and state.suspected_before(due):
             self._schedule(ctx, watch)
 
+    def pause(self, ctx: ChildContext) -> None:
+        """The incarnation is idle: no deadline until :meth:`resume` (docs/design.md rule 38)."""
+        self._agenda.discard(ctx)
+
+    def resume(self, ctx: ChildContext, now: float) -> None:
+        """It is no longer idle: a heartbeat at ``now`` that records no interval."""
+        watch = ctx._watch
+        assert watch is not None
+        if watch.hung is not None or ctx._ended:
+            return
+        watch.state.resume(to_ms(now))
+        self._schedule(ctx, watch)
+
     def next_due(self) -> float | None:
         """When the earliest deadline comes, in seconds, or None."""
         due = self._agenda.next_due()
@@ -119,7 +132,7 @@ class HungWatch:
         for ctx, due in self._agenda.pop_due(now):
             watch = ctx._watch
             assert watch is not None
-            if watch.hung is not None or ctx._ended:
+            if watch.hung is not None or ctx._ended or ctx._idle:
                 continue
             # The loop woke at due / 1000 s: judge at due even if the clock,
             # converted back, reads a ms less (huge times).
