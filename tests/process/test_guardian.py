@@ -12,7 +12,7 @@ import textwrap
 import pytest
 import trio
 
-from .test_os_process import alive, wait_for
+from .test_os_process import alive, processes, wait_for
 
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="Linux processes")
 
@@ -49,17 +49,8 @@ async def run_script(body: str) -> list[int]:
 
 
 def group_members(group: int) -> set[int]:
-    members = set()
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                with open(f"/proc/{entry}/stat") as f:
-                    fields = f.read().rsplit(")", 1)[1].split()
-            except (FileNotFoundError, ProcessLookupError):
-                continue
-            if int(fields[2]) == group and fields[0] != "Z":
-                members.add(int(entry))
-    return members
+    """The live (not zombie) processes of a process group."""
+    return {pid for pid, state, _, pgrp in processes() if pgrp == group and state != "Z"}
 
 
 def kill_group(group: int) -> None:

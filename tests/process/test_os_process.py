@@ -245,19 +245,23 @@ def rss_kib() -> int:
         return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") // 1024
 
 
-def children() -> set[int]:
-    """The pids of this process's children, zombies included."""
-    found = set()
+def processes() -> list[tuple[int, str, int, int]]:
+    """Every process: (pid, state, parent pid, process group), from /proc."""
+    found = []
     for entry in os.listdir("/proc"):
         if entry.isdigit():
             try:
                 with open(f"/proc/{entry}/stat") as f:
-                    fields = f.read().rsplit(")", 1)[1].split()
+                    state, ppid, pgrp = f.read().rsplit(")", 1)[1].split()[:3]
             except (FileNotFoundError, ProcessLookupError):
                 continue
-            if int(fields[1]) == os.getpid():
-                found.add(int(entry))
+            found.append((int(entry), state, int(ppid), int(pgrp)))
     return found
+
+
+def children() -> set[int]:
+    """The pids of this process's children, zombies included."""
+    return {pid for pid, _, ppid, _ in processes() if ppid == os.getpid()}
 
 
 async def test_1000_restarts_leave_no_zombie_no_fd_and_flat_memory() -> None:
