@@ -26,6 +26,11 @@ is measured twice: publishing the state's events only (the default: the
 hot path stays open) and one event per call (``call_events=True``); the
 events the bus refused are printed.
 
+With a telemetry handler that does nothing attached to
+``("trio_smith", "breaker", "call")`` (``trio_smith.telemetry``, docs/design.md
+rule 44), ``breaker.call`` is measured once more: the price of a metrics
+handler per call, beyond the handler itself.
+
 It also measures ``PhiAccrualFailureDetector.heartbeat(node)`` and
 ``phi(node)`` with 1 and 10,000 monitored nodes (the cost must not grow with
 the number of nodes or of samples: O(1) per heartbeat), and the extra cost
@@ -44,6 +49,7 @@ from typing import Any
 
 import trio
 
+from trio_smith import telemetry
 from trio_smith.events import EventBus
 from trio_smith.resilience import CircuitBreaker
 
@@ -136,6 +142,25 @@ def breaker_with_bus(**options: Any) -> Callable[[], Loop]:
         return run
 
     return factory
+
+
+def breaker_call_with_telemetry() -> Loop:
+    """``await breaker.call(work)`` with a no-op telemetry handler on the breaker's calls."""
+    breaker = CircuitBreaker("bench")
+
+    def noop(name: object, measurements: object, metadata: object) -> None:
+        pass
+
+    async def body() -> None:
+        telemetry.attach("bench", [("trio_smith", "breaker", "call")], noop)
+        try:
+            call = breaker.call
+            for _ in range(CALLS):
+                await call(work)
+        finally:
+            telemetry.detach("bench")
+
+    return timed(body)
 
 
 #: Events dropped in the last round of each bus variant, by its options.
@@ -301,6 +326,7 @@ def main() -> None:
     with_bus: dict[str, Callable[[], Loop]] = {
         "breaker.call, events=bus": breaker_with_bus(),
         "breaker.call, events=bus, call_events": breaker_with_bus(call_events=True),
+        "breaker.call, no-op telemetry handler": breaker_call_with_telemetry,
     }
     others = peers()
     variants = {"bare await": bare, **ours, **with_bus, **others}

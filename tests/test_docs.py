@@ -22,6 +22,9 @@ PUBLIC_MODULES = [
     "trio_smith.resilience",
     "trio_smith.routing",
     "trio_smith.notify",
+    "trio_smith.telemetry",
+    "trio_smith.otel",
+    "trio_smith.prometheus",
 ]
 
 

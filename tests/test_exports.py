@@ -13,6 +13,9 @@ PUBLIC_MODULES = [
     "trio_smith.events",
     "trio_smith.resilience",
     "trio_smith.routing",
+    "trio_smith.telemetry",
+    "trio_smith.prometheus",
+    "trio_smith.otel",
 ]
 
 

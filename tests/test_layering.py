@@ -27,6 +27,8 @@ LAYERS: dict[str, int] = {
     "trio_smith.events": 4,  # filter, codec, bus and stores (and BusClosed, StoreClosed)
     "trio_smith.resilience": 4,
     "trio_smith.routing": 5,  # agents, mailboxes, the router (over events, resilience)
+    "trio_smith.prometheus": 5,  # the Prometheus collector (over events, resilience)
+    "trio_smith._prometheus": 5,
     "trio_smith.cli": 6,  # the trio-smith command, over everything
     "trio_smith.__main__": 7,
 }

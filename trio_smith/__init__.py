@@ -37,6 +37,8 @@ from ._exceptions import SupervisorError as SupervisorError
 from ._exceptions import SupervisorGaveUp as SupervisorGaveUp
 from ._exceptions import SupervisorNotRunning as SupervisorNotRunning
 from ._exceptions import TrioSmithError as TrioSmithError
+from ._serve import serve as serve
+from ._serve import serve_async as serve_async
 from ._supervision import ChildContext as ChildContext
 from ._supervision import ChildHandle as ChildHandle
 from ._supervision import DynamicSupervisor as DynamicSupervisor
@@ -91,4 +93,6 @@ __all__ = [
     "SupervisorNotRunning",
     "NoCurrentChild",
     "ProcessFailed",
+    "serve",
+    "serve_async",
 ]

@@ -51,6 +51,7 @@ __all__ = [
     "StoreCorrupt",
     "PruneRefused",
     "SubscriberOverflowed",
+    "AlreadyInstrumented",
 ]
 
 
@@ -744,3 +745,14 @@ class ChildTerminated(SupervisorError, RuntimeError):
         self.child_id = child_id
         self.supervisor = supervisor
         self.reason = reason
+
+
+@final
+class AlreadyInstrumented(TrioSmithError, RuntimeError):
+    """``trio_smith.otel.instrument()`` was called while an instrumentation is attached."""
+
+    def __init__(self) -> None:
+        super().__init__(
+            "trio_smith is already instrumented for OpenTelemetry: call uninstrument() on the "
+            "Instrumentation that instrument() returned before instrumenting again"
+        )

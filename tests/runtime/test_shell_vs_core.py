@@ -127,6 +127,7 @@ from trio_smith._core._protocol import (
 )
 from trio_smith._core._supervision import SupervisorMachine
 from trio_smith._supervision._context import ChildContext, hung_verdict
+from trio_smith._supervision._runtime import Runtime
 
 from ..core.sim import MachineLike, Sim, machine
 
@@ -401,12 +402,28 @@ class World:
         self.inner: dict[str, Supervisor] = {}
         #: What each pool handle's wait() gave, once it returned (``waited``).
         self.waits: dict[str, str] = {}
+        #: Each worker incarnation's end entry (its index in ``trace``), to
+        #: compare with how the child boundary classified that end.
+        self.ends: list[tuple[int, ChildContext]] = []
         #: The supervisor under test (nested ones are found from it by path).
         self.root: Supervisor | DynamicSupervisor | None = None
+        #: Each stop logged while its supervisor was stopping all its
+        #: children (its shutdown, or giving up): the supervisor, the child,
+        #: the supervisor's children in start order (R8.1).
+        self.shutdown_stops: list[tuple[Runtime, str, list[str]]] = []
 
     def add(self, entry: Entry) -> None:
         self.trace.append(entry)
         self.when.append(trio.current_time())
+
+    def stopped(self, ctx: ChildContext) -> None:
+        """Log that its supervisor stopped ``ctx``'s child, noting it if that one was stopping."""
+        owner = ctx._owner
+        assert isinstance(owner, Runtime)
+        if owner.machine.stopping:
+            order = [info.id for info in owner.machine.which_children()]
+            self.shutdown_stops.append((owner, ctx.id, order))
+        self.add(["stop", ctx.id])
 
     def order(self, child_id: str, crash: bool) -> None:
         order = self.orders[child_id]
@@ -489,11 +506,15 @@ async def _work(world: World, graceful: bool, task_status: trio.TaskStatus[None]
     finally:
         del world.orders[me]
         kind = "crash" if order.crash else "normal"
-        if hung_verdict(ctx) is not None and not ctx.stop_requested.is_set():
-            # Judged hung and cancelled: a failure whatever it did (_boundary).
+        world.ends.append((len(world.trace), ctx))
+        if hung_verdict(ctx) is not None:
+            # Judged hung and cancelled: a failure whatever it did, even if
+            # asked to stop after the verdict (_boundary, D26).
             world.add(["exit", me, "hung"])
+        elif stopped:
+            world.stopped(ctx)
         else:
-            world.add(["stop", me] if stopped else ["exit", me, kind])
+            world.add(["exit", me, kind])
     if order.crash:
         raise Crash(f"{me} crashed")
     return result
@@ -538,10 +559,10 @@ async def _logged_tree(
     except BaseException:
         if not started:  # stopped while its supervisor was starting up
             world.add(["start", me, "aborted"])
-        world.add(["stop", me])
+        world.stopped(current_child())
         raise
     # Its supervisor only ends without an error when its parent stops it.
-    world.add(["stop", me])
+    world.stopped(current_child())
 
 
 async def subtree(
@@ -940,7 +961,6 @@ class Run:
         self.cancelled = False
         self.leaked = 0
         self.marker: int | None = None
-        self.snapshots: list[list[str]] = []
         self.final: list[ChildInfo] = []
 
     def _tree_setup(self, plan: Plan) -> None:
@@ -1093,11 +1113,11 @@ class Run:
                             await self._step_and_check(sup, None, "start-up")
                             for index, step in enumerate(plan.steps):
                                 if at is not None and at.step == index:
-                                    helpers.start_soon(self._cancel_later, at.ticks, outer, sup)
+                                    helpers.start_soon(self._cancel_later, at.ticks, outer)
                                 await self._step_and_check(sup, step, f"step {index} {step}")
                             self.sim.stop()
                             if at is not None:  # the cancellation comes at the end
-                                helpers.start_soon(self._cancel_later, at.ticks, outer, sup)
+                                helpers.start_soon(self._cancel_later, at.ticks, outer)
                                 await trio.sleep_forever()
                             elif plan.cancel:
                                 outer.cancel()
@@ -1117,14 +1137,9 @@ class Run:
     async def _wait_for(self, handle: ChildHandle) -> None:
         self.world.waits[handle.id] = await waited(handle)
 
-    async def _cancel_later(
-        self, ticks: int, outer: trio.CancelScope, sup: Supervisor | DynamicSupervisor
-    ) -> None:
+    async def _cancel_later(self, ticks: int, outer: trio.CancelScope) -> None:
         for _ in range(ticks):
             await trio.lowlevel.checkpoint()
-        self.snapshots = [[info.id for info in sup.which_children()]]
-        for inner in self.world.inner.values():
-            self.snapshots.append([info.id for info in inner.which_children()])
         self.marker = len(self.world.trace)
         outer.cancel()
 
@@ -1314,13 +1329,14 @@ class Run:
 
         def timed(entries: Sequence[Entry], together: bool) -> list[Entry]:
             kept = [e for e in entries if not (e[0] == "start" and e[1] in plain)]
-            if pool:
-                kept = group_stops(kept)
-            if not together:
-                return kept
-            exits = [e for e in kept if e[0] in _EXITS]
-            calls = [e for e in kept if e[0] == "api"]
-            return exits + calls + [e for e in kept if e[0] not in _EXITS and e[0] != "api"]
+            if together:
+                exits = [e for e in kept if e[0] in _EXITS]
+                calls = [e for e in kept if e[0] == "api"]
+                kept = exits + calls + [e for e in kept if e[0] not in _EXITS and e[0] != "api"]
+            # Grouped once the exits and the call are set apart: the caller,
+            # answered before the exit that makes a pool give up, logs its
+            # result when trio runs it, which may be amid the pool's stops.
+            return group_stops(kept) if pool else kept
 
         for (r0, s0, _), (r1, s1, together) in itertools.pairwise(self.marks):
             mine = timed(real[r0:r1], together)
@@ -1351,6 +1367,12 @@ class Run:
         if self.sup is not None:
             statuses = {info.id: info.status for info in self.final}
             assert set(statuses.values()) <= {ChildStatus.STOPPED}, statuses
+        for index, ctx in self.world.ends:
+            # The log's "hung" is the boundary's: the end it gave the runtime
+            # is the incarnation's ChildHung exactly when it was judged hung.
+            if ctx._ended and not ctx._escaped:
+                logged = self.world.trace[index] == ["exit", ctx.id, "hung"]
+                assert logged == isinstance(ctx._error, ChildHung), (ctx.id, ctx._error)
 
     def check_outcome(self) -> None:
         """The supervisor ended as the core decided, with the same child, cause and history."""
@@ -1478,6 +1500,39 @@ def test_a_nested_tree_behaves_as_the_composed_cores(plan: Plan) -> None:
     r.check_nothing_left()
 
 
+#: Two levels deep: h0 returns as the cancellation comes; sup2, which its
+#: parent stops only a few scheduler rounds later (D19), restarts all three
+#: first (one_for_all: h2 and h1 stopped, all started), then stops them in
+#: reverse order. Cancelled at step 1, after no tick.
+RESTART_BEFORE_ITS_TURN = _plan(
+    Strategy.ONE_FOR_ONE,
+    (),
+    Wait(0.5),
+    End(((0, False),)),
+    max_restarts=0,
+    within=1.0,
+    tree=Tree(
+        position=0,
+        restart=Restart.PERMANENT,
+        shutdown=None,
+        strategy=Strategy.ONE_FOR_ONE,
+        max_restarts=0,
+        within=1.0,
+        kids=(),
+        sub=Tree(
+            position=0,
+            restart=Restart.PERMANENT,
+            shutdown=None,
+            strategy=Strategy.ONE_FOR_ALL,
+            max_restarts=1,
+            within=1.0,
+            kids=(_kid("h0"), _kid("h1"), _kid("h2")),
+            id=NESTED2,
+        ),
+    ),
+)
+
+
 def _decreasing(ids: Sequence[str], order: Sequence[str]) -> bool:
     positions = [order.index(child_id) for child_id in ids]
     return all(a > b for a, b in itertools.pairwise(positions))
@@ -1492,6 +1547,7 @@ def _decreasing(ids: Sequence[str], order: Sequence[str]) -> bool:
 @example(CANCEL_MID_JOB, 0, 0)
 @example(CANCEL_MID_JOB, 1, 0)
 @example(CANCEL_MID_JOB, 2, 0)
+@example(RESTART_BEFORE_ITS_TURN, 1, 0)
 def test_cancellation_from_outside_at_any_moment_stops_everything_in_order(
     plan: Plan, step: int, ticks: int
 ) -> None:
@@ -1507,11 +1563,20 @@ def test_cancellation_from_outside_at_any_moment_stops_everything_in_order(
         return
     assert r.marker is not None, "the cancellation never came"
     assert r.cancelled, "the cancellation escaped its scope"
-    stops = [e[1] for e in r.world.trace[r.marker :] if e[0] == "stop"]
-    for order in r.snapshots:
-        mine = [child_id for child_id in stops if child_id in order]
+    # Each supervisor stops its children in reverse start order (R8.1) from
+    # the moment it begins to stop them all. A nested one begins when its
+    # parent stops it (D19), not when the cancellation comes: until then it
+    # may still restart a child that ended meanwhile, stopping others for
+    # that (its strategy), and only what is under way then is cut short (D5).
+    mine: dict[Runtime, list[str]] = {}
+    orders: dict[Runtime, list[str]] = {}
+    for owner, child_id, order in r.world.shutdown_stops:
+        mine.setdefault(owner, []).append(child_id)
+        orders.setdefault(owner, order)
+    for owner, ids in mine.items():
         # The first may be a stop that was already under way.
-        assert _decreasing(mine[1:], order), (mine, order)
+        assert _decreasing(ids[1:], orders[owner]), (owner.name, ids, orders[owner])
+    stops = [e[1] for e in r.world.trace[r.marker :] if e[0] == "stop"]
     for nested, below in r.below.items():
         if nested in stops:
             last = len(stops) - 1 - stops[::-1].index(nested)
@@ -1599,6 +1664,38 @@ POOL_HUNG = _pool(
     Wait(2.5),
 )
 
+#: Two children judged hung at one instant: the first one's end exceeds the
+#: intensity and the pool gives up, asking the other, already cancelled as
+#: hung, to stop. Its end is still a hung failure (D26), absorbed by the
+#: shutdown (D16), not a stop.
+POOL_HUNG_THEN_GIVES_UP = _pool(
+    Kid(POOL, Restart.PERMANENT, GRACE, False, (), heartbeat=0.2),
+    End(((0, False),)),
+    Call("start_child", 0),
+    End(((0, False),)),
+    Call("start_child", 0, ((0, False),)),
+    Wait(0.5),
+    Hang(0),
+    Hang(0),
+    End(((0, False), (0, False))),
+    Wait(1.0),
+    max_restarts=2,
+    within=2.0,
+)
+
+#: Three permanent children return within a second: the last return gives
+#: up (the fourth restart) as a start_child, queued first, is refused at
+#: max_children; its caller may log that between the pool's two stops.
+POOL_REFUSED_AS_IT_GIVES_UP = _pool(
+    Kid(POOL, Restart.PERMANENT, None, True, ()),
+    Call("start_child", 0),
+    Call("start_child", 0, ((0, False),)),
+    Call("start_child", 0, ((0, False), (1, False))),
+    Call("start_child", 0, ((0, False),)),
+    max_children=3,
+    within=1.0,
+)
+
 
 @settings(max_examples=150)
 @given(pool_plans() | pool_plans(hang=True))
@@ -1606,6 +1703,8 @@ POOL_HUNG = _pool(
 @example(attrs.evolve(POOL_LIMIT, cancel=True))
 @example(POOL_HUNG)
 @example(POOL_GIVES_UP)
+@example(POOL_HUNG_THEN_GIVES_UP)
+@example(POOL_REFUSED_AS_IT_GIVES_UP)
 def test_a_dynamic_supervisor_runs_its_pool_exactly_as_the_core_decides(plan: PoolPlan) -> None:
     """start_child (to the limit), terminate_child by handle, exits, hangs, the group stop.
 

@@ -3,9 +3,10 @@
 ``return`` is a normal exit; ``except Exception`` / ``except* Exception`` an
 abnormal one; an end after the supervisor asked the child to stop is a stop,
 never a failure (OTP R3.5); an incarnation judged hung ends abnormally with
-its ``ChildHung``. ``trio.Cancelled`` and every other BaseException
-propagate, and a child ended by one (KeyboardInterrupt, SystemExit) is never
-restarted (docs/design.md rule 15).
+its ``ChildHung``, even if asked to stop after the verdict (D26).
+``trio.Cancelled`` and every other BaseException propagate, and a child
+ended by one (KeyboardInterrupt, SystemExit) is never restarted
+(docs/design.md rule 15).
 
 The task runs the next incarnation itself when the runtime restarted the
 child at once (the fast path, ``Runtime.child_ended``); otherwise it ends.
@@ -61,9 +62,13 @@ async def run_child(rt: Runtime, ctx: ChildContext, spec: ChildSpec, takes_statu
             rt.child_escaped(ctx, exc)
             raise
         watch = ctx._watch
-        if watch is not None and watch.hung is not None and not ctx._stop_asked:
+        if watch is not None and watch.hung is not None:
             # Judged hung and cancelled (Runtime._judge_hung): a failure,
-            # whatever the child did while unwinding.
+            # whatever the child did while unwinding, even if a stop was
+            # asked after the verdict (the pool gave up over a sibling's
+            # end): the core cancels only an incarnation nothing is stopping
+            # yet, so the cancel came first and it is never a stop
+            # (docs/design.md D26); a later stop absorbs it (D16).
             normal = False
             error = watch.hung
             ctx._failure_cause = failure_cause(error)

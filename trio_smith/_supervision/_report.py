@@ -18,6 +18,10 @@ stopped: message and traceback) go through the supervisor's burst limit
 (``ReportLimit``, docs/design.md rule 33): a crash loop writes a few full
 reports and one summary line, and does not spend its time formatting
 tracebacks nobody reads. Events and statistics count every failure.
+
+Telemetry (``trio_smith.telemetry``, docs/design.md rule 44): child started,
+failed, restarted and stopped, and a supervisor that gave up, are executed
+here too, each behind one check of ``_telemetry.enabled``.
 """
 
 from __future__ import annotations
@@ -28,10 +32,18 @@ from typing import TYPE_CHECKING, Any, Final, Literal, TypedDict, final
 
 import trio
 
+from .. import _telemetry
 from .._core._reports import ReportBudget, ReportLimit
-from .._emit import Emitter, ErrorDescription, describe_error
+from .._emit import Emitter, ErrorDescription, describe_error, public_name
 from .._event import Event, EventPublisher, SupervisionEvent
 from .._exceptions import ChildHung
+from .._telemetry import (
+    CHILD_FAILED,
+    CHILD_RESTARTED,
+    CHILD_STARTED,
+    CHILD_STOPPED,
+    SUPERVISOR_GAVE_UP,
+)
 
 if TYPE_CHECKING:
     from ._context import ChildContext
@@ -39,6 +51,10 @@ if TYPE_CHECKING:
 __all__ = ["PAYLOADS", "Reporter"]
 
 log: Final = logging.getLogger("trio_smith.supervisor")
+
+
+def _correlation(event: Event | None) -> str | None:
+    return None if event is None else str(event.correlation_id or event.id)
 
 
 # ------------------------------------------------------------ payloads
@@ -173,8 +189,38 @@ class Reporter:
             extra["child_id"] = ctx.id
             extra["incarnation"] = ctx.incarnation
         extra["reason"] = reason
-        extra["correlation_id"] = None if event is None else str(event.correlation_id or event.id)
+        # The event it reports (JSON-friendly strings): ContextFilter keeps
+        # these rather than the writing task's cause (rule 44).
+        extra["correlation_id"] = _correlation(event)
+        extra["causation_id"] = (
+            None if event is None or event.causation_id is None else str(event.causation_id)
+        )
+        extra["event_id"] = None if event is None else str(event.id)
         return extra
+
+    def _tell_child(
+        self,
+        name: tuple[str, ...],
+        child_id: str,
+        incarnation: int,
+        os_pid: int | None,
+        event: Event | None,
+        measurements: dict[str, float],
+        **more: object,
+    ) -> None:
+        """Execute a child's telemetry event, if a handler listens (rule 44)."""
+        if not _telemetry.attached(name):
+            return
+        measurements["incarnation"] = incarnation
+        metadata: dict[str, object] = {
+            "supervisor": self.path,
+            "child_id": child_id,
+            "incarnation": incarnation,
+            "os_pid": os_pid,
+            "correlation_id": _correlation(event),
+            **more,
+        }
+        _telemetry.execute(name, measurements, metadata)
 
     # ------------------------------------------------------------ supervisor
 
@@ -196,11 +242,17 @@ class Reporter:
             event = self.emitter.emit(
                 SupervisionEvent.SUPERVISOR_GAVE_UP, self.path, payload, self.last_failure
             )
+        if _telemetry.enabled and _telemetry.attached(SUPERVISOR_GAVE_UP):
+            _telemetry.execute(
+                SUPERVISOR_GAVE_UP,
+                {"restarts": len(getattr(failure, "restarts", ()))},
+                {"supervisor": self.path, "reason": reason, "child_id": child_id},
+            )
         log.error(
             "supervisor %r gave up: %s",
             self.name,
             failure,
-            extra=self._extra(None, reason, event or self.last_failure),
+            extra={**self._extra(None, reason, event or self.last_failure), "child_id": child_id},
         )
 
     def auto_shutdown(self, child_id: str | None) -> None:
@@ -221,19 +273,29 @@ class Reporter:
     # ------------------------------------------------------------ children
 
     def child_started(self, ctx: ChildContext) -> None:
-        if self.emitter.events is None:
-            return
-        payload: ChildStartedPayload = {
-            "supervisor": self.path,
-            "child_id": ctx.id,
-            "incarnation": ctx.incarnation,
-        }
-        if ctx._os_pid is not None:
-            payload["os_pid"] = ctx._os_pid
-        self.emitter.emit(SupervisionEvent.CHILD_STARTED, self.path, payload, ctx._cause)
+        event = None
+        if self.emitter.events is not None:
+            payload: ChildStartedPayload = {
+                "supervisor": self.path,
+                "child_id": ctx.id,
+                "incarnation": ctx.incarnation,
+            }
+            if ctx._os_pid is not None:
+                payload["os_pid"] = ctx._os_pid
+            event = self.emitter.emit(
+                SupervisionEvent.CHILD_STARTED, self.path, payload, ctx._cause
+            )
+        if _telemetry.enabled:
+            self._tell_child(
+                CHILD_STARTED, ctx.id, ctx.incarnation, ctx._os_pid, event or ctx._cause, {}
+            )
 
-    def child_restarted(self, child_id: str, incarnation: int) -> Event | None:
-        """A restart is issued; returns its event, the cause of the new start."""
+    def child_restarted(self, child_id: str, incarnation: int, restarts: int) -> Event | None:
+        """A restart is issued; returns its event, the cause of the new start.
+
+        ``restarts`` counts the supervisor's restarts since it was entered,
+        this one included (``SupervisorStatistics.restarts``).
+        """
         event = None
         if self.emitter.events is not None:
             payload: ChildRestartedPayload = {
@@ -243,6 +305,15 @@ class Reporter:
             }
             event = self.emitter.emit(
                 SupervisionEvent.CHILD_RESTARTED, self.path, payload, self.last_failure
+            )
+        if _telemetry.enabled:
+            self._tell_child(
+                CHILD_RESTARTED,
+                child_id,
+                incarnation,
+                None,
+                event or self.last_failure,
+                {"restarts": restarts},
             )
         if log.isEnabledFor(logging.INFO):
             log.info(
@@ -271,6 +342,17 @@ class Reporter:
         self, ctx: ChildContext, reason: ChildStopReason, error: BaseException | None
     ) -> Event | None:
         """Publish ``child_stopped``, describing the error of a stop that raised."""
+        if _telemetry.enabled:
+            self._tell_child(
+                CHILD_STOPPED,
+                ctx.id,
+                ctx.incarnation,
+                ctx._os_pid,
+                ctx._cause,
+                {},
+                reason=reason,
+                error_type=None if error is None else public_name(type(error)),
+            )
         if self.emitter.events is None:
             return None
         payload: ChildStoppedPayload = {
@@ -326,6 +408,21 @@ class Reporter:
             # the restart and the next start follow on (docs/design.md rule 40).
             event = self.last_failure = self.emitter.emit(
                 SupervisionEvent.CHILD_FAILED, self.path, failed, ctx._failure_cause
+            )
+        if _telemetry.enabled:
+            self._tell_child(
+                CHILD_FAILED,
+                ctx.id,
+                ctx.incarnation,
+                ctx._os_pid,
+                event or ctx._failure_cause,
+                {},
+                error_type=None if error is None else public_name(type(error)),
+                reason=(
+                    "hung"
+                    if type(error) is ChildHung
+                    else ("failed" if ctx._started else "start_failed")
+                ),
             )
         if ctx._started:
             self._crash("child %r of supervisor %r failed", ctx, error, "failed", event)

@@ -233,6 +233,9 @@ class Runtime:
         #: Stop now, whatever is under way (outer cancellation, an error in
         #: the body, the parent stopping this supervisor; D5).
         self.interrupted = False
+        #: Cancel every child at once, down the tree, whatever its
+        #: ``shutdown`` (``serve``'s second signal or deadline; rule 43).
+        self.cut = False
         self._shutdown_queued = False
         self._waiter: Task | None = None
         self._call: _Call | None = None
@@ -359,6 +362,7 @@ class Runtime:
             owner.supervisor_ids.add(parent.id)
             if parent._stop_asked:
                 self.interrupted = True
+                self.cut = owner.cut
         else:
             self.report.adopt(self.name, self.path, None)
 
@@ -379,6 +383,23 @@ class Runtime:
         if self.exit is None and not self.interrupted:
             self.interrupted = True
             self.poke()
+
+    def cut_short(self) -> None:
+        """Shut down now and cancel every child at once, down the tree (rule 43).
+
+        The children being stopped are cancelled now, and every child asked
+        to stop from now on is cancelled when asked, whatever its ``shutdown``.
+        """
+        self.cut = True
+        self.interrupt()
+        for ctx in self.runs.values():
+            for nested in ctx._supervisors:
+                nested.cut_short()
+            if ctx._stop_asked and not ctx._ended:
+                ctx._kill_at = -math.inf
+                ctx._after_supervisors = False
+                self._enforce_stop(ctx)
+        self.poke()
 
     def request_shutdown(self) -> None:
         """Queue a shutdown behind the requests already queued (OTP R12.1)."""
@@ -610,7 +631,7 @@ class Runtime:
         cause = None
         if cid in self.runs:
             self.restarts += 1
-            cause = self.report.child_restarted(cid, incarnation)
+            cause = self.report.child_restarted(cid, incarnation, self.restarts)
         ctx = self.runs[cid] = ChildContext(self, cid, incarnation)
         ctx._cause = cause
         if heartbeat is not None:
@@ -666,7 +687,11 @@ class Runtime:
         if ctx._on_stop is not None:
             ctx._on_stop()
         shutdown = self.machine.spec(ctx.id).shutdown
-        if shutdown == 0 or (shutdown is None and not ctx._supervisors):
+        if self.cut:
+            for nested in ctx._supervisors:
+                nested.cut_short()
+            ctx._kill_at = -math.inf
+        elif shutdown == 0 or (shutdown is None and not ctx._supervisors):
             ctx._kill_at = -math.inf  # cancel at once
         else:
             for nested in ctx._supervisors:

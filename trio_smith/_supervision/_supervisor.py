@@ -55,6 +55,7 @@ __all__ = [
     "SupervisorState",
     "SupervisorStatistics",
     "TreeNode",
+    "cut_short",
     "only_cancelled",
 ]
 
@@ -206,6 +207,15 @@ def only_cancelled(exc: BaseException) -> bool:
     if isinstance(exc, BaseExceptionGroup):
         return all(only_cancelled(leaf) for leaf in exc.exceptions)
     return False
+
+
+def cut_short(supervisor: Supervisor | DynamicSupervisor) -> None:
+    """Shut ``supervisor`` down now, cancelling every child at once, down the tree.
+
+    For ``trio_smith.serve``: a second stop signal, or the shutdown deadline,
+    stops waiting for each child's ``shutdown`` (docs/design.md rule 43).
+    """
+    supervisor._rt.cut_short()
 
 
 def _specs(children: object) -> tuple[ChildSpec, ...]:

@@ -57,11 +57,13 @@ import attrs
 import trio
 from trio.lowlevel import Abort, Task, current_task, reschedule, wait_task_rescheduled
 
+from .. import _telemetry
 from .._core._check import async_problem, int_at_least, optional_name, optional_str
 from .._core._spec import ChildSpec, Restart
 from .._event import Event, EventType, current_cause, keep_cause, set_cause
 from .._exceptions import NoEventStore, SubscriberOverflowed
 from .._supervision import Supervisor
+from .._telemetry import BUS_DROPPED
 from ._closed import BusClosed
 from ._filter import EventFilter
 from ._pace import EVERY, Pacer, cancel_requested
@@ -296,6 +298,10 @@ class Subscription(trio.abc.ReceiveChannel[Event]):
         """Count a dropped event; log the 1st, 10th, 100th... (counted always, logged sparingly)."""
         self.dropped += 1
         dropped = self.dropped
+        if _telemetry.enabled and _telemetry.attached(BUS_DROPPED):
+            _telemetry.execute(
+                BUS_DROPPED, {"count": 1}, {"bus": self._bus.name, "subscription": self.name}
+            )
         if dropped in (1, 10, 100, 1000) or dropped % 10_000 == 0:
             log.warning(
                 "subscription %r on event bus %r has dropped %d event(s) (%s); "
@@ -304,6 +310,12 @@ class Subscription(trio.abc.ReceiveChannel[Event]):
                 self._bus.name,
                 dropped,
                 self.overflow.name,
+                extra={
+                    "bus": self._bus.name,
+                    "subscription": self.name,
+                    "dropped": dropped,
+                    "overflow": self.overflow.value,
+                },
             )
 
     def _wake(self) -> None:

@@ -11,13 +11,16 @@ from __future__ import annotations
 import bisect
 import itertools
 from collections.abc import Iterable, Sequence
+from time import perf_counter as _perf_counter
 from typing import Final, final
 from uuid import UUID
 
 import trio
 
+from .. import _telemetry
 from .._core._check import optional_name
 from .._event import Event, EventType
+from .._telemetry import STORE_COMMIT
 from ._closed import StoreClosed
 from ._filter import EventFilter
 from ._pace import Pacer, cancel_requested
@@ -95,6 +98,8 @@ class MemoryEventStore(EventStore):
 
     def _insert(self, events: Sequence[Event]) -> list[Event]:
         """Commit events (already checked); tell the listeners about the new ones."""
+        # Telemetry times the commit only while a handler is attached (rule 44).
+        start = _perf_counter() if _telemetry.enabled else 0.0
         result: list[Event] = []
         new: list[Event] = []
         for event in events:
@@ -113,6 +118,12 @@ class MemoryEventStore(EventStore):
         if new:
             self._transactions += 1
             self._notify(new)
+            if _telemetry.enabled and start and _telemetry.attached(STORE_COMMIT):
+                _telemetry.execute(
+                    STORE_COMMIT,
+                    {"events": len(new), "duration": _perf_counter() - start},
+                    {"store": self._name},
+                )
         return result
 
     async def append(self, event: Event) -> Event:

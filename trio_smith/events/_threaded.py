@@ -60,20 +60,23 @@ import threading
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from queue import Empty, SimpleQueue
+from time import perf_counter
 from typing import Any, Final, Generic, Self, TypeVar, final
 from uuid import UUID
 
 import attrs
 import trio
 
+from .. import _telemetry
 from .._core._check import finite_at_least, int_at_least, unicode_problem
-from .._event import Event, EventType
+from .._event import Event, EventType, check_trace_context
 from .._exceptions import EventsError, PruneRefused, StoreCorrupt, StoreReadOnly
+from .._telemetry import STORE_COMMIT
 from ._closed import StoreClosed
 from ._codec import dump_payload, parse_json
 from ._filter import EventFilter
 from ._pace import cancel_requested
-from ._sql import COLUMNS, Dialect, read_sql, where
+from ._sql import Dialect, read_sql, where
 from ._store import (
     EventStore,
     StoreStatistics,
@@ -559,6 +562,7 @@ class ThreadedStore(EventStore, Generic[C]):
 
     def _commit_taken(self, taken: list[Work], head: int, token: trio.lowlevel.TrioToken) -> int:
         """Commit the taken work as one batch; on a data error, one appender at a time."""
+        start = perf_counter()
         try:
             done = self._commit(
                 [e for w in taken for e in w.events], [r for w in taken for r in w.rows], head
@@ -577,7 +581,7 @@ class ThreadedStore(EventStore, Generic[C]):
                 head = self._commit_taken([work], head, token)
             return head
         head = _last(done.others, _last(done.new, head))
-        token.run_sync_soon(self._committed, taken, done)
+        token.run_sync_soon(self._committed, taken, done, perf_counter() - start)
         return head
 
     def _refused(self, work: Work, exc: Exception) -> Exception:
@@ -647,10 +651,18 @@ class ThreadedStore(EventStore, Generic[C]):
         """On the trio thread: events other writers committed."""
         self._announced_others += self._announce(events)
 
-    def _committed(self, taken: list[Work], done: Committed) -> None:
-        """On the trio thread: a batch is committed; announce, then wake the appenders."""
+    def _committed(self, taken: list[Work], done: Committed, duration: float) -> None:
+        """On the trio thread: a batch is committed; announce, then wake the appenders.
+
+        ``duration``: the transaction's seconds in the store thread (perf_counter).
+        """
         self._transactions += 1
         self._appended += len(done.new)
+        if _telemetry.enabled and _telemetry.attached(STORE_COMMIT):
+            # On the trio thread, as every handler is called (rule 44).
+            _telemetry.execute(
+                STORE_COMMIT, {"events": len(done.new), "duration": duration}, {"store": self._name}
+            )
         if done.others:
             self._followed(done.others)
         if done.new:
@@ -791,7 +803,7 @@ class ThreadedStore(EventStore, Generic[C]):
     async def get(self, event_id: UUID) -> Event | None:
         check_event_id(event_id)
         rows = await self._query(
-            f"SELECT {COLUMNS} FROM events WHERE event_id = {self._dialect.param}",
+            f"SELECT {self._dialect.columns} FROM events WHERE event_id = {self._dialect.param}",
             (self._dialect.uuid(event_id),),
         )
         return self._decode(rows)[0] if rows else None
@@ -936,6 +948,18 @@ def check_type_and_payload(store: str, position: int, kind: object, payload: obj
         raise StoreCorrupt(store, position, f"its payload is not JSON ({exc})") from None
     if type(data) is not dict:
         raise StoreCorrupt(store, position, f"its payload is not a JSON object ({payload!r:.60})")
+
+
+def check_trace_context_column(store: str, position: int, text: object) -> None:
+    """Raise StoreCorrupt if a row's trace context is neither NULL nor a carrier's JSON."""
+    if text is None:
+        return
+    try:
+        check_trace_context(parse_json(text))  # type: ignore[arg-type]
+    except (TypeError, ValueError, RecursionError) as exc:
+        raise StoreCorrupt(
+            store, position, f"its trace_context is not a trace context ({exc})"
+        ) from None
 
 
 def place(

@@ -3,7 +3,9 @@
 Every decision is the machine's (``trio_smith._core._breaker``); this module
 classifies what a call did ("What counts" in docs/resilience.md; design.md
 B4 and T1-T4), measures its duration, rejects with :class:`CallNotPermitted`
-after a checkpoint, and turns the machine's signals into events.
+after a checkpoint, and turns the machine's signals into events and
+telemetry (``trio_smith.telemetry``: state changes and, while a handler
+listens, each call's outcome; docs/design.md rule 44).
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from typing import Any, Final, ParamSpec, TypeVar, final
 import attrs
 import trio
 
+from .. import _telemetry
 from .._core._breaker import (
     BreakerConfig,
     BreakerMachine,
@@ -33,6 +36,7 @@ from .._core._check import async_problem, is_finite_number, non_empty_str
 from .._emit import Emitter, check_publisher, describe_error
 from .._event import Event, EventPublisher, EventType, SystemEvent
 from .._exceptions import CallNotPermitted
+from .._telemetry import BREAKER_CALL, BREAKER_STATE_CHANGE
 from .._trio_private import system_clock_offset
 
 __all__ = ["BreakerStatistics", "CircuitBreaker", "CircuitBreakerEvent"]
@@ -343,7 +347,10 @@ class CircuitBreaker:
             machine = self._machine = BreakerMachine(
                 self._config, name=self._name, now=self._clock(), random=self._random
             )
-            machine.observed = self._events is not None
+            # Always: a telemetry handler may be attached at any time and
+            # must see every transition; they are a few signals per trip,
+            # and the success fast path does not look at this switch (rule 44).
+            machine.observed = True
             machine.calls_observed = self._call_events
             self._generation = machine.phase.generation
         return machine
@@ -354,6 +361,21 @@ class CircuitBreaker:
             signals = machine.signals
             machine.signals = []
             for signal in signals:
+                if (
+                    _telemetry.enabled
+                    and signal.kind is SignalKind.STATE_TRANSITION
+                    and _telemetry.attached(BREAKER_STATE_CHANGE)
+                ):
+                    assert signal.from_state is not None
+                    _telemetry.execute(
+                        BREAKER_STATE_CHANGE,
+                        {},
+                        {
+                            "breaker": self._name,
+                            "from_state": signal.from_state.value,
+                            "to_state": signal.state.value,
+                        },
+                    )
                 self._publish(signal, error)
         generation = machine.phase.generation
         if generation != self._generation:
@@ -363,6 +385,19 @@ class CircuitBreaker:
             if wakeup is not None:
                 self._runner_wakeup = None
                 wakeup.set()
+
+    def _tell(self, outcome: str, duration: float) -> None:
+        """One call's telemetry; callers check ``_telemetry.enabled`` first (rule 44)."""
+        if _telemetry.attached(BREAKER_CALL):
+            _telemetry.execute(
+                BREAKER_CALL,
+                {"duration": duration},
+                {
+                    "breaker": self._name,
+                    "outcome": outcome,
+                    "slow": duration > self._config.slow_call_duration_threshold,
+                },
+            )
 
     def _publish(self, signal: Signal, error: BaseException | None) -> None:
         events = self._events
@@ -408,6 +443,8 @@ class CircuitBreaker:
         # What rejected it is read first: other tasks may move the state
         # during the checkpoint (a trial call may close the breaker).
         error = CallNotPermitted(self._name, machine.state.value, machine.retry_after(now))
+        if _telemetry.enabled:
+            self._tell("not_permitted", 0.0)
         await trio.lowlevel.checkpoint()
         return error
 
@@ -437,6 +474,8 @@ class CircuitBreaker:
         else:
             machine.succeeded(duration, now)
         self._after(machine, error)
+        if _telemetry.enabled:
+            self._tell("ignored" if ignored else "failure" if failed else "success", duration)
 
     def _records(self, error: Exception) -> bool:
         types = self._record_types
@@ -483,6 +522,8 @@ class CircuitBreaker:
                 end = _perf_counter()
                 if machine.succeeded(end - start, offset + end):
                     self._after(machine)
+                if _telemetry.enabled:
+                    self._tell("success", end - start)
                 return result
         read = self._clock
         start = read()
@@ -508,6 +549,8 @@ class CircuitBreaker:
         else:
             machine.succeeded(now - start, now)
         self._after(machine)
+        if _telemetry.enabled:
+            self._tell("failure" if failed else "success", now - start)
         return result
 
     async def __aenter__(self) -> CircuitBreaker:
@@ -549,6 +592,8 @@ class CircuitBreaker:
             machine = self._get_machine()
             if machine.succeeded(duration, now) or machine.signals:
                 self._after(machine)
+            if _telemetry.enabled:
+                self._tell("success", duration)
         else:
             self._classify(permit, exc, duration, now)
         return False

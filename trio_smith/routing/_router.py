@@ -10,6 +10,7 @@ from uuid import UUID
 import attrs
 import trio
 
+from .. import _telemetry
 from .._core._check import finite_at_least, non_empty_str, optional_name
 from .._core._routing import AgentStatus, Balance, RouteTable, choose
 from .._emit import ErrorDescription, check_publisher, describe_error
@@ -22,6 +23,7 @@ from .._event import (
     uuid7,
 )
 from .._exceptions import CallNotPermitted, NoAgentAvailable, NoRoute
+from .._telemetry import ROUTER_REQUEST, ROUTER_REQUEST_EVENTS
 from ..resilience import CircuitState
 from ._registry import Envelope, R, Registry, _Agent, check_reply_type, checked_reply
 
@@ -345,13 +347,47 @@ class Router:
             timeout = registry.request_timeout
         else:
             finite_at_least("timeout", timeout, 0, strict=True)
+        if not (_telemetry.enabled and _telemetry.attached_any(ROUTER_REQUEST_EVENTS)):
+            return await self._request(task, timeout, reply_type, None)
+        # A telemetry span (docs/design.md rule 44): role, agent and the
+        # routed event's chain are told at its stop.
+        cause = current_cause()
+        correlation = task.correlation_id or (
+            None if cause is None else cause.correlation_id or cause.id
+        )
+        metadata = {
+            "router": self.name,
+            "task_type": task.type,
+            "role": None,
+            "agent": None,
+            "task_id": str(task.id),
+            "correlation_id": None if correlation is None else str(correlation),
+            "causation_id": None if cause is None else str(cause.id),
+        }
+        with _telemetry.span(ROUTER_REQUEST, metadata) as told:
+            return await self._request(task, timeout, reply_type, told)
+
+    async def _request(
+        self,
+        task: Task,
+        timeout: float,  # noqa: ASYNC109
+        reply_type: type[Any] | None,
+        told: dict[str, object] | None,
+    ) -> Any:
+        registry = self.registry
         role = self._role_of(task)
+        if told is not None:
+            told["role"] = role
         start = trio.current_time()
         deadline = start + timeout
         skip: set[str] = set()
         while True:
             agent = await self._agent_for(task, role, skip, deadline)
             routed = self._route(task, role, agent)
+            if told is not None:
+                told["agent"] = agent.name
+                if routed is not None:
+                    told["correlation_id"] = str(routed.correlation_id or routed.id)
             try:
                 with caused_by(routed if routed is not None else current_cause()):
                     reply = await registry._request_agent(agent, task, deadline, timeout)
