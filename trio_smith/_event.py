@@ -29,15 +29,17 @@ from __future__ import annotations
 
 import contextvars
 import functools
+import logging
 import math
 import os
 import random
+import re
 import sys
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager, suppress
 from datetime import UTC, datetime
-from typing import Any, ClassVar, Final, NoReturn, Protocol, final
+from typing import Any, ClassVar, Final, NoReturn, Protocol, TypeAlias, final
 from uuid import UUID, SafeUUID
 
 import attrs
@@ -53,10 +55,14 @@ __all__ = [
     "SupervisionEvent",
     "SystemEvent",
     "ToolEvent",
+    "TraceContextInjector",
     "caused_by",
     "current_cause",
+    "set_context_injector",
     "uuid7",
 ]
+
+log: Final = logging.getLogger("trio_smith.events")
 
 # ---------------------------------------------------------------- UUIDv7
 
@@ -482,6 +488,94 @@ def _json_copy(value: object, path: str, ancestors: set[int] | None = None) -> A
         ancestors.discard(marker)
 
 
+# ---------------------------------------------------------------- trace context
+
+#: The W3C Trace Context ``traceparent`` header: version, trace id, parent
+#: (span) id and flags, lowercase hex.
+_TRACEPARENT: Final = re.compile(r"[0-9a-f]{2}-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}")
+#: The keys of a trace context carrier (W3C Trace Context's two headers).
+TRACE_CONTEXT_KEYS: Final = frozenset({"traceparent", "tracestate"})
+
+#: Called for every new event, for its trace context (``set_context_injector``).
+TraceContextInjector: TypeAlias = Callable[[], "Mapping[str, str] | None"]
+_injector: TraceContextInjector | None = None
+
+
+def check_trace_context(value: object) -> dict[str, str] | None:
+    """A copy of a W3C trace context carrier, checked; None stays None.
+
+    Raises:
+        TypeError: not a mapping or None, or a value that is not a str.
+        ValueError: a key other than ``traceparent`` and ``tracestate``, no
+            ``traceparent``, a ``traceparent`` not in the W3C form, or a
+            ``tracestate`` that is not printable ASCII.
+    """
+    if value is None:
+        return None
+    if not isinstance(value, Mapping):
+        raise TypeError(f"trace_context must be a mapping or None, got {value!r}")
+    carrier: dict[str, str] = {}
+    for key, text in value.items():
+        if key not in TRACE_CONTEXT_KEYS:
+            raise ValueError(
+                f"trace_context may hold only 'traceparent' and 'tracestate', got key {key!r}"
+            )
+        if not isinstance(text, str):
+            raise TypeError(f"trace_context[{key!r}] must be a str, got {text!r}")
+        carrier[key] = text
+    traceparent = carrier.get("traceparent")
+    if traceparent is None:
+        raise ValueError(f"trace_context needs a 'traceparent', got {value!r}")
+    if not _TRACEPARENT.fullmatch(traceparent):
+        raise ValueError(
+            "trace_context['traceparent'] must be a W3C traceparent "
+            f"(2, 32, 16 and 2 lowercase hex digits joined by '-'), got {traceparent!r}"
+        )
+    tracestate = carrier.get("tracestate")
+    if tracestate is not None and not all(" " <= c <= "~" for c in tracestate):
+        raise ValueError(
+            f"trace_context['tracestate'] must be printable ASCII text, got {tracestate!r}"
+        )
+    return carrier
+
+
+def set_context_injector(injector: TraceContextInjector | None) -> TraceContextInjector | None:
+    """Give every new event the trace context ``injector`` returns (None: no injector).
+
+    ``trio_smith.otel.instrument()`` installs one that returns the current
+    span's W3C headers (``opentelemetry.propagate.inject``);
+    ``uninstrument()`` removes it. With no injector (the default) events
+    carry no trace context unless given one, at the cost of one None check.
+    An injector that raises, or returns something that is not a trace
+    context, is logged and the event gets none: no event is lost to it.
+
+    Args:
+        injector: called with no argument for each new event (by
+            ``Event.new`` unless it is given ``trace_context``, and for the
+            library's own events); returns a carrier of ``traceparent`` and
+            optionally ``tracestate``, or None.
+
+    Returns:
+        The injector it replaces, or None.
+
+    Raises:
+        TypeError: ``injector`` is neither callable nor None.
+    """
+    global _injector
+    if injector is not None and not callable(injector):
+        raise TypeError(f"injector must be callable or None, got {injector!r}")
+    previous, _injector = _injector, injector
+    return previous
+
+
+def _injected(injector: TraceContextInjector) -> dict[str, str] | None:
+    try:
+        return check_trace_context(injector())
+    except Exception:
+        log.exception("trace context injector %r failed; the event carries none", injector)
+        return None
+
+
 # ---------------------------------------------------------------- events
 
 _CAUSE: Final[contextvars.ContextVar[Event | None]] = contextvars.ContextVar(
@@ -513,6 +607,11 @@ class Event:
         causation_id: the id of the event that caused it, or None.
         position: its place in the store's log, from 1; None until a store
             has assigned it, and for events published without a store.
+        trace_context: the W3C Trace Context of the work that made it
+            (``{"traceparent": ..., "tracestate": ...}``, the latter
+            optional), so that a trace continues in whatever process reads
+            the event (``trio_smith.otel.context_of``); None when it has
+            none. Read-only, as ``payload``.
     """
 
     id: UUID
@@ -523,6 +622,7 @@ class Event:
     correlation_id: UUID | None = None
     causation_id: UUID | None = None
     position: int | None = None
+    trace_context: Mapping[str, str] | None = attrs.field(default=None, hash=False)
 
     @classmethod
     def new(
@@ -536,6 +636,7 @@ class Event:
         causation_id: UUID | None = None,
         id: UUID | None = None,
         timestamp: datetime | None = None,
+        trace_context: Mapping[str, str] | None = None,
     ) -> Event:
         """Build a validated event, filling its id, time and causal links.
 
@@ -553,6 +654,10 @@ class Event:
                 publish idempotent.
             timestamp: default: now. An aware datetime, stored as UTC (for
                 imports and tests).
+            trace_context: a W3C Trace Context carrier: ``traceparent``
+                and optionally ``tracestate``; it is copied. Default: what
+                the injector returns
+                (:func:`trio_smith.telemetry.set_context_injector`), else None.
 
         Returns:
             The event, without a position.
@@ -565,7 +670,10 @@ class Event:
                 text holding a lone surrogate (``"\\ud800"``, which UTF-8
                 cannot encode) in the type, the source, or a payload key or
                 value, a payload int of more digits than
-                ``sys.get_int_max_str_digits()`` allows, or a naive timestamp.
+                ``sys.get_int_max_str_digits()`` allows, a naive timestamp,
+                or a malformed ``trace_context`` (a key other than
+                ``traceparent`` and ``tracestate``, no ``traceparent``, one
+                not in the W3C form, a ``tracestate`` not printable ASCII).
                 Payload messages name the path, as for TypeError.
         """
         kind = type if isinstance(type, EventType) else EventType.parse(type)
@@ -597,6 +705,7 @@ class Event:
             timestamp=timestamp,
             correlation_id=correlation_id,
             causation_id=causation_id,
+            trace_context=check_trace_context(trace_context),
         )
 
     def at_position(self, position: int) -> Event:
@@ -614,6 +723,7 @@ class Event:
             self.correlation_id,
             self.causation_id,
             position,
+            self.trace_context,
         )
 
 
@@ -629,6 +739,7 @@ EVENT_SETTERS: Final = tuple(getattr(Event, field.name).__set__ for field in att
     _SET_CORRELATION,
     _SET_CAUSATION,
     _SET_POSITION,
+    _SET_TRACE_CONTEXT,
 ) = EVENT_SETTERS
 
 
@@ -641,6 +752,7 @@ def build_event(
     correlation_id: UUID | None,
     causation_id: UUID | None,
     position: int | None,
+    trace_context: Mapping[str, str] | None = None,
 ) -> Event:
     """``Event(...)`` from trusted parts, in half the time (``at_position`` uses it).
 
@@ -658,6 +770,7 @@ def build_event(
     _SET_CORRELATION(event, correlation_id)
     _SET_CAUSATION(event, causation_id)
     _SET_POSITION(event, position)
+    _SET_TRACE_CONTEXT(event, trace_context)
     return event
 
 
@@ -671,13 +784,18 @@ def linked_event(
     timestamp: datetime | None = None,
     correlation_id: UUID | None = None,
     causation_id: UUID | None = None,
+    trace_context: Mapping[str, str] | None = None,
 ) -> Event:
     """Build an event from checked parts, with the causal links (see "Causality" above).
 
     ``cause`` is taken as given (None: a root event), never from the context;
     :meth:`Event.new` validates and resolves the context first. Supervisors
-    call it directly: their payloads are theirs and JSON-safe.
+    call it directly: their payloads are theirs and JSON-safe. The trace
+    context is the checked one given, else the injector's, if one is set
+    (one None check when none is).
     """
+    if trace_context is None and _injector is not None:
+        trace_context = _injected(_injector)
     if event_id is None:
         event_id = uuid7()
     if cause is not None:
@@ -695,6 +813,7 @@ def linked_event(
         payload=payload,
         correlation_id=correlation_id,
         causation_id=causation_id,
+        trace_context=trace_context,
     )
 
 

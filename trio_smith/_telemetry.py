@@ -53,6 +53,7 @@ BREAKER_STATE_CHANGE: Final = ("trio_smith", "breaker", "state_change")
 BREAKER_CALL: Final = ("trio_smith", "breaker", "call")
 BUS_DROPPED: Final = ("trio_smith", "bus", "dropped")
 STORE_COMMIT: Final = ("trio_smith", "store", "commit")
+STORE_DROPPED: Final = ("trio_smith", "store", "dropped")
 ROUTER_REQUEST: Final = ("trio_smith", "router", "request")
 #: The events of the router's request span.
 ROUTER_REQUEST_EVENTS: Final = tuple(

@@ -719,7 +719,7 @@ def test_mistakes_are_one_line_on_stderr_and_touch_no_file(
     )
     assert failed(bad_file, 1) == (
         f"trio-smith events: error: cannot open event store {str(newer)!r}: its schema "
-        "version 99 is newer than this trio_smith reads (1)"
+        "version 99 is newer than this trio_smith reads (2)"
     )
     assert not missing.exists()
     assert newer.read_bytes() == before
@@ -928,7 +928,7 @@ def test_a_bad_file_is_one_line_exits_1_and_is_left_alone(
         (
             ["list", newer],
             f"cannot open event store {str(newer)!r}: its schema version 99 is newer than this "
-            "trio_smith reads (1)",
+            "trio_smith reads (2)",
         ),
     ]
     for args, message in cases:

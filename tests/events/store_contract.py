@@ -46,12 +46,14 @@ from trio_smith.events import (
 )
 from trio_smith.events._store import DEFAULT_PAGE
 
-__all__ = ["PAID", "Recorder", "StoreContract", "StoreFactory", "at", "event"]
+__all__ = ["PAID", "TRACEPARENT", "Recorder", "StoreContract", "StoreFactory", "at", "event"]
 
 #: Opens a new, empty store as ``async with make_store() as store:``.
 StoreFactory: TypeAlias = Callable[[], AbstractAsyncContextManager[EventStore]]
 
 PAID = EventType("billing", "paid")
+#: A W3C traceparent (the Trace Context specification's example).
+TRACEPARENT = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
 T0 = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)
 
 
@@ -445,6 +447,36 @@ class StoreContract:
             assert await store.get(bare.id) == stored[2]
             assert await store.get_by_correlation(root.id) == stored[:2]
             assert await store.read(EventFilter(correlation_ids={root.id, bare.id})) == stored[:2]
+
+    async def test_stored_events_keep_their_trace_context(self, make_store: StoreFactory) -> None:
+        # Every other event of a batch carries one; 40 events take the
+        # PostgreSQL store's COPY path as well as its small-batch insert.
+        traced = {"traceparent": TRACEPARENT, "tracestate": "vendor=a,other=b:c"}
+        events = [
+            Event.new(
+                PAID,
+                source="a",
+                timestamp=at(i),
+                trace_context=traced
+                if i % 2
+                else ({"traceparent": TRACEPARENT} if i % 4 else None),
+            )
+            for i in range(40)
+        ]
+        async with make_store() as store:
+            small = await store.append_many(events[:3])
+            large = await store.append_many(events[3:])
+            stored = small + large
+            assert stored == [e.at_position(i) for i, e in enumerate(events, 1)]
+            everything = await store.read()
+            assert everything == stored
+            assert [e.trace_context for e in everything] == [e.trace_context for e in events]
+            assert everything[1].trace_context == traced
+            assert everything[0].trace_context is None
+            got = await store.get(events[1].id)
+            assert got is not None
+            assert got.trace_context == traced
+            assert await store.read(last=True, limit=2) == stored[-2:]
 
     async def test_append_ignores_the_position_of_its_input(self, make_store: StoreFactory) -> None:
         async with make_store() as store:

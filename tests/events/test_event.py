@@ -48,6 +48,7 @@ NAMESPACES: dict[str, type] = {
 #: A fixed millisecond well in the past (2023-11-14), for the fake clocks.
 T0_MS = 1_700_000_000_000
 RAND_MAX = (1 << 74) - 1
+TRACEPARENT = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
 
 
 def _ms(u: UUID) -> int:
@@ -903,6 +904,7 @@ def test_build_event_sets_every_field_as_the_constructor_does() -> None:
         "correlation_id",
         "causation_id",
         "position",
+        "trace_context",
     ], "build_event and EVENT_SETTERS follow the field order"
     cause = Event.new(AgentEvent.STARTED, source="a")
     fields: dict[str, Any] = {
@@ -914,6 +916,7 @@ def test_build_event_sets_every_field_as_the_constructor_does() -> None:
         "correlation_id": cause.correlation_id,
         "causation_id": cause.id,
         "position": 7,
+        "trace_context": {"traceparent": TRACEPARENT},
     }
     built = _event.build_event(**fields)
     expected = Event(**fields)
@@ -922,3 +925,5 @@ def test_build_event_sets_every_field_as_the_constructor_does() -> None:
     assert repr(built) == repr(expected)
     assert attrs.asdict(built, recurse=False) == fields
     assert cause.at_position(3) == attrs.evolve(cause, position=3)
+    traced = attrs.evolve(cause, trace_context={"traceparent": TRACEPARENT})
+    assert traced.at_position(3) == attrs.evolve(traced, position=3)

@@ -182,12 +182,12 @@ async def test_a_newer_schema_version_is_refused_and_left_alone(pg_dsn: str) -> 
     async with PostgresEventStore(pg_dsn) as store:
         await store.append(event())
     with _connect(pg_dsn) as db:
-        db.execute("UPDATE trio_smith.store_meta SET value = '2' WHERE key = 'schema_version'")
+        db.execute("UPDATE trio_smith.store_meta SET value = '3' WHERE key = 'schema_version'")
     before = _schemas(pg_dsn)
     await _refused(
         PostgresEventStore(pg_dsn),
-        f"cannot open event store {_name(pg_dsn)!r}: its schema version 2 is newer than this "
-        "trio_smith reads (1)",
+        f"cannot open event store {_name(pg_dsn)!r}: its schema version 3 is newer than this "
+        "trio_smith reads (2)",
     )
     assert _schemas(pg_dsn) == before
 

@@ -357,7 +357,7 @@ async def test_a_full_queue_is_backpressure(tmp_path: pathlib.Path) -> None:
 def test_stored_timestamps_decode_exactly(micros: int) -> None:
     """The float fast path of the row decoder agrees with exact arithmetic."""
     expected = datetime(1970, 1, 1, tzinfo=UTC) + timedelta(microseconds=micros)
-    row = (1, uuid7().bytes, micros, "s", "system.started", None, None, "{}")
+    row = (1, uuid7().bytes, micros, "s", "system.started", None, None, "{}", None)
     (decoded,) = _events([row], "test")
     assert decoded.timestamp == expected
     assert decoded.timestamp.tzinfo is UTC
@@ -382,6 +382,21 @@ def test_stored_timestamps_decode_exactly(micros: int) -> None:
         ("ts = 'noon'", "its timestamp is not an integer ('noon')"),
         ("ts = 9223372036854775807", "its timestamp 9223372036854775807 is out of range"),
         ("source = x'07'", "its source is not a non-empty text (b'\\x07')"),
+        (
+            'trace_context = \'{"x": "y"}\'',
+            "its trace_context is not a trace context (trace_context may hold only "
+            "'traceparent' and 'tracestate', got key 'x')",
+        ),
+        (
+            "trace_context = '[1]'",
+            "its trace_context is not a trace context "
+            "(trace_context must be a mapping or None, got [1])",
+        ),
+        (
+            "trace_context = '{'",
+            "its trace_context is not a trace context (Expecting property name enclosed "
+            "in double quotes: line 1 column 2 (char 1))",
+        ),
     ],
 )
 async def test_a_damaged_row_is_a_store_corrupt_error_naming_its_position(

@@ -15,13 +15,16 @@ from trio_smith.events import (
     EventBus,
     MemoryEventStore,
     Overflow,
+    PostgresEventStore,
     SQLiteEventStore,
+    StoreUnavailable,
     SystemEvent,
     caused_by,
 )
 from trio_smith.resilience import CallNotPermitted, CircuitBreaker
 from trio_smith.routing import AgentDied, Registry, Router, Task
 
+from ..postgres import PostgresServer
 from .conftest import Seen
 
 CHILD = [("trio_smith", "child", kind) for kind in ("started", "failed", "restarted", "stopped")]
@@ -220,6 +223,27 @@ async def test_sqlite_store_commit(seen: Seen, tmp_path: pathlib.Path) -> None:
     assert [m["events"] for _, m, _ in seen.events] == [1, 3]
     assert all(d == {"store": store.name} for _, _, d in seen.events)
     assert all(m["duration"] > 0 for _, m, _ in seen.events)
+
+
+async def test_a_store_that_drops_queued_events_says_so(
+    seen: Seen, private_postgres: PostgresServer
+) -> None:
+    # The one way a store loses events: append_nowait work whose commit
+    # failed (here: the server went away), counted and told.
+    telemetry.attach("store", [("trio_smith", "store", "dropped")], seen)
+    async with PostgresEventStore(private_postgres.dsn, name="pg") as store:
+        await store.append(Event.new(SystemEvent.STARTED, source="t"))
+        await trio.to_thread.run_sync(private_postgres.stop)
+        store.append_nowait(Event.new(SystemEvent.STARTED, source="t"))
+        store.append_nowait(Event.new(SystemEvent.STARTED, source="t"))
+        with pytest.raises(StoreUnavailable):
+            await store.append(Event.new(SystemEvent.STARTED, source="t"))
+        assert store.statistics().dropped == 2
+        await trio.to_thread.run_sync(private_postgres.start)
+    assert sum(m["count"] for _, m, _ in seen.events) == 2
+    assert {tuple(sorted(d.items())) for _, _, d in seen.events} == {
+        (("error_type", "StoreUnavailable"), ("store", "pg"))
+    }
 
 
 async def test_memory_store_commit(seen: Seen) -> None:

@@ -11,14 +11,16 @@ from __future__ import annotations
 import json
 import json.encoder
 import json.scanner
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any, Final
 from uuid import UUID
 
 import cattrs
+from cattrs.v import format_exception
 
 from .._core._check import is_int
-from .._event import Event, EventType
+from .._event import Event, EventType, check_trace_context
 
 __all__ = [
     "dump_payload",
@@ -82,6 +84,14 @@ def _unstructure_payload(payload: dict[str, Any]) -> dict[str, Any]:
     return payload
 
 
+def _is_trace_context(kind: Any) -> bool:
+    return bool(kind == Mapping[str, str] | None)
+
+
+def _structure_trace_context(value: Any, _: type) -> dict[str, str] | None:
+    return check_trace_context(value)
+
+
 def _make_converter() -> cattrs.Converter:
     converter = cattrs.Converter(forbid_extra_keys=True)
     converter.register_unstructure_hook(UUID, str)
@@ -95,6 +105,7 @@ def _make_converter() -> cattrs.Converter:
     # The payload was validated as JSON when the event was built: pass it on.
     converter.register_unstructure_hook_func(_is_payload, _unstructure_payload)
     converter.register_structure_hook_func(_is_payload, _structure_payload)
+    converter.register_structure_hook_func(_is_trace_context, _structure_trace_context)
     return converter
 
 
@@ -102,9 +113,23 @@ _converter: Final = _make_converter()
 
 
 def to_dict(event: Event) -> dict[str, Any]:
-    """The event as a JSON-ready dict (every field, ``position`` included)."""
+    """The event as a JSON-ready dict (every field, ``position`` included).
+
+    ``trace_context`` only when it is not None: an event without one reads
+    as it did before the field existed.
+    """
     result: dict[str, Any] = _converter.unstructure(event)
+    if result["trace_context"] is None:
+        del result["trace_context"]
     return result
+
+
+def _format_error(exc: BaseException, kind: type | None) -> str:
+    # A trace context's own check says what is wrong with it; cattrs would
+    # only name the expected type.
+    if str(exc).startswith("trace_context"):
+        return str(exc)
+    return format_exception(exc, kind)
 
 
 def from_dict(data: Any) -> Event:
@@ -117,7 +142,7 @@ def from_dict(data: Any) -> Event:
         return _converter.structure(data, Event)
     except Exception as exc:
         detail = (
-            "; ".join(cattrs.transform_error(exc))
+            "; ".join(cattrs.transform_error(exc, format_exception=_format_error))
             if isinstance(exc, cattrs.BaseValidationError)
             else str(exc)
         )

@@ -53,23 +53,25 @@ from collections.abc import Iterator, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Final, final
 
+import attrs
 import trio
 
 from .._core._check import finite_at_least, optional_name
-from .._event import EVENT_SETTERS, PARSED_TYPES, Event, EventType
+from .._event import EVENT_SETTERS, PARSED_TYPES, Event, EventType, check_trace_context
 from .._exceptions import (
     EventsError,
     StoreFull,
     StoreOpenError,
     StoreUnavailable,
 )
-from ._codec import parse_json
-from ._sql import COLUMNS, Dialect
+from ._codec import dump_payload, parse_json
+from ._sql import COLUMNS_V1, Dialect
 from ._threaded import (
     _LOOK,
     Committed,
     PruneStep,
     ThreadedStore,
+    check_trace_context_column,
     check_type_and_payload,
     decode_page,
     log,
@@ -83,8 +85,10 @@ if TYPE_CHECKING:
 
 __all__ = ["PostgresEventStore"]
 
-#: The schema this code writes; a store with a newer one is refused.
-SCHEMA_VERSION: Final = 1
+#: The schema this code writes; a store with a newer one is refused. Version 2
+#: added ``events.trace_context``; a writable open migrates a version 1 store
+#: (``_migrate``), a read-only one reads it as it is (docs/design.md rule 46).
+SCHEMA_VERSION: Final = 2
 #: What ``store_meta.format`` holds in a trio_smith store.
 FORMAT: Final = "trio_smith.events"
 #: The first key of trio_smith's advisory locks ("tS"); the second is the
@@ -102,7 +106,8 @@ CREATE TABLE events (
     schema_version integer     NOT NULL DEFAULT 1,
     correlation_id uuid,
     causation_id   uuid,
-    payload        json        NOT NULL
+    payload        json        NOT NULL,
+    trace_context  json
 );
 CREATE UNIQUE INDEX events_event_id ON events (event_id);
 CREATE INDEX events_ts ON events (ts);
@@ -125,7 +130,8 @@ _SMALL_BATCH: Final = 16
 
 #: One row of a small batch's VALUES (the casts type every parameter).
 _ROW: Final = (
-    "(%s::uuid, %s::timestamptz, %s::text, %s::text, %s::text, %s::uuid, %s::uuid, %s::text, {n})"
+    "(%s::uuid, %s::timestamptz, %s::text, %s::text, %s::text, %s::uuid, %s::uuid, %s::text, "
+    "%s::text, {n})"
 )
 
 
@@ -139,18 +145,20 @@ def _insert(size: int) -> str:
     rows = ", ".join(_ROW.format(n=n) for n in range(1, size + 1))
     return (
         "INSERT INTO events (position, event_id, ts, source, category, type, "
-        "correlation_id, causation_id, payload) "
+        "correlation_id, causation_id, payload, trace_context) "
         "SELECT head.at + batch.n, batch.event_id, batch.ts, batch.source, batch.category, "
-        "batch.type, batch.correlation_id, batch.causation_id, batch.payload::json "
+        "batch.type, batch.correlation_id, batch.causation_id, batch.payload::json, "
+        "batch.trace_context::json "
         "FROM (SELECT coalesce(max(position), 0) AS at FROM events) AS head, "
         f"(VALUES {rows}) AS batch (event_id, ts, source, category, type, correlation_id, "
-        "causation_id, payload, n) RETURNING position"
+        "causation_id, payload, trace_context, n) RETURNING position"
     )
 
 
 #: The columns a batch writes (``COPY``), and their types for binary COPY.
 _WRITTEN: Final = (
-    "position, event_id, ts, source, category, type, correlation_id, causation_id, payload"
+    "position, event_id, ts, source, category, type, correlation_id, causation_id, payload, "
+    "trace_context"
 )
 _WRITTEN_TYPES: Final = (
     "int8",
@@ -164,9 +172,12 @@ _WRITTEN_TYPES: Final = (
     # Sent as text: binary json is its text, which the server parses as json.
     # Typed "json", psycopg would dump the str as a JSON *string*.
     "text",
+    "text",  # trace_context, json as the payload
 )
 
 _DIALECT: Final = Dialect(param="%s", uuid=lambda value: value, time=lambda moment: moment)
+#: Reads of a version 1 store opened read-only (no ``trace_context`` column).
+_DIALECT_V1: Final = attrs.evolve(_DIALECT, columns=COLUMNS_V1)
 
 #: A schema name: an identifier short enough for the notification channel's.
 _SCHEMA_NAME: Final = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,47}")
@@ -227,8 +238,10 @@ def _decode(rows: list[tuple[Any, ...]]) -> list[Event]:
     events: list[Event] = []
     append = events.append
     new, loads, parsed, parse = _new_object, _loads, PARSED_TYPES, _parse
-    set_id, set_ts, set_source, set_type, set_payload, set_cor, set_cause, set_pos = EVENT_SETTERS
-    for position, event_id, ts, source, kind, correlation, causation, payload in rows:
+    (set_id, set_ts, set_source, set_type, set_payload, set_cor, set_cause, set_pos, set_trace) = (
+        EVENT_SETTERS
+    )
+    for position, event_id, ts, source, kind, correlation, causation, payload, trace in rows:
         event = new(Event)
         set_id(event, event_id)
         set_ts(event, ts)
@@ -241,14 +254,16 @@ def _decode(rows: list[tuple[Any, ...]]) -> list[Event]:
         set_cor(event, correlation)
         set_cause(event, causation)
         set_pos(event, position)
+        set_trace(event, None if trace is None else check_trace_context(loads(trace)))
         append(event)
     return events
 
 
 def _check_row(row: tuple[Any, ...], store: str) -> None:
     """Raise StoreCorrupt, naming the position, if ``row`` cannot be decoded."""
-    position, _, _, _, kind, _, _, payload = row
+    position, _, _, _, kind, _, _, payload, trace = row
     check_type_and_payload(store, position, kind, payload)
+    check_trace_context_column(store, position, trace)
 
 
 def _encode(event: Event) -> tuple[Any, ...]:
@@ -275,6 +290,7 @@ def _encode(event: Event) -> tuple[Any, ...]:
         event.correlation_id,
         event.causation_id,
         payload,
+        None if event.trace_context is None else dump_payload(dict(event.trace_context)),
     )
 
 
@@ -333,6 +349,7 @@ class PostgresEventStore(ThreadedStore["psycopg.Connection[Any]"]):
         "_dsn",
         "_hung",
         "_lock_key",
+        "_read_dialect",
         "_reader",
         "_schema",
         "_stop",
@@ -393,6 +410,8 @@ class PostgresEventStore(ThreadedStore["psycopg.Connection[Any]"]):
         }
         self._connect_params = {k: v for k, v in defaults.items() if k not in params}
         self._reader: psycopg.Connection[Any] | None = None
+        #: How reads select: ``_DIALECT_V1`` for a version 1 store opened read-only.
+        self._read_dialect = _DIALECT
         self._lock_key = (_LOCK_CLASS, 0)
         self._channel = f"trio_smith.{schema}"
         self._watcher: threading.Thread | None = None
@@ -417,7 +436,7 @@ class PostgresEventStore(ThreadedStore["psycopg.Connection[Any]"]):
 
     @property
     def _dialect(self) -> Dialect:
-        return _DIALECT
+        return self._read_dialect
 
     # ------------------------------------------------------------ connections
 
@@ -535,7 +554,41 @@ class PostgresEventStore(ThreadedStore["psycopg.Connection[Any]"]):
                 f"its schema version {int(version)} is newer than this trio_smith "
                 f"reads ({SCHEMA_VERSION})",
             )
+        if int(version) < SCHEMA_VERSION and not self.read_only:
+            self._migrate(connection)
+        self._read_dialect = _DIALECT if self._has_trace_context(connection) else _DIALECT_V1
         return str(meta.get("store_id", ""))
+
+    def _migrate(self, connection: psycopg.Connection[Any]) -> None:
+        """Bring an older store to ``SCHEMA_VERSION``, in one transaction.
+
+        Version 1 lacks ``events.trace_context``: adding a nullable column
+        rewrites no row. The creation lock orders two processes migrating at
+        once; the second finds the version already raised.
+        """
+        with connection.transaction():
+            connection.execute(
+                "SELECT pg_advisory_xact_lock(%s, hashtext(%s))", (_LOCK_CLASS, self._schema)
+            )
+            (version,) = connection.execute(
+                "SELECT value FROM store_meta WHERE key = 'schema_version'"
+            ).fetchall()[0]
+            if int(version) < SCHEMA_VERSION:
+                connection.execute("ALTER TABLE events ADD COLUMN IF NOT EXISTS trace_context json")
+                connection.execute(
+                    "UPDATE store_meta SET value = %s WHERE key = 'schema_version'",
+                    (str(SCHEMA_VERSION),),
+                )
+
+    def _has_trace_context(self, connection: psycopg.Connection[Any]) -> bool:
+        """Whether the events table has the ``trace_context`` column (version 2)."""
+        return bool(
+            connection.execute(
+                "SELECT 1 FROM information_schema.columns WHERE table_schema = %s "
+                "AND table_name = 'events' AND column_name = 'trace_context'",
+                (self._schema,),
+            ).fetchall()
+        )
 
     def _tables(self, connection: psycopg.Connection[Any]) -> set[str]:
         rows = connection.execute(
@@ -816,7 +869,8 @@ class PostgresEventStore(ThreadedStore["psycopg.Connection[Any]"]):
         rows = (
             connection.cursor(binary=True)
             .execute(
-                f"SELECT {COLUMNS} FROM events WHERE position > %s AND position <= %s "
+                f"SELECT {self._read_dialect.columns} FROM events "
+                "WHERE position > %s AND position <= %s "
                 "ORDER BY position",
                 (head, until),
             )
@@ -831,7 +885,7 @@ class PostgresEventStore(ThreadedStore["psycopg.Connection[Any]"]):
         rows = (
             connection.cursor(binary=True)
             .execute(
-                f"SELECT {COLUMNS} FROM events WHERE event_id = ANY(%s)",
+                f"SELECT {self._read_dialect.columns} FROM events WHERE event_id = ANY(%s)",
                 (list({e.id for e in events}),),
             )
             .fetchall()
@@ -848,7 +902,7 @@ class PostgresEventStore(ThreadedStore["psycopg.Connection[Any]"]):
             rows = (
                 connection.cursor(binary=True)
                 .execute(
-                    f"SELECT {COLUMNS} FROM events WHERE position > %s "
+                    f"SELECT {self._read_dialect.columns} FROM events WHERE position > %s "
                     "ORDER BY position LIMIT 1000",
                     (head,),
                 )

@@ -25,11 +25,19 @@ import attrs
 
 from ._filter import EventFilter
 
-__all__ = ["COLUMNS", "MAX_POSITION", "Dialect", "prefix_bound", "read_sql", "where"]
+__all__ = ["COLUMNS", "COLUMNS_V1", "MAX_POSITION", "Dialect", "prefix_bound", "read_sql", "where"]
 
 #: The columns every read selects, in the order the stores' row decoders take
 #: them (``category`` is the type's, so it is not read back).
-COLUMNS: Final = "position, event_id, ts, source, type, correlation_id, causation_id, payload"
+COLUMNS: Final = (
+    "position, event_id, ts, source, type, correlation_id, causation_id, payload, trace_context"
+)
+#: The same from a schema version 1 store opened read-only, which has no
+#: ``trace_context`` column (a writable open adds it: docs/design.md rule 46).
+COLUMNS_V1: Final = (
+    "position, event_id, ts, source, type, correlation_id, causation_id, payload, "
+    "NULL AS trace_context"
+)
 
 #: The largest position (and limit) a 64-bit integer column holds; a bound
 #: beyond it is no bound (an ``after`` beyond it selects nothing).
@@ -39,11 +47,12 @@ MAX_POSITION: Final = 2**63 - 1
 @final
 @attrs.frozen(kw_only=True)
 class Dialect:
-    """How one SQL engine writes a parameter, an id and a time."""
+    """How one SQL engine writes a parameter, an id and a time, and the columns it reads."""
 
     param: str
     uuid: Callable[[UUID], Any]
     time: Callable[[datetime], Any]
+    columns: str = COLUMNS
 
 
 def prefix_bound(prefix: str) -> str | None:
@@ -136,7 +145,7 @@ def read_sql(
 ) -> tuple[str, list[Any]]:
     """The statement of ``EventStore.read`` and its parameters (``limit`` > 0 or None)."""
     condition, params = where(filter, after, dialect)
-    sql = f"SELECT {COLUMNS} FROM events WHERE {condition} ORDER BY position"
+    sql = f"SELECT {dialect.columns} FROM events WHERE {condition} ORDER BY position"
     if limit is not None and limit < MAX_POSITION:
         params.append(limit)
         if last:

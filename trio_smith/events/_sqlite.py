@@ -40,10 +40,18 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Final, Literal, final
 from uuid import UUID
 
+import attrs
 import trio
 
 from .._core._check import finite_at_least, optional_name
-from .._event import EVENT_SETTERS, PARSED_TYPES, Event, EventType, trusted_uuid
+from .._event import (
+    EVENT_SETTERS,
+    PARSED_TYPES,
+    Event,
+    EventType,
+    check_trace_context,
+    trusted_uuid,
+)
 from .._exceptions import (
     EventsError,
     StoreCorrupt,
@@ -51,12 +59,13 @@ from .._exceptions import (
     StoreFull,
     StoreUnavailable,
 )
-from ._codec import parse_json
-from ._sql import COLUMNS, Dialect
+from ._codec import dump_payload, parse_json
+from ._sql import COLUMNS_V1, Dialect
 from ._threaded import (
     Committed,
     PruneStep,
     ThreadedStore,
+    check_trace_context_column,
     check_type_and_payload,
     decode_page,
     place,
@@ -66,8 +75,10 @@ from ._threaded import (
 
 __all__ = ["SCHEMA_VERSION", "SQLiteEventStore"]
 
-#: The schema this code writes; a file with a newer one is refused.
-SCHEMA_VERSION: Final = 1
+#: The schema this code writes; a file with a newer one is refused. Version 2
+#: added ``events.trace_context``; a writable open migrates a version 1 file
+#: (``_migrate``), a read-only one reads it as it is (docs/design.md rule 46).
+SCHEMA_VERSION: Final = 2
 #: What ``store_meta.format`` holds in a trio_smith store.
 FORMAT: Final = "trio_smith.events"
 
@@ -84,7 +95,8 @@ CREATE TABLE IF NOT EXISTS events (
     schema_version INTEGER NOT NULL DEFAULT 1,
     correlation_id BLOB,
     causation_id   BLOB,
-    payload        TEXT    NOT NULL
+    payload        TEXT    NOT NULL,
+    trace_context  TEXT
 );
 CREATE UNIQUE INDEX IF NOT EXISTS events_event_id ON events(event_id);
 CREATE INDEX IF NOT EXISTS events_ts ON events(ts);
@@ -103,7 +115,8 @@ CREATE TABLE IF NOT EXISTS store_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL
 #: Inserts a row unless its id is stored (the batch is then redone).
 _INSERT: Final = (
     "INSERT INTO events (position, event_id, ts, source, category, type, "
-    "correlation_id, causation_id, payload) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) "
+    "correlation_id, causation_id, payload, trace_context) "
+    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
     "ON CONFLICT(event_id) DO NOTHING"
 )
 
@@ -124,6 +137,8 @@ def _micros(moment: datetime) -> int:
 
 
 _DIALECT: Final = Dialect(param="?", uuid=lambda value: value.bytes, time=_micros)
+#: Reads of a version 1 file opened read-only (no ``trace_context`` column).
+_DIALECT_V1: Final = attrs.evolve(_DIALECT, columns=COLUMNS_V1)
 
 #: SQLite's primary result codes that say the file cannot be written now.
 _FULL: Final = sqlite3.SQLITE_FULL
@@ -149,8 +164,10 @@ def _decode(rows: list[tuple[Any, ...]]) -> list[Event]:
     append = events.append
     new, from_bytes, uuid, loads = _new_object, _from_bytes, _uuid, _loads
     fromtimestamp, parsed, parse = _fromtimestamp, PARSED_TYPES, _parse
-    set_id, set_ts, set_source, set_type, set_payload, set_cor, set_cause, set_pos = EVENT_SETTERS
-    for position, raw_id, ts, source, kind, correlation, causation, payload in rows:
+    (set_id, set_ts, set_source, set_type, set_payload, set_cor, set_cause, set_pos, set_trace) = (
+        EVENT_SETTERS
+    )
+    for position, raw_id, ts, source, kind, correlation, causation, payload, trace in rows:
         # The checks that would otherwise pass a damaged row silently (SQLite
         # columns take any type); the rest fails loudly below.
         if len(raw_id) != 16 or type(source) is not str:
@@ -179,6 +196,8 @@ def _decode(rows: list[tuple[Any, ...]]) -> list[Event]:
         )
         set_cause(event, None if causation is None else ids.get(causation) or _uuid16(causation))
         set_pos(event, position)
+        # Rare, and checked whole: a damaged carrier would pass silently.
+        set_trace(event, None if trace is None else check_trace_context(loads(trace)))
         append(event)
     return events
 
@@ -191,7 +210,7 @@ def _uuid16(raw: bytes) -> UUID:
 
 def _check_row(row: tuple[Any, ...], store: str) -> None:
     """Raise StoreCorrupt, naming the position, if ``row`` cannot be decoded."""
-    position, raw_id, ts, source, kind, correlation, causation, payload = row
+    position, raw_id, ts, source, kind, correlation, causation, payload, trace = row
 
     def damaged(reason: str) -> StoreCorrupt:
         return StoreCorrupt(store, position, reason)
@@ -212,6 +231,7 @@ def _check_row(row: tuple[Any, ...], store: str) -> None:
     if type(source) is not str or not source:
         raise damaged(f"its source is not a non-empty text ({source!r:.60})")
     check_type_and_payload(store, position, kind, payload)
+    check_trace_context_column(store, position, trace)
 
 
 def _encode(event: Event) -> tuple[Any, ...]:
@@ -230,7 +250,13 @@ def _encode(event: Event) -> tuple[Any, ...]:
         None if event.correlation_id is None else event.correlation_id.bytes,
         None if event.causation_id is None else event.causation_id.bytes,
         stored_payload(event),
+        None if event.trace_context is None else dump_payload(dict(event.trace_context)),
     )
+
+
+def _has_trace_context(connection: sqlite3.Connection) -> bool:
+    """Whether the file's events table has the ``trace_context`` column (version 2)."""
+    return any(row[1] == "trace_context" for row in connection.execute("PRAGMA table_info(events)"))
 
 
 def _uri(path: str, option: str) -> str:
@@ -293,7 +319,15 @@ class SQLiteEventStore(ThreadedStore[sqlite3.Connection]):
     ``StoreCorrupt`` (a read met a row damaged outside trio_smith).
     """
 
-    __slots__ = ("_data_version", "_immutable", "_path", "_reader", "_synchronous", "busy_timeout")
+    __slots__ = (
+        "_data_version",
+        "_immutable",
+        "_path",
+        "_read_dialect",
+        "_reader",
+        "_synchronous",
+        "busy_timeout",
+    )
 
     def __init__(
         self,
@@ -331,6 +365,8 @@ class SQLiteEventStore(ThreadedStore[sqlite3.Connection]):
         self._data_version = 0
         #: Opened from a read-only medium with ``immutable=1`` (nothing to follow).
         self._immutable = False
+        #: How reads select: ``_DIALECT_V1`` for a version 1 file opened read-only.
+        self._read_dialect = _DIALECT
 
     @property
     def path(self) -> str:
@@ -342,7 +378,7 @@ class SQLiteEventStore(ThreadedStore[sqlite3.Connection]):
 
     @property
     def _dialect(self) -> Dialect:
-        return _DIALECT
+        return self._read_dialect
 
     # ------------------------------------------------------------ opening
 
@@ -398,6 +434,7 @@ class SQLiteEventStore(ThreadedStore[sqlite3.Connection]):
                     "SELECT value FROM store_meta WHERE key = 'store_id'"
                 ).fetchone()
                 self._data_version = int(thread.execute("PRAGMA data_version").fetchone()[0])
+                self._read_dialect = _DIALECT if _has_trace_context(thread) else _DIALECT_V1
             except BaseException:
                 thread.close()
                 raise
@@ -422,6 +459,9 @@ class SQLiteEventStore(ThreadedStore[sqlite3.Connection]):
                     + f"('store_id', '{uuid.uuid4()}');"
                     + "COMMIT;"
                 )
+            else:
+                self._migrate(writer)
+            self._read_dialect = _DIALECT
             store_id = writer.execute(
                 "SELECT value FROM store_meta WHERE key = 'store_id'"
             ).fetchone()[0]
@@ -434,6 +474,36 @@ class SQLiteEventStore(ThreadedStore[sqlite3.Connection]):
             writer.close()
             raise
         return writer, head, store_id
+
+    def _migrate(self, writer: sqlite3.Connection) -> None:
+        """Bring an older file to ``SCHEMA_VERSION``, in one write transaction.
+
+        Version 1 lacks ``events.trace_context``: adding a nullable column
+        rewrites no row. The version is read again under the write lock, so
+        of two processes opening one old file, the second finds it done.
+        """
+        (version,) = writer.execute(
+            "SELECT value FROM store_meta WHERE key = 'schema_version'"
+        ).fetchone()
+        if int(version) >= SCHEMA_VERSION:
+            return
+        writer.execute("BEGIN IMMEDIATE")
+        try:
+            (version,) = writer.execute(
+                "SELECT value FROM store_meta WHERE key = 'schema_version'"
+            ).fetchone()
+            if int(version) < SCHEMA_VERSION:
+                if not _has_trace_context(writer):
+                    writer.execute("ALTER TABLE events ADD COLUMN trace_context TEXT")
+                writer.execute(
+                    "UPDATE store_meta SET value = ? WHERE key = 'schema_version'",
+                    (str(SCHEMA_VERSION),),
+                )
+            writer.execute("COMMIT")
+        except BaseException:
+            if writer.in_transaction:
+                writer.execute("ROLLBACK")
+            raise
 
     def _wal(self, writer: sqlite3.Connection) -> None:
         """Put the file in WAL mode, waiting up to ``busy_timeout`` for other processes.
@@ -625,8 +695,9 @@ class SQLiteEventStore(ThreadedStore[sqlite3.Connection]):
                 raise
 
     def _rows_after(self, connection: sqlite3.Connection, head: int) -> list[Event]:
+        columns = self._read_dialect.columns
         rows = connection.execute(
-            f"SELECT {COLUMNS} FROM events WHERE position > ? ORDER BY position", (head,)
+            f"SELECT {columns} FROM events WHERE position > ? ORDER BY position", (head,)
         ).fetchall()
         return _events(rows, self._name)
 
@@ -636,8 +707,9 @@ class SQLiteEventStore(ThreadedStore[sqlite3.Connection]):
         found: dict[UUID, Event] = {}
         for start in range(0, len(ids), 500):
             chunk = ids[start : start + 500]
+            marks = ", ".join("?" * len(chunk))
             rows = connection.execute(
-                f"SELECT {COLUMNS} FROM events WHERE event_id IN ({', '.join('?' * len(chunk))})",
+                f"SELECT {self._read_dialect.columns} FROM events WHERE event_id IN ({marks})",
                 chunk,
             ).fetchall()
             for event in _events(rows, self._name):
@@ -654,7 +726,8 @@ class SQLiteEventStore(ThreadedStore[sqlite3.Connection]):
     def _newer(self, head: int) -> list[Event]:
         connection = self._thread_connection()
         rows = connection.execute(
-            f"SELECT {COLUMNS} FROM events WHERE position > ? ORDER BY position LIMIT 1000",
+            f"SELECT {self._read_dialect.columns} FROM events WHERE position > ? "
+            "ORDER BY position LIMIT 1000",
             (head,),
         ).fetchall()
         return _events(rows, self._name)

@@ -71,7 +71,7 @@ from .. import _telemetry
 from .._core._check import finite_at_least, int_at_least, unicode_problem
 from .._event import Event, EventType, check_trace_context
 from .._exceptions import EventsError, PruneRefused, StoreCorrupt, StoreReadOnly
-from .._telemetry import STORE_COMMIT
+from .._telemetry import STORE_COMMIT, STORE_DROPPED
 from ._closed import StoreClosed
 from ._codec import dump_payload, parse_json
 from ._filter import EventFilter
@@ -688,6 +688,12 @@ class ThreadedStore(EventStore, Generic[C]):
                         len(work.events),
                         error,
                     )
+                    if _telemetry.enabled and _telemetry.attached(STORE_DROPPED):
+                        _telemetry.execute(
+                            STORE_DROPPED,
+                            {"count": len(work.events)},
+                            {"store": self._name, "error_type": type(error).__name__},
+                        )
                 continue
             work.task = None
             if error is not None:
