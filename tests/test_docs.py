@@ -67,7 +67,13 @@ def test_the_first_supervision_tree_prints_what_getting_started_shows(
 
 
 #: Pages whose every ``trio.run(main)`` example prints what the page shows.
-EXAMPLE_PAGES = {"tutorial.md": 6, "routing.md": 1, "patterns.md": 5, "supervision.md": 2}
+EXAMPLE_PAGES = {
+    "tutorial.md": 6,
+    "routing.md": 1,
+    "patterns.md": 5,
+    "supervision.md": 2,
+    "operations.md": 1,
+}
 
 
 @pytest.mark.parametrize("page", sorted(EXAMPLE_PAGES))
