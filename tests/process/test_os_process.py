@@ -29,6 +29,15 @@ pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="Li
 PY = sys.executable
 
 
+@pytest.fixture(params=["epoll", "a task per pipe"])
+def reader(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Both ways of reading a program's output: one wait on an epoll (Linux), a task per pipe."""
+    from trio_smith._supervision import _process
+
+    monkeypatch.setattr(_process, "_EPOLL", request.param == "epoll")
+    return str(request.param)
+
+
 def py(code: str) -> list[str]:
     return [PY, "-c", textwrap.dedent(code)]
 
@@ -122,7 +131,7 @@ async def test_an_abnormal_exit_is_a_failure_with_the_code_or_signal(
     assert str(cause) == expected.format(py=PY)
 
 
-async def test_exit_codes_decide_what_is_normal_and_output_is_kept() -> None:
+async def test_exit_codes_decide_what_is_normal_and_output_is_kept(reader: str) -> None:
     code = "print('one'); print('two'); import sys; sys.exit(5)"
     async with Supervisor(
         [ChildSpec("p", os_process(py(code), exit_codes=(0, 5)), restart=Restart.TRANSIENT)]
@@ -335,7 +344,7 @@ time.sleep(60)  # hung: no more heartbeats
     assert all(isinstance(e.payload["os_pid"], int) for e in started)
 
 
-async def test_a_flood_of_output_never_blocks_supervision() -> None:
+async def test_a_flood_of_output_never_blocks_supervision(reader: str) -> None:
     ticks = 0
 
     async def ticker(task_status: trio.TaskStatus[None]) -> None:
@@ -439,7 +448,7 @@ async def test_kill_9_of_the_supervising_process_leaves_no_program(
     await proc.stdout.aclose()
 
 
-async def test_the_last_lines_before_an_exit_are_never_lost() -> None:
+async def test_the_last_lines_before_an_exit_are_never_lost(reader: str) -> None:
     # The program's output is read to its end after it exits (before the
     # child ends), not cut off by its exit. A slow log handler keeps the
     # reader behind the program, so most of the output is still in the pipe

@@ -31,6 +31,7 @@ import errno
 import itertools
 import logging
 import os
+import select
 import shutil
 import signal
 import socket
@@ -53,6 +54,9 @@ __all__ = ["Ready", "os_process"]
 
 #: prctl(2) option: the signal a child gets when the thread that forked it dies.
 _PR_SET_PDEATHSIG: Final = 1
+#: Whether this system can wait on a program's pipes and pidfd at once
+#: (Linux's epoll and pidfd); elsewhere each pipe is read by a task of its own.
+_EPOLL: Final = hasattr(select, "epoll") and hasattr(os, "pidfd_open")
 #: How long the output of a program that has exited is read to its end.
 DRAIN_SECONDS: Final = 1.0
 #: The environment variable naming the lifeline pipe's read end in the program.
@@ -372,10 +376,12 @@ class _Program:
                 notify.close()
             raise
         watch = _Watch(process, self, ctx, log)
+        pipes = [_Pipe(out_read, "stdout"), _Pipe(err_read, "stderr")]
         try:
             async with trio.open_nursery() as nursery:
-                nursery.start_soon(watch.pump, out_read, "stdout")
-                nursery.start_soon(watch.pump, err_read, "stderr")
+                if not _EPOLL:
+                    for pipe in pipes:
+                        nursery.start_soon(watch.pump, pipe)
                 if notify is not None:
                     nursery.start_soon(watch.listen, notify, task_status)
                 ctx._on_stop = watch.stop_asked
@@ -385,21 +391,57 @@ class _Program:
                     watch.started(task_status)
                 elif self.ready.kind == "after":
                     nursery.start_soon(watch.started_after, self.ready.seconds, task_status)
-                await watch.wait_exit()
-                # What is left of its group goes now (the leader, unreaped,
-                # still holds the group's id); then its output is read to the
-                # end, unless something outside the group holds the pipes.
-                watch.kill_group()
-                with trio.move_on_after(DRAIN_SECONDS):
-                    await watch.drained.wait()
+                if _EPOLL:
+                    await watch.follow(pipes)
+                else:
+                    await watch.wait_exit()
+                    watch.kill_group()
+                    with trio.move_on_after(DRAIN_SECONDS):
+                        await watch.drained.wait()
                 nursery.cancel_scope.cancel()
         finally:
             ctx._on_stop = None
+            for pipe in pipes:
+                pipe.close()
             with trio.CancelScope(shield=True):
                 await watch.end()
             if notify is not None:
                 notify.close()
         watch.classify()
+
+
+@final
+class _Pipe:
+    """One output pipe of a program: its read end and the line not yet ended."""
+
+    __slots__ = ("buffer", "fd", "name")
+
+    def __init__(self, fd: int, name: Literal["stdout", "stderr"]) -> None:
+        self.fd = fd
+        self.name: Literal["stdout", "stderr"] = name
+        self.buffer = b""
+
+    def feed(
+        self, chunk: bytes, line: Callable[[bytes, Literal["stdout", "stderr"]], None]
+    ) -> None:
+        *complete, self.buffer = (self.buffer + chunk).split(b"\n")
+        for raw in complete:
+            line(raw, self.name)
+        if len(self.buffer) > 65536:  # a line without end: cut it
+            line(self.buffer, self.name)
+            self.buffer = b""
+
+    def finish(self, line: Callable[[bytes, Literal["stdout", "stderr"]], None]) -> None:
+        """At the pipe's end: the last line, even without its newline; then close it."""
+        if self.buffer:
+            line(self.buffer, self.name)
+            self.buffer = b""
+        self.close()
+
+    def close(self) -> None:
+        if self.fd >= 0:
+            os.close(self.fd)
+            self.fd = -1
 
 
 @final
@@ -496,39 +538,74 @@ class _Watch:
             output=tuple(self.lines),
         )
 
-    async def pump(self, fd: int, stream_name: Literal["stdout", "stderr"]) -> None:
-        # Plain reads on a non-blocking pipe (no trio stream: this runs
-        # twice per spawn); a checkpoint after each chunk, so a flood of
-        # output never holds the trio thread.
-        level = logging.INFO if stream_name == "stdout" else logging.WARNING
-        os.set_blocking(fd, False)
-        buffer = b""
+    async def follow(self, pipes: list[_Pipe]) -> None:
+        """Read its output until it has exited and its pipes are at their end (Linux).
+
+        One wait for everything, on a private epoll of both pipes and the
+        pidfd: no task per pipe (two tasks cost a spawn about 50 us). When the
+        leader exits, what is left of its group is killed (the leader,
+        unreaped, still holds the group's id), then the output is read to its
+        end for at most DRAIN_SECONDS, in case something outside the group
+        holds the pipes.
+        """
+        pidfd = os.pidfd_open(self.process.pid)
+        poller = select.epoll()
         try:
-            while True:
-                try:
-                    chunk = os.read(fd, 65536)
-                except BlockingIOError:
-                    await trio.lowlevel.wait_readable(fd)
-                    continue
-                if not chunk:
-                    break
-                buffer += chunk
-                *complete, buffer = buffer.split(b"\n")
-                for raw in complete:
-                    self._line(raw, level, stream_name)
-                if len(buffer) > 65536:  # a line without end: cut it
-                    self._line(buffer, level, stream_name)
-                    buffer = b""
-                await trio.lowlevel.checkpoint()
-            if buffer:
-                self._line(buffer, level, stream_name)
+            poller.register(pidfd, select.EPOLLIN)
+            by_fd = {}
+            for pipe in pipes:
+                os.set_blocking(pipe.fd, False)
+                poller.register(pipe.fd, select.EPOLLIN)
+                by_fd[pipe.fd] = pipe
+            drain = trio.CancelScope()
+            with drain:
+                while by_fd or not self.exited:
+                    # Each wait is a checkpoint: a flood never holds the thread.
+                    await trio.lowlevel.wait_readable(poller.fileno())
+                    for fd, _ in poller.poll(0):
+                        if fd == pidfd:
+                            poller.unregister(pidfd)
+                            self.exited = True
+                            self.kill_group()
+                            drain.deadline = trio.current_time() + DRAIN_SECONDS
+                            continue
+                        pipe = by_fd[fd]
+                        try:
+                            chunk = os.read(fd, 65536)
+                        except BlockingIOError:
+                            continue
+                        if chunk:
+                            pipe.feed(chunk, self._line)
+                        else:
+                            poller.unregister(fd)
+                            del by_fd[fd]
+                            pipe.finish(self._line)
+            if not self.exited:  # pragma: no cover - the loop ends only after the exit
+                raise AssertionError("follow() ended before the program")
         finally:
-            os.close(fd)
+            poller.close()
+            os.close(pidfd)
+
+    async def pump(self, pipe: _Pipe) -> None:
+        """One pipe read to its end (where there is no epoll: a task per pipe)."""
+        os.set_blocking(pipe.fd, False)
+        while True:
+            try:
+                chunk = os.read(pipe.fd, 65536)
+            except BlockingIOError:
+                await trio.lowlevel.wait_readable(pipe.fd)
+                continue
+            if not chunk:
+                break
+            pipe.feed(chunk, self._line)
+            await trio.lowlevel.checkpoint()
+        pipe.finish(self._line)
         self._open_pipes -= 1
         if not self._open_pipes:
             self.drained.set()
 
-    def _line(self, raw: bytes, level: int, stream_name: Literal["stdout", "stderr"]) -> None:
+    def _line(self, raw: bytes, stream_name: Literal["stdout", "stderr"]) -> None:
+        level = logging.INFO if stream_name == "stdout" else logging.WARNING
         text = raw.decode("utf-8", "backslashreplace").rstrip("\r")
         budget = self.budget
         if budget is not None:
