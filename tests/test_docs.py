@@ -25,6 +25,7 @@ PUBLIC_MODULES = [
     "trio_smith.telemetry",
     "trio_smith.otel",
     "trio_smith.prometheus",
+    "trio_smith.observer",
 ]
 
 

@@ -16,6 +16,7 @@ PUBLIC_MODULES = [
     "trio_smith.telemetry",
     "trio_smith.prometheus",
     "trio_smith.otel",
+    "trio_smith.observer",
 ]
 
 

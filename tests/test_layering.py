@@ -29,6 +29,8 @@ LAYERS: dict[str, int] = {
     "trio_smith.routing": 5,  # agents, mailboxes, the router (over events, resilience)
     "trio_smith.prometheus": 5,  # the Prometheus collector (over events, resilience)
     "trio_smith._prometheus": 5,
+    "trio_smith.observer": 5,  # the HTTP observer (over events; reads prometheus at 5)
+    "trio_smith._observer": 5,
     "trio_smith.cli": 6,  # the trio-smith command, over everything
     "trio_smith.__main__": 7,
 }
