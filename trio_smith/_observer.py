@@ -12,6 +12,12 @@ buffer that drops its oldest events when the client reads too slowly
 are a shared latest-wins slot, rebuilt once per interval for every client
 and only sent when the tree changed. A client whose socket takes no bytes
 for ``send_timeout`` seconds is disconnected.
+
+Recent failures come from one more bus subscription of the observer's own,
+also dropping its oldest events: the last ``_FAILURES_PER_CHILD``
+``supervision.child_failed`` payloads of each child, for at most
+``_FAILURE_CHILDREN`` children (the one that failed longest ago is forgotten
+first), so memory stays bounded however many children come and go.
 """
 
 from __future__ import annotations
@@ -21,6 +27,7 @@ try:
 except ImportError as exc:  # the observer extra is optional
     raise ImportError("trio_smith.observer needs h11: pip install 'trio-smith[observer]'") from exc
 
+import collections
 import contextlib
 import http
 import importlib.resources
@@ -41,7 +48,18 @@ import trio
 from ._core._check import finite_at_least, int_at_least, is_int
 from ._core._spec import ChildSpec, Restart
 from ._supervision import DynamicSupervisor, Supervisor, SupervisorState, children_and_nested
-from .events import BusClosed, Event, EventBus, EventFilter, Overflow, Subscription, dumps
+from .events import (
+    BusClosed,
+    Event,
+    EventBus,
+    EventFilter,
+    Overflow,
+    Subscription,
+    SupervisionEvent,
+    dumps,
+)
+from .resilience import CircuitBreaker
+from .routing import Registry
 
 __all__ = ["Observer", "ObserverStatistics", "TREE_VERSION"]
 
@@ -61,6 +79,14 @@ _LINGER: Final = 2.0
 #: Seconds between keep-alive comments on an idle event stream.
 _KEEPALIVE: Final = 15.0
 #: The query parameters of ``/api/events`` and their EventFilter fields.
+#: Failures kept per child for ``/api/failures``, newest last.
+_FAILURES_PER_CHILD: Final = 5
+#: Children whose failures are kept; beyond it the one that failed longest ago is forgotten.
+_FAILURE_CHILDREN: Final = 1000
+#: Events buffered by the observer's own child_failed subscription (oldest dropped).
+_FAILURE_BUFFER: Final = 256
+#: The payload fields of a child_failed event that ``/api/failures`` serves.
+_FAILURE_FIELDS: Final = ("incarnation", "error_type", "error", "traceback", "during", "reason")
 _FILTER_PARAMS: Final = {
     "category": "categories",
     "type": "types",
@@ -134,9 +160,62 @@ def _phi(value: float | None) -> float | None:
     return 1e308 if value > 0 else None
 
 
-def tree_json(root: Supervisor | DynamicSupervisor) -> dict[str, object]:
+def _finite(value: float | None) -> float | None:
+    return value if value is None or math.isfinite(value) else None
+
+
+def tree_json(
+    root: Supervisor | DynamicSupervisor,
+    breakers: tuple[CircuitBreaker, ...] = (),
+    registry: Registry | None = None,
+) -> dict[str, object]:
     """The ``/api/tree`` document of the tree below ``root`` (docs/observer.md)."""
-    return {"version": TREE_VERSION, "taken": time.time(), "root": _node(root)}
+    return {
+        "version": TREE_VERSION,
+        "taken": time.time(),
+        "root": _node(root),
+        "breakers": _breakers(breakers),
+        "mailboxes": _mailboxes(registry),
+    }
+
+
+def _breakers(breakers: tuple[CircuitBreaker, ...]) -> list[dict[str, object]]:
+    rows: list[dict[str, object]] = []
+    for breaker in breakers:
+        stats = breaker.statistics()
+        rows.append(
+            {
+                "name": stats.name,
+                "state": stats.state.value,
+                "failure_rate": stats.failure_rate,
+                "slow_call_rate": stats.slow_call_rate,
+                "calls": stats.buffered_calls,
+                "failed_calls": stats.failed_calls,
+                "not_permitted_calls": stats.not_permitted_calls,
+                # An OPEN wait of infinity (a custom WaitInterval) has no JSON form.
+                "retry_after": _finite(stats.retry_after),
+            }
+        )
+    return rows
+
+
+def _mailboxes(registry: Registry | None) -> list[dict[str, object]]:
+    if registry is None:
+        return []
+    rows: list[dict[str, object]] = []
+    for name in registry.names():
+        info = registry.lookup(name)  # same trio tick as names(): it is still there
+        rows.append(
+            {
+                "agent": info.name,
+                "role": info.role,
+                "status": info.status.value,
+                "depth": info.queued,
+                "capacity": info.mailbox_size,
+                "in_flight": info.in_flight,
+            }
+        )
+    return rows
 
 
 def _node(sup: Supervisor | DynamicSupervisor) -> dict[str, object]:
@@ -257,6 +336,8 @@ class Observer:
             more slowly loses the oldest (counted in ``events_dropped``).
         max_clients: event streams open at once; more get 503.
         send_timeout: seconds a client may take no bytes before it is disconnected.
+        breakers: circuit breakers whose states ``/api/tree`` shows.
+        registry: the routing registry whose mailboxes ``/api/tree`` shows.
 
     Raises:
         TypeError, ValueError: a bad argument (the message names it).
@@ -264,15 +345,18 @@ class Observer:
     """
 
     __slots__ = (
+        "_breakers",
         "_bus",
         "_client_buffer",
         "_clients",
         "_disconnected",
+        "_failures",
         "_host",
         "_max_clients",
         "_nursery_cm",
         "_port",
         "_refused",
+        "_registry",
         "_requests",
         "_retired_dropped",
         "_retired_sent",
@@ -301,6 +385,8 @@ class Observer:
         client_buffer: int = 256,
         max_clients: int = 100,
         send_timeout: float = 30.0,
+        breakers: tuple[CircuitBreaker, ...] | list[CircuitBreaker] = (),
+        registry: Registry | None = None,
     ) -> None:
         if not isinstance(root, Supervisor | DynamicSupervisor):
             raise TypeError(f"root must be a Supervisor or DynamicSupervisor, got {root!r}")
@@ -322,6 +408,13 @@ class Observer:
                 f"the observer serves {host!r}, which is not a loopback address, only with a "
                 "token: pass token=... (every request must then carry it) or bind to 127.0.0.1"
             )
+        if not isinstance(breakers, tuple | list):
+            raise TypeError(f"breakers must be a tuple or list of CircuitBreaker, got {breakers!r}")
+        for breaker in breakers:
+            if not isinstance(breaker, CircuitBreaker):
+                raise TypeError(f"breakers must hold CircuitBreaker objects, got {breaker!r}")
+        if registry is not None and not isinstance(registry, Registry):
+            raise TypeError(f"registry must be a Registry or None, got {registry!r}")
         finite_at_least("tree_interval", tree_interval, 0, strict=True)
         int_at_least("client_buffer", client_buffer, 1)
         int_at_least("max_clients", max_clients, 1)
@@ -331,6 +424,12 @@ class Observer:
         self._host = "127.0.0.1" if host == "localhost" else host
         self._port = port
         self._bus = bus
+        self._breakers = tuple(breakers)
+        self._registry = registry
+        #: (supervisor path, child id) -> its last failures, the most recent child last.
+        self._failures: collections.OrderedDict[
+            tuple[str, str], collections.deque[dict[str, object]]
+        ] = collections.OrderedDict()
         self._token = None if token is None else token.encode()
         self._tree_interval = tree_interval
         self._client_buffer = client_buffer
@@ -457,6 +556,8 @@ class Observer:
                     await nursery.start(collector[0], 3600.0)
                     self._scrape = collector[1]
                 nursery.start_soon(self._tick)
+                if self._bus is not None:
+                    await nursery.start(self._watch_failures, self._bus)
                 await nursery.start(trio.serve_listeners, self._connection, listeners)
                 task_status.started()
         finally:
@@ -466,16 +567,87 @@ class Observer:
             for listener in listeners:
                 listener.socket.close()  # synchronous: it must happen even when cancelled
 
+    # ------------------------------------------------------------ failures
+
+    async def _watch_failures(
+        self, bus: EventBus, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED
+    ) -> None:
+        try:
+            sub = bus.subscribe(
+                EventFilter(types=[SupervisionEvent.CHILD_FAILED]),
+                buffer=_FAILURE_BUFFER,
+                overflow=Overflow.DROP_OLDEST,  # publishers never wait for the observer
+                name="observer failures",
+            )
+        except BusClosed:
+            task_status.started()
+            return
+        try:
+            task_status.started()
+            with contextlib.suppress(trio.EndOfChannel, BusClosed):
+                while True:
+                    self._record_failure(await sub.receive())
+        finally:
+            sub.close()
+
+    def _record_failure(self, event: Event) -> None:
+        payload = event.payload
+        supervisor = payload.get("supervisor", event.source)
+        child = payload.get("child_id")
+        if not isinstance(supervisor, str) or not isinstance(child, str):
+            return
+        key = (supervisor, child)
+        kept = self._failures.pop(key, None)
+        if kept is None:
+            kept = collections.deque(maxlen=_FAILURES_PER_CHILD)
+            while len(self._failures) >= _FAILURE_CHILDREN:
+                self._failures.popitem(last=False)
+        self._failures[key] = kept  # last: the most recent to fail
+        failure: dict[str, object] = {"timestamp": event.timestamp.isoformat()}
+        failure.update((k, payload[k]) for k in _FAILURE_FIELDS if k in payload)
+        kept.append(failure)
+
+    def _failures_json(self, query: dict[str, list[str]]) -> bytes:
+        """The ``/api/failures`` document the query asks for.
+
+        Raises:
+            _Refused: a missing, repeated or unknown parameter (400).
+        """
+        for key in query:
+            if key not in ("supervisor", "child", "token"):
+                raise _Refused(400, f"unknown query parameter {key!r}; expected child, supervisor")
+        wanted = []
+        for key in ("supervisor", "child"):
+            values = query.get(key, [])
+            if len(values) != 1:
+                raise _Refused(400, f"/api/failures needs one {key!r} query parameter")
+            wanted.append(values[0])
+        supervisor, child = wanted
+        kept = self._failures.get((supervisor, child), ())
+        return _safe_json(
+            {
+                "supervisor": supervisor,
+                "child": child,
+                "failures": list(reversed(kept)),  # newest first
+            }
+        )
+
     # ------------------------------------------------------------ the tree
+
+    def _tree_json(self) -> dict[str, object]:
+        return tree_json(self._root, self._breakers, self._registry)
 
     def _refresh_tree(self) -> None:
         """Rebuild the tree and wake the event streams if it changed."""
-        root = _safe_json(_node(self._root))
+        doc = self._tree_json()
+        del doc["taken"]  # a new time alone is no change
+        root = _safe_json(doc)
         if root == self._tree_root:
             return
         self._tree_root = root
-        doc = b'{"version":%d,"taken":%r,"root":' % (TREE_VERSION, time.time()) + root + b"}"
-        self._tree_frame = b"event: tree\ndata: " + doc + b"\n\n"
+        # root is the document without "taken": put it back in front.
+        frame = b'{"taken":%r,' % time.time() + root[1:]
+        self._tree_frame = b"event: tree\ndata: " + frame + b"\n\n"
         self._tree_version += 1
         self._tree_lot.unpark_all()
 
@@ -611,6 +783,10 @@ class Observer:
         if path == "/api/events":
             await self._events(conn, stream, method, query)
             return False
+        if path == "/api/failures":
+            body = self._failures_json(query)
+            await self._respond(conn, stream, method, 200, body, b"application/json")
+            return True
         answer = self._simple(path)
         if answer is None:
             raise _Refused(404, f"not found: {path}")
@@ -627,7 +803,7 @@ class Observer:
                 [(b"content-security-policy", _PAGE_CSP)],
             )
         if path == "/api/tree":
-            return 200, _safe_json(tree_json(self._root)), b"application/json", []
+            return 200, _safe_json(self._tree_json()), b"application/json", []
         if path == "/healthz":
             return 200, b"ok\n", b"text/plain; charset=utf-8", []
         if path == "/readyz":

@@ -32,6 +32,7 @@ from trio_smith.cli._demo import make_reporter
 from trio_smith.cli._demo_plan import DemoConfig, Job, Plan, Timeline
 from trio_smith.cli._demo_system import run_demo
 from trio_smith.cli._demo_view import (
+    DEMO_SUBTREES,
     Line,
     LiveReporter,
     Observer,
@@ -409,7 +410,7 @@ def test_a_config_refuses_numbers_out_of_range(kwargs: dict[str, float], message
 
 
 def test_the_observer_words_each_notable_event() -> None:
-    observer = Observer("demo")
+    observer = Observer("demo", DEMO_SUBTREES)
 
     def see(wire: str, source: str, at: float, **payload: object) -> str | None:
         line = observer.see(Event.new(wire, source=source, payload=payload), at)

@@ -37,7 +37,7 @@ import trio
 
 from ..events import StoreOpenError
 from ._demo_plan import DEFAULT_CHAOS, DEFAULT_DB, DEFAULT_DURATION, DemoConfig
-from ._errors import CommandError
+from ._errors import CommandError, UsageError
 
 if TYPE_CHECKING:
     from ._demo_view import Reporter, Summary
@@ -102,6 +102,43 @@ def store_path(text: str) -> str:
     return text
 
 
+def observe_address(text: str) -> tuple[str, int]:
+    """``--observe``'s ``[HOST:]PORT``: the host (127.0.0.1 if none) and the port."""
+    host, _, port = text.rpartition(":")
+    if not port.isdigit() or int(port) > 65535:
+        raise argparse.ArgumentTypeError(
+            f"expected [HOST:]PORT, a port from 0 to 65535, got {text!r}"
+        )
+    host = host.removeprefix("[").removesuffix("]")  # [::1]:8790
+    return host or "127.0.0.1", int(port)
+
+
+def _check_observe(args: argparse.Namespace) -> tuple[str, int, str | None] | None:
+    """``--observe`` as the demo's config takes it, checked by the Observer itself.
+
+    Raises:
+        UsageError: a non-loopback host without ``--observe-token``, or a bad token.
+        CommandError: h11 is not installed.
+    """
+    if args.observe is None:
+        if args.observe_token is not None:
+            raise UsageError("argument --observe-token: applies with --observe")
+        return None
+    try:
+        from ..observer import Observer
+    except ImportError as exc:
+        raise CommandError(f"--observe: {exc}") from None
+    from .. import Supervisor
+
+    host, port = args.observe
+    try:
+        # Built and thrown away: its own checks (rule: one place for each idea).
+        Observer(Supervisor([]), host=host, port=port, token=args.observe_token)
+    except ValueError as exc:
+        raise UsageError(f"argument --observe: {exc}") from None
+    return host, port, args.observe_token
+
+
 def configure(parser: argparse.ArgumentParser) -> None:
     """Add the demo's arguments to ``parser``."""
     parser.add_argument(
@@ -135,6 +172,19 @@ def configure(parser: argparse.ArgumentParser) -> None:
         "URL (schema trio_smith); an existing demo store is appended to",
     )
     parser.add_argument(
+        "--observe",
+        type=observe_address,
+        metavar="[HOST:]PORT",
+        help="serve the tree with an Observer (a browser page and /api/tree, for "
+        "trio-smith observe) at this port (0: a free one), on 127.0.0.1 unless HOST is "
+        "given, which then needs --observe-token; the URL is printed",
+    )
+    parser.add_argument(
+        "--observe-token",
+        metavar="TOKEN",
+        help="the token every request to --observe's observer must carry",
+    )
+    parser.add_argument(
         "--plain",
         action="store_true",
         help="plain lines, one per notable event, even on a terminal (the default when "
@@ -151,7 +201,10 @@ def run(args: argparse.Namespace) -> int:
     given = args.seed is not None
     # A short seed, easy to type back in.
     chosen = args.seed if given else random.SystemRandom().randrange(1_000_000)
-    config = DemoConfig(seed=chosen, duration=args.duration, chaos=args.chaos, db=args.db)
+    observe = _check_observe(args)
+    config = DemoConfig(
+        seed=chosen, duration=args.duration, chaos=args.chaos, db=args.db, observe=observe
+    )
     reporter = make_reporter(sys.stdout, plain=args.plain)
     with _quiet_library_logs():
         summary = trio.run(_demo_main, config, reporter, given)

@@ -100,6 +100,8 @@ class DemoConfig:
         rate: tasks per second the hub submits, on average (Poisson).
         concurrency: the most hub tasks waiting for their reply at once; at
             the limit the hub waits (bounded concurrency, not a queue).
+        observe: serve the tree with an ``Observer`` at ``(host, port,
+            token)`` (``--observe``), or not (None).
         programs: run the indexer, a real program (``os_process``). It lives
             in real time: runs on a ``MockClock`` (in-process tests) leave it
             out.
@@ -114,6 +116,7 @@ class DemoConfig:
     db: str = DEFAULT_DB
     rate: float = attrs.field(default=20.0, validator=_positive_finite)
     concurrency: int = attrs.field(default=8, validator=_at_least_one)
+    observe: tuple[str, int, str | None] | None = None
     programs: bool = True
 
 

@@ -59,6 +59,7 @@ from ..resilience import CallNotPermitted, CircuitBreaker, CircuitState
 from ..routing import AgentNotFound, Registry, Router, RoutingError, Task
 from ._demo_plan import DemoConfig, Job, Plan, Timeline
 from ._demo_view import (
+    DEMO_SUBTREES,
     NOTABLE_TYPES,
     AgentView,
     ChaosEvent,
@@ -524,10 +525,24 @@ class DemoSystem:
         deadline = self.start + self.config.duration
         limit, within = ROOT_INTENSITY
         try:
-            async with Supervisor(
-                self.children(), max_restarts=limit, within=within, name=ROOT, events=self.bus
-            ) as root:
+            async with (
+                Supervisor(
+                    self.children(), max_restarts=limit, within=within, name=ROOT, events=self.bus
+                ) as root,
+                contextlib.AsyncExitStack() as stack,
+            ):
                 self.root = root
+                if self.config.observe is not None:
+                    from ..observer import Observer as TreeObserver
+
+                    host, port, token = self.config.observe
+                    served = await stack.enter_async_context(
+                        TreeObserver(root, host=host, port=port, bus=self.bus, token=token)
+                    )
+                    banner = [
+                        *banner,
+                        f"observer at {served.url} (trio-smith observe {served.url})",
+                    ]
                 reporter.begin(banner, self.snapshot())
                 async with trio.open_nursery() as nursery:
                     nursery.start_soon(self.direct)
@@ -644,7 +659,7 @@ async def run_demo(
             where = f"appending to the existing store, {before} events so far"
         banner = [*(banner or []), f"events -> {db} ({where}); Ctrl-C stops it early"]
         async with EventBus(store, name="demo") as bus:
-            observer = Observer(ROOT)
+            observer = Observer(ROOT, DEMO_SUBTREES)
             system = DemoSystem(config, bus, observer)
             # CATCH_UP: the view never slows the system (a full buffer is
             # refilled from the store), and it misses nothing.

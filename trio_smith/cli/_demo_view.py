@@ -181,12 +181,15 @@ class Observer:
 
     Args:
         root: the root supervisor's name (dropped from the paths it shows).
+        subtrees: the children that are supervisors: their restart is said
+            to restart "the whole subtree" (the demo's; none by default).
     """
 
-    __slots__ = ("_failures", "counts", "ended", "root")
+    __slots__ = ("_failures", "counts", "ended", "root", "subtrees")
 
-    def __init__(self, root: str) -> None:
+    def __init__(self, root: str, subtrees: frozenset[str] = frozenset()) -> None:
         self.root = root
+        self.subtrees = subtrees
         self.counts = Counts()
         #: The ``demo.run_ended`` event, once seen.
         self.ended: Event | None = None
@@ -228,7 +231,7 @@ class Observer:
             who = _who(payload.get("supervisor"), payload.get("child_id"), self.root)
             self.counts = attrs.evolve(counts, restarts=counts.restarts + 1)
             failure = self._failures.pop(who, None)
-            subtree = " (the whole subtree)" if who in _SUBTREES else ""
+            subtree = " (the whole subtree)" if who in self.subtrees else ""
             after = f" after {failure}" if failure else ""
             return Line(at=at, kind="restart", text=f"{who}{subtree}{after}")
         if kind == SupervisionEvent.SUPERVISOR_GAVE_UP:
@@ -264,8 +267,8 @@ class Observer:
         return None
 
 
-#: Children of the root that are supervisors: their restart restarts a subtree.
-_SUBTREES: Final = frozenset({"researchers", "coders", "analysts"})
+#: The demo's children of the root that are supervisors: their restart restarts a subtree.
+DEMO_SUBTREES: Final = frozenset({"researchers", "coders", "analysts"})
 
 _CHAOS_TEXT: Final[Mapping[EventType, str]] = {
     ChaosEvent.OUTAGE_STARTED: "{tool} outage begins: every call fails for {seconds:.1f} s",

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from typing import NoReturn
 
 from .. import __version__
-from . import _demo, _events
+from . import _demo, _events, _observe
 from ._errors import CommandError, UsageError
 
 #: Exit status for a usage error (argparse's own) and for a runtime error.
@@ -55,6 +55,14 @@ def build_parser() -> argparse.ArgumentParser:
             "or prune its oldest events.",
         )
     )
+    _observe.configure(
+        commands.add_parser(
+            "observe",
+            help="draw a supervision tree live: from an observer's URL, or rebuilt from a store",
+            description="Draw a supervision tree in the terminal: live from an Observer "
+            "(http://HOST:PORT), or rebuilt from an event store's supervision events.",
+        )
+    )
     return parser
 
 
@@ -70,7 +78,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """
     parser = build_parser()
     args = parser.parse_args(argv)
-    run = _demo.run if args.command == "demo" else _events.run
+    run = {"demo": _demo.run, "events": _events.run, "observe": _observe.run}[args.command]
     try:
         return run(args)
     except UsageError as exc:
