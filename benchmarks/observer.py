@@ -78,7 +78,7 @@ async def tree_figures() -> tuple[float, float, int]:
             size = len(await fetch(host, int(port), "/api/tree"))
             served.append(time.perf_counter() - start)
             start = time.perf_counter()
-            _node(root)
+            _node(root, trio.current_time())
             built.append(time.perf_counter() - start)
         await root.shutdown()
     return statistics.median(served) * 1000, statistics.median(built) * 1000, size

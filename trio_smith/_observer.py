@@ -173,7 +173,7 @@ def tree_json(
     return {
         "version": TREE_VERSION,
         "taken": time.time(),
-        "root": _node(root),
+        "root": _node(root, trio.current_time()),
         "breakers": _breakers(breakers),
         "mailboxes": _mailboxes(registry),
     }
@@ -218,9 +218,19 @@ def _mailboxes(registry: Registry | None) -> list[dict[str, object]]:
     return rows
 
 
-def _node(sup: Supervisor | DynamicSupervisor) -> dict[str, object]:
+def _since(now: float, then: float | None) -> float | None:
+    return None if then is None else round(now - then, 3)
+
+
+def _until(now: float, then: float | None) -> float | None:
+    # A restart already due but not yet run reads 0, never a negative wait.
+    return None if then is None else round(max(then - now, 0.0), 3)
+
+
+def _node(sup: Supervisor | DynamicSupervisor, now: float) -> dict[str, object]:
     stats = sup.statistics()
-    infos = sup.which_children()  # phi, os pid and status text
+    # phi, last heartbeat, restart deadline, os pid and status text
+    infos = sup.which_children()
     # A child counts as a supervisor once seen running one (D11): with none,
     # the second walk of a big flat tree is skipped.
     if sup.count_children().supervisors:
@@ -236,9 +246,11 @@ def _node(sup: Supervisor | DynamicSupervisor) -> dict[str, object]:
                 "restart": info.restart.value,
                 "restarts": info.restarts,
                 "phi": _phi(info.phi),
+                "heartbeat_age": _since(now, info.last_heartbeat),
+                "backoff": _until(now, info.restart_at),
                 "os_pid": info.os_pid,
                 "status_text": info.status_text,
-                "supervisors": [_node(n) for n in nested],
+                "supervisors": [_node(n, now) for n in nested],
             }
         )
     return {

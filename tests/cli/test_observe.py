@@ -10,6 +10,7 @@ line printed), never on durations.
 
 from __future__ import annotations
 
+import io
 import json
 import pathlib
 import subprocess
@@ -20,10 +21,19 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 import trio
+from rich.cells import cell_len
+from rich.console import Console
 
 from trio_smith import ChildSpec, Supervisor
 from trio_smith.cli import main
-from trio_smith.cli._observe_tree import TreeFormatError, ViewNode, rebuild, tree_from_json
+from trio_smith.cli._demo_view import Line
+from trio_smith.cli._observe_tree import (
+    ObserveView,
+    TreeFormatError,
+    ViewNode,
+    rebuild,
+    tree_from_json,
+)
 from trio_smith.events import Event, EventBus, SQLiteEventStore, SupervisionEvent
 from trio_smith.observer import Observer
 
@@ -318,3 +328,110 @@ def test_demo_observe_serves_the_demo_tree(tmp_path: pathlib.Path) -> None:
     assert doc["root"]["name"] == "demo"
     assert [c["id"] for c in doc["root"]["children"]][:1] == ["tools"]
     assert "demo  running" in once.stdout
+
+
+# ---------------------------------------------------------------- as a user runs it
+
+
+def observe_command(*args: str) -> list[str]:
+    return [sys.executable, "-m", "trio_smith", "observe", *args]
+
+
+async def test_once_against_a_live_observer_as_a_subprocess() -> None:
+    async with (
+        Supervisor(
+            [ChildSpec("mailer", idle), Supervisor.spec("pool", [ChildSpec("job", idle)])],
+            name="app",
+        ) as root,
+        Observer(root) as obs,
+    ):
+        url = obs.url
+        done = await trio.run_process(
+            observe_command(url, "--once"), capture_stdout=True, capture_stderr=True
+        )
+        await root.shutdown()
+    out = done.stdout.decode()
+    assert (done.returncode, done.stderr) == (0, b"")
+    assert url.rstrip("/") in out
+    drawn = [line.removeprefix("│ ").rstrip(" │") for line in out.splitlines()]
+    assert "app  running" in drawn
+    assert "├── mailer  running" in drawn
+    assert "    └── job  running" in drawn
+    assert max(cell_len(line) for line in out.splitlines()) <= 80  # a pipe: 80 columns
+
+
+async def test_once_on_a_store_as_a_subprocess(tmp_path: pathlib.Path) -> None:
+    path = tmp_path / "events.db"
+    await write_crashing_store(path)
+    done = await trio.run_process(
+        observe_command(str(path), "--once"), capture_stdout=True, capture_stderr=True
+    )
+    out = done.stdout.decode()
+    assert (done.returncode, done.stderr) == (0, b"")
+    drawn = [line.removeprefix("│ ").rstrip(" │") for line in out.splitlines()]
+    assert "└── flaky  stopped  restarts 2" in drawn
+    assert "status   app stopped (shutdown)" in out
+
+
+# ---------------------------------------------------------------- 80x24
+
+
+#: A tree of 15 nodes: the most that leaves the last five lines on 80x24.
+FRAME_TREE = ViewNode(
+    id="app",
+    supervisor=True,
+    status="running",
+    children=(
+        ViewNode(id="mailer", status="running", phi=0.42, restarts=3),
+        ViewNode(id="indexer", status="running", os_pid=4242, status_text="indexing " * 12),
+        ViewNode(
+            id="pool",
+            supervisor=True,
+            status="running",
+            children=tuple(ViewNode(id=f"job-{n}", status="running") for n in range(11)),
+        ),
+    ),
+)
+FRAME_LOG = [
+    Line(at=float(n), kind="restart", text=f"job-{n} after Boom: " + "x" * 70) for n in range(30)
+]
+FRAME_LOG.append(Line(at=99.0, kind="status", text="the newest line"))
+
+
+def test_the_frame_fits_80x24_and_nothing_is_cut() -> None:
+    console = Console(width=80, height=24, record=True, file=io.StringIO(), force_terminal=True)
+    console.print(
+        ObserveView([FRAME_TREE], FRAME_LOG, title="http://127.0.0.1:8000", subtitle="31 events")
+    )
+    lines = console.export_text().splitlines()
+    assert len(lines) == 24
+    assert max(cell_len(line) for line in lines) <= 80
+    tops = [n for n, line in enumerate(lines) if line.startswith("╭")]
+    bottoms = [n for n, line in enumerate(lines) if line.startswith("╰")]
+    # Both panels whole: the tree's 15 rows, then the events down to the last row.
+    assert list(zip(tops, bottoms, strict=True)) == [(0, 16), (17, 23)]
+    assert "31 events" in lines[16]
+    tree = [line.removeprefix("│ ") for line in lines[1:16]]
+    assert tree[0].startswith("app  running ")
+    for n in range(11):
+        assert any(f"job-{n}  running" in line for line in tree), n
+    assert "mailer  running  restarts 3  phi 0.42" in tree[1]
+    assert tree[2].rstrip(" │").endswith("…")  # a long label is cut with an ellipsis, one row
+    assert "the newest line" in lines[22]
+
+
+async def test_an_observer_with_a_token_needs_it(capsys: pytest.CaptureFixture[str]) -> None:
+    async with (
+        Supervisor([ChildSpec("mailer", idle)], name="app") as root,
+        Observer(root, token="s3cret") as obs,
+    ):
+        base = obs.url.rstrip("/")
+        answers = []
+        for extra in ([], ["--token", "wrong"], ["--token", "s3cret"]):
+            argv = ["observe", obs.url, "--once", *extra]
+            answers.append(await trio.to_thread.run_sync(main, argv))
+        await root.shutdown()
+    assert answers == [1, 1, 0]
+    out, err = capsys.readouterr()
+    assert err == f"trio-smith observe: error: {base} wants a token: pass --token\n" * 2
+    assert "mailer  running" in out

@@ -1,15 +1,17 @@
 """The observer's details: breaker states, mailbox depths and a child's recent failures.
 
 Real sockets on 127.0.0.1 and trio's real clock; no timing assertions
-(docs/design.md rule 47).
+(docs/design.md rule 47). Heartbeat ages and backoffs are read from
+``tree_json`` on a MockClock, where they are exact.
 """
 
 from __future__ import annotations
 
 import pytest
 import trio
+import trio.testing
 
-from trio_smith import ChildSpec, Supervisor
+from trio_smith import Backoff, ChildSpec, Heartbeat, Supervisor, current_child
 from trio_smith import _observer as observer_module
 from trio_smith.events import Event, EventBus, SupervisionEvent
 from trio_smith.observer import Observer
@@ -182,3 +184,32 @@ async def test_failures_are_bounded_per_child_and_in_children(
         assert await failures("a") == [6, 5, 4]
         assert await failures("b") == []
         await root.shutdown()
+
+
+async def test_the_tree_shows_heartbeat_age_and_backoff(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    async def beats_at_1_5() -> None:
+        await trio.sleep(1.5)
+        current_child().heartbeat()
+        await trio.sleep_forever()
+
+    async def crashes_at_1() -> None:
+        await trio.sleep(1.0)
+        raise RuntimeError("crashed")
+
+    children = [
+        ChildSpec("beating", beats_at_1_5, heartbeat=Heartbeat(10.0)),
+        ChildSpec("crashy", crashes_at_1),
+        ChildSpec("plain", idle),
+    ]
+    backoff = Backoff(initial=2.0, multiplier=2.0, maximum=10.0, reset_after=100.0)
+    async with Supervisor(children, name="app", backoff=backoff, max_restarts=10) as root:
+        await trio.sleep(2.25)  # a beat at 1.5; a crash at 1.0, restart due at 3.0
+        doc = observer_module.tree_json(root)
+        await root.shutdown()
+    # Built directly on the MockClock for exact ages; test_http sees the fields served.
+    node = doc["root"]
+    assert isinstance(node, dict)
+    rows = {c["id"]: (c["heartbeat_age"], c["backoff"]) for c in node["children"]}
+    assert rows == {"beating": (0.75, None), "crashy": (None, 0.75), "plain": (None, None)}

@@ -908,8 +908,11 @@ def describe(error: BaseException | None) -> object:
 
 
 def which(sup: Supervisor | DynamicSupervisor) -> list[ChildInfo]:
-    """``which_children()`` without phi, which only the real detector measures."""
-    return [attrs.evolve(info, phi=None) for info in sup.which_children()]
+    """``which_children()`` without what only the shell knows (phi, heartbeat, restart time)."""
+    return [
+        attrs.evolve(info, phi=None, last_heartbeat=None, restart_at=None)
+        for info in sup.which_children()
+    ]
 
 
 # ---------------------------------------------------------------- one run

@@ -390,6 +390,12 @@ class ChildInfo:
         phi: the hung-child detector's suspicion level of its current
             incarnation (see :class:`Heartbeat`); None if the child is not
             watched or has no live incarnation.
+        last_heartbeat: ``trio.current_time()`` of the last heartbeat of its
+            live, watched incarnation; None if it is not watched, not running
+            or has not beaten yet. ``now - last_heartbeat`` is its silence.
+        restart_at: for a child waiting for a delayed restart (``RESTARTING``
+            under a :class:`Backoff`), when it will be started again, on
+            trio's clock; None otherwise.
         os_pid: the pid of the program its live incarnation runs
             (``os_process``); None for a task or when not running.
         status_text: the program's last ``STATUS=`` message, or None.
@@ -401,6 +407,8 @@ class ChildInfo:
     significant: bool
     restarts: int
     phi: float | None = None
+    last_heartbeat: float | None = None
+    restart_at: float | None = None
     os_pid: int | None = None
     status_text: str | None = None
 

@@ -277,6 +277,10 @@ class Runtime:
             return 0.0  # silence while idle never counts (docs/design.md rule 38)
         return ctx._watch.state.phi(now_ms)
 
+    def restart_deadlines(self) -> dict[str, float]:
+        """When each child waiting for a delayed restart is restarted (trio's clock)."""
+        return self._timers.deadlines() if self._timers else {}
+
     def live(self, child_id: str) -> ChildContext | None:
         """A child's running incarnation, or None."""
         ctx = self.runs.get(child_id)

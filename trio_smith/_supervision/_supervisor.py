@@ -338,27 +338,35 @@ class _Base:
         """Return a snapshot of every child, in start order (D4). Never blocks.
 
         A child watched for hangs (``ChildSpec.heartbeat``) has its current
-        ``phi``; the others have None.
+        ``phi`` and ``last_heartbeat``; a child waiting for a delayed restart
+        (:class:`Backoff`) has its ``restart_at``; the others have None.
         """
         rt = self._rt
         infos = rt.machine.which_children()
-        if rt.exit is not None or not (rt.hung.watched or rt.programs):
-            # A stopped supervisor has no live incarnation, hence no phi and
-            # no program (and it may be asked after trio.run has returned).
+        if rt.exit is not None:
+            # A stopped supervisor has no live incarnation and no pending
+            # restart (and it may be asked after trio.run has returned).
             return infos
+        restart_at = rt.restart_deadlines()
+        if not (rt.hung.watched or rt.programs or restart_at):
+            return infos  # nothing to add: the common case stays one copy
         now_ms = to_ms(trio.current_time()) if rt.hung.watched else 0
         out = []
         for info in infos:
             live = rt.live(info.id)
             if live is None:
-                out.append(info)
+                at = restart_at.get(info.id)
+                out.append(info if at is None else attrs.evolve(info, restart_at=at))
                 continue
             phi = rt.phi_of(info.id, now_ms) if rt.hung.watched else None
             pid, text = live.os_pid, live._status_text
             if phi is None and pid is None:
                 out.append(info)
             else:
-                out.append(attrs.evolve(info, phi=phi, os_pid=pid, status_text=text))
+                beat = None if phi is None else live.last_heartbeat
+                out.append(
+                    attrs.evolve(info, phi=phi, last_heartbeat=beat, os_pid=pid, status_text=text)
+                )
         return out
 
     def count_children(self) -> ChildCounts:

@@ -65,6 +65,10 @@ class RestartTimers:
                 due.append((entry.child_id, entry.timer))
         return due
 
+    def deadlines(self) -> dict[str, float]:
+        """The deadline of each child's live timer, by child id."""
+        return {entry.child_id: entry.deadline for entry in self._by_timer.values()}
+
     def next_deadline(self) -> float:
         """The earliest deadline (a cancelled timer's included), or infinity."""
         return self._heap[0].deadline if self._heap else math.inf

@@ -155,7 +155,7 @@ def run(args: argparse.Namespace) -> int:
 async def _request(where: Target, path: str, token: str | None) -> tuple[trio.SocketStream, object]:
     """Send ``GET path``; return the stream and the h11 connection, past a 200 response."""
     try:
-        import h11
+        import h11  # noqa: F401 - only to say clearly that it is missing
     except ImportError:
         raise CommandError(
             "observing a URL needs h11: pip install 'trio-smith[observer]'"
@@ -167,6 +167,21 @@ async def _request(where: Target, path: str, token: str | None) -> tuple[trio.So
         raise CommandError(
             f"cannot reach the observer at {where.text}: {exc.strerror or exc}"
         ) from None
+    try:
+        return stream, await _response(stream, where, path, token)
+    except BaseException:
+        # Refused (401, 404, ...) or gone: the socket is not left to the
+        # garbage collector.
+        await trio.aclose_forcefully(stream)
+        raise
+
+
+async def _response(
+    stream: trio.SocketStream, where: Target, path: str, token: str | None
+) -> object:
+    """Send the request on ``stream``; return the h11 connection past a 200 response."""
+    import h11
+
     conn = h11.Connection(our_role=h11.CLIENT)
     headers = [("Host", f"{where.host}:{where.port}"), ("Accept", "*/*")]
     if token is not None:
@@ -183,7 +198,7 @@ async def _request(where: Target, path: str, token: str | None) -> tuple[trio.So
                 raise CommandError(f"{where.text} wants a token: pass --token")
             if event.status_code != 200:
                 raise CommandError(f"{where.text}{path} answered {event.status_code}")
-            return stream, conn
+            return conn
         if isinstance(event, h11.ConnectionClosed):
             raise CommandError(f"the observer at {where.text} went away")
 
