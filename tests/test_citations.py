@@ -28,6 +28,9 @@ SKIPPED_PARTS = {"_build", "__pycache__"}
 #: put together from their parts so that this file does not cite them itself.
 _NOTES_MD = ("DES" + "IGN", "A" + "PI", "STY" + "LE")
 _REFERENCE_NAMES = ("o" + "tp", "trio" + "-notes", "scale" + "-out", "resilience" + "-companions")
+#: The folder the outside notes live in, and the one above it.
+_FOLDER = "refer" + "ence"
+_SHARED = ".." + "/shared"
 
 
 def _cite(stem: str, rest: str = "") -> str:
@@ -38,7 +41,7 @@ def _cite(stem: str, rest: str = "") -> str:
 #: Citations of documents the repository does not ship, and what each is.
 UNSHIPPED: dict[str, re.Pattern[str]] = {
     "the upper-case design notes (*.md)": re.compile(r"\b(?:" + "|".join(_NOTES_MD) + r")\.md\b"),
-    "reference/...": re.compile(r"\breference/"),
+    f"{_FOLDER}/...": re.compile(rf"\b{_FOLDER}/"),
     "a reference note by name": re.compile(
         r"\b"
         + _REFERENCE_NAMES[0]
@@ -157,9 +160,9 @@ def test_design_defines_each_rule_and_id_once() -> None:
         f"# ordered shutdown ({_cite(_NOTES_MD[0])} section 2).",
         f"the contract of {_cite(_NOTES_MD[1])}",
         f"({_cite(_NOTES_MD[2])} 3)",
-        "see reference/events.md 4.3",
+        f"see {_FOLDER}/events.md 4.3",
         f"KeyboardInterrupt ({_REFERENCE_NAMES[1]} 4)",
-        f"Rule numbers are those of ../shared/reference/{_cite(_REFERENCE_NAMES[0])}",
+        f"Rule numbers are those of {_SHARED}/{_FOLDER}/{_cite(_REFERENCE_NAMES[0])}",
         f"measured in {_REFERENCE_NAMES[2]} section 2",
         "resilience.md 1.6 and its trio mapping",
         "events.md 4.1 says",
