@@ -137,6 +137,31 @@ class ObserverStatistics:
     events_dropped: int
 
 
+def check_address(host: object, port: object, token: object) -> None:
+    """Check where an observer would serve, and with which token (``Observer`` and the CLI).
+
+    Raises:
+        TypeError: ``host`` is not a str, or ``token`` not a str or None.
+        ValueError: a bad port or token, or a non-loopback ``host`` without a token.
+    """
+    if not isinstance(host, str):
+        raise TypeError(f"host must be a str, got {host!r}")
+    if not is_int(port) or not 0 <= port <= 65535:  # type: ignore[operator]
+        raise ValueError(f"port must be an int from 0 to 65535, got {port!r}")
+    if token is not None and not isinstance(token, str):
+        raise TypeError(f"token must be a str or None, got a {type(token).__name__}")
+    if token is not None and not (
+        token != "" and token.isascii() and token.isprintable() and " " not in token
+    ):
+        # The token itself is never echoed: error messages end up in logs.
+        raise ValueError("token must be a non-empty str of printable ASCII without spaces")
+    if token is None and not _is_loopback(host):
+        raise ValueError(
+            f"the observer serves {host!r}, which is not a loopback address, only with a "
+            "token: pass token=... (every request must then carry it) or bind to 127.0.0.1"
+        )
+
+
 def _is_loopback(host: str) -> bool:
     if host == "localhost":
         return True
@@ -402,24 +427,9 @@ class Observer:
     ) -> None:
         if not isinstance(root, Supervisor | DynamicSupervisor):
             raise TypeError(f"root must be a Supervisor or DynamicSupervisor, got {root!r}")
-        if not isinstance(host, str):
-            raise TypeError(f"host must be a str, got {host!r}")
-        if not is_int(port) or not 0 <= port <= 65535:
-            raise ValueError(f"port must be an int from 0 to 65535, got {port!r}")
+        check_address(host, port, token)
         if bus is not None and not isinstance(bus, EventBus):
             raise TypeError(f"bus must be an EventBus or None, got {bus!r}")
-        if token is not None and not isinstance(token, str):
-            raise TypeError(f"token must be a str or None, got a {type(token).__name__}")
-        if token is not None and not (
-            token != "" and token.isascii() and token.isprintable() and " " not in token
-        ):
-            # The token itself is never echoed: error messages end up in logs.
-            raise ValueError("token must be a non-empty str of printable ASCII without spaces")
-        if token is None and not _is_loopback(host):
-            raise ValueError(
-                f"the observer serves {host!r}, which is not a loopback address, only with a "
-                "token: pass token=... (every request must then carry it) or bind to 127.0.0.1"
-            )
         if not isinstance(breakers, tuple | list):
             raise TypeError(f"breakers must be a tuple or list of CircuitBreaker, got {breakers!r}")
         for breaker in breakers:

@@ -125,15 +125,13 @@ def _check_observe(args: argparse.Namespace) -> tuple[str, int, str | None] | No
             raise UsageError("argument --observe-token: applies with --observe")
         return None
     try:
-        from ..observer import Observer
+        from .._observer import check_address
     except ImportError as exc:
         raise CommandError(f"--observe: {exc}") from None
-    from .. import Supervisor
 
     host, port = args.observe
     try:
-        # Built and thrown away: its own checks (rule: one place for each idea).
-        Observer(Supervisor([]), host=host, port=port, token=args.observe_token)
+        check_address(host, port, args.observe_token)  # the observer's own checks
     except ValueError as exc:
         raise UsageError(f"argument --observe: {exc}") from None
     return host, port, args.observe_token
