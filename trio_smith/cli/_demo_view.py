@@ -737,7 +737,6 @@ class LiveView:
 
     def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
         width = options.max_width
-        height = options.height or options.size.height
         tree = _tree_panel(self.snapshot)
         side = _counter_table(self.snapshot)
         tree_width = Measurement.get(console, options, tree).maximum
@@ -750,15 +749,34 @@ class LiveView:
         else:
             tree.expand = True  # as wide as the events panel below it
             top = Group(tree, _counter_lines(self.snapshot, width))
-        used = len(console.render_lines(top, options.update(height=None), pad=False))
-        rows = max(_MIN_LOG_ROWS, height - used - 2)  # the panel's two borders
         yield top
-        yield Panel(
-            _log_text(self.log, rows, width - 4, console),
-            title="events",
-            title_align="left",
-            height=rows + 2,
-        )
+        yield events_panel(top, self.log, console, options, min_rows=_MIN_LOG_ROWS)
+
+
+def events_panel(
+    top: RenderableType,
+    log: Sequence[Line],
+    console: Console,
+    options: ConsoleOptions,
+    *,
+    min_rows: int,
+    fill: bool = True,
+) -> Panel:
+    """The events panel under ``top``: the rows ``top`` leaves of the screen, newest lines.
+
+    With ``fill`` False it is no taller than its lines (a printed frame).
+    """
+    height = options.height or options.size.height
+    used = len(console.render_lines(top, options.update(height=None), pad=False))
+    rows = max(min_rows, height - used - 2)  # the panel's two borders
+    if not fill:
+        rows = max(min_rows, min(rows, len(log)))
+    return Panel(
+        _log_text(log, rows, options.max_width - 4, console),
+        title="events",
+        title_align="left",
+        height=rows + 2,
+    )
 
 
 def _tree_panel(snapshot: Snapshot) -> Panel:

@@ -21,7 +21,7 @@ from rich.text import Text
 from rich.tree import Tree
 
 from ..events import Event, SupervisionEvent
-from ._demo_view import Line, _log_text, _phi_style, _status
+from ._demo_view import Line, _phi_style, _status, events_panel
 from ._demo_view import Observer as Wording
 
 __all__ = [
@@ -370,8 +370,6 @@ class ObserveView:
         self.subtitle = subtitle
 
     def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
-        width = options.max_width
-        height = options.height or options.size.height
         top = Panel(
             render_tree(self.roots),
             title=self.title,
@@ -380,14 +378,5 @@ class ObserveView:
             subtitle_align="right",
             border_style="blue",
         )
-        used = len(console.render_lines(top, options.update(height=None), pad=False))
-        rows = max(1, height - used - 2)  # the events panel's two borders
-        if not self.fill:
-            rows = max(1, min(rows, len(self.log)))
         yield top
-        yield Panel(
-            _log_text(self.log, rows, width - 4, console),
-            title="events",
-            title_align="left",
-            height=rows + 2,
-        )
+        yield events_panel(top, self.log, console, options, min_rows=1, fill=self.fill)
