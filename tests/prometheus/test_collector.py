@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import math
 import pathlib
-import subprocess
-import sys
 import threading
 import urllib.request
 from collections.abc import Iterator
@@ -384,33 +382,6 @@ async def test_add_and_remove() -> None:
         "trio_smith_circuitbreaker_state",
         (("name", "two"), ("state", "closed")),
     ) not in samples
-
-
-def run_python(code: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, check=False, timeout=120
-    )
-
-
-def test_importing_without_prometheus_client_says_what_to_install() -> None:
-    done = run_python(
-        "import sys; sys.modules['prometheus_client'] = None\n"
-        "try:\n"
-        "    import trio_smith.prometheus\n"
-        "except ImportError as exc:\n"
-        "    print(exc)\n"
-    )
-    assert done.stdout.strip() == (
-        "trio_smith.prometheus needs prometheus_client: install trio-smith[prometheus]"
-    ), done.stderr
-
-
-def test_trio_smith_never_imports_prometheus_client() -> None:
-    done = run_python(
-        "import sys, trio_smith, trio_smith.events, trio_smith.resilience, trio_smith.routing\n"
-        "print('prometheus_client' in sys.modules)"
-    )
-    assert done.stdout.strip() == "False", done.stderr
 
 
 @pytest.fixture(autouse=True)
