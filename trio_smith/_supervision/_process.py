@@ -46,6 +46,7 @@ import trio
 from .._core._check import finite_at_least, int_at_least
 from .._core._reports import ReportBudget, ReportLimit
 from .._exceptions import ProcessFailed
+from ..notify import LIFELINE_ENV
 from ._context import ChildContext, current_child
 from ._guardian import GUARDIAN
 from ._runtime import Runtime
@@ -59,8 +60,7 @@ _PR_SET_PDEATHSIG: Final = 1
 _EPOLL: Final = hasattr(select, "epoll") and hasattr(os, "pidfd_open")
 #: How long the output of a program that has exited is read to its end.
 DRAIN_SECONDS: Final = 1.0
-#: The environment variable naming the lifeline pipe's read end in the program.
-LIFELINE_ENV: Final = "TRIO_SMITH_LIFELINE_FD"
+#: The environment variable naming the lifeline pipe's read end, as bytes.
 _LIFELINE_KEY: Final = LIFELINE_ENV.encode()
 
 
