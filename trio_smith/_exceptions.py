@@ -41,6 +41,10 @@ __all__ = [
     "SupervisorNotRunning",
     "NoCurrentChild",
     "CallNotPermitted",
+    "BulkheadFull",
+    "RequestNotPermitted",
+    "CallTimedOut",
+    "MaxRetriesExceeded",
     "EventsError",
     "NoEventStore",
     "StoreOpenError",
@@ -385,6 +389,78 @@ class CallNotPermitted(TrioSmithError, RuntimeError):
         self.breaker = breaker
         self.state = state
         self.retry_after = retry_after
+
+
+@final
+class BulkheadFull(TrioSmithError, RuntimeError):
+    """A bulkhead had no permit for a call within its wait (resilience4j ``BulkheadFullException``).
+
+    Attributes:
+        bulkhead: the bulkhead's name.
+        max_concurrent_calls: its limit when it refused the call.
+    """
+
+    def __init__(self, bulkhead: str, max_concurrent_calls: int) -> None:
+        super().__init__(f"bulkhead {bulkhead!r} is full and does not permit further calls")
+        self.bulkhead = bulkhead
+        self.max_concurrent_calls = max_concurrent_calls
+
+
+@final
+class RequestNotPermitted(TrioSmithError, RuntimeError):
+    """A rate limiter had no permit for a call within its timeout (resilience4j's name).
+
+    Attributes:
+        rate_limiter: the rate limiter's name.
+        retry_after: seconds the call would have had to wait for its permit
+            (longer than the limiter's timeout), or None when no wait
+            would do (the limiter was drained or asks more than it holds).
+    """
+
+    def __init__(self, rate_limiter: str, retry_after: float | None = None) -> None:
+        super().__init__(f"rate limiter {rate_limiter!r} does not permit further calls")
+        self.rate_limiter = rate_limiter
+        self.retry_after = retry_after
+
+
+@final
+class CallTimedOut(TrioSmithError, TimeoutError):
+    """A time limiter's deadline passed before its call returned.
+
+    A ``TimeoutError`` (so an ``Exception``, unlike ``trio.Cancelled``): a
+    circuit breaker around the time limiter records it as a failure, and a
+    Retry around it retries it, as resilience4j's ``TimeoutException`` is.
+
+    Attributes:
+        time_limiter: the time limiter's name.
+        timeout: its timeout, seconds.
+    """
+
+    def __init__(self, time_limiter: str, timeout: float) -> None:
+        super().__init__(f"time limiter {time_limiter!r} timed out the call after {timeout!r} s")
+        self.time_limiter = time_limiter
+        self.timeout = timeout
+
+
+@final
+class MaxRetriesExceeded(TrioSmithError, RuntimeError):
+    """A Retry with ``fail_after_max_attempts=True`` ran out of attempts on results.
+
+    resilience4j ``MaxRetriesExceededException``: without that option the
+    last result is returned instead. Attempts that end in exceptions never
+    raise it: the last exception itself propagates.
+
+    Attributes:
+        retry: the Retry's name.
+        attempts: the attempts made (its ``max_attempts``).
+        last_result: what the last attempt returned.
+    """
+
+    def __init__(self, retry: str, attempts: int, last_result: object) -> None:
+        super().__init__(f"retry {retry!r} has exhausted all attempts ({attempts})")
+        self.retry = retry
+        self.attempts = attempts
+        self.last_result = last_result
 
 
 class EventsError(TrioSmithError):

@@ -18,12 +18,14 @@ from typing import Final
 __all__ = [
     "async_problem",
     "check_text",
+    "exception_types",
     "finite_at_least",
     "int_at_least",
     "is_finite_number",
     "is_int",
     "is_number",
     "non_empty_str",
+    "optional_callable",
     "optional_name",
     "optional_str",
     "unicode_problem",
@@ -149,6 +151,31 @@ def async_problem(fn: object) -> str | None:
             break
         layer = wrapped
     return _describe_sync(layer if described is None else described, prefix)
+
+
+def exception_types(label: str, value: object) -> tuple[type[Exception], ...]:
+    """``value`` as a tuple of Exception classes (a single class is taken as one).
+
+    Raises:
+        TypeError: it is not a class or tuple of ``Exception`` subclasses, naming ``label``.
+    """
+    if isinstance(value, type):
+        value = (value,)
+    if not isinstance(value, tuple) or not all(
+        isinstance(t, type) and issubclass(t, Exception) for t in value
+    ):
+        raise TypeError(f"{label} must be a tuple of Exception subclasses, got {value!r}")
+    return value
+
+
+def optional_callable(label: str, value: object) -> None:
+    """Check that ``value`` is a callable or None.
+
+    Raises:
+        TypeError: it is neither, naming ``label``.
+    """
+    if value is not None and not callable(value):
+        raise TypeError(f"{label} must be a callable or None, got {value!r}")
 
 
 def is_int(value: object) -> bool:

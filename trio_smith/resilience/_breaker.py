@@ -32,7 +32,13 @@ from .._core._breaker import (
     SlidingWindowType,
     WaitInterval,
 )
-from .._core._check import async_problem, is_finite_number, non_empty_str
+from .._core._check import (
+    async_problem,
+    exception_types,
+    is_finite_number,
+    non_empty_str,
+    optional_callable,
+)
 from .._emit import Emitter, check_publisher, describe_error
 from .._event import Event, EventPublisher, EventType, SystemEvent
 from .._exceptions import CallNotPermitted
@@ -45,9 +51,6 @@ log: Final = logging.getLogger("trio_smith.resilience")
 
 P = ParamSpec("P")
 T = TypeVar("T")
-
-#: Predicates and classes that classify an exception.
-ExceptionTypes = tuple[type[Exception], ...]
 
 
 @final
@@ -117,21 +120,6 @@ class BreakerStatistics:
     attempts: int
     retry_after: float | None
     events_dropped: int
-
-
-def _exception_types(label: str, value: object) -> ExceptionTypes:
-    if isinstance(value, type):
-        value = (value,)
-    if not isinstance(value, tuple) or not all(
-        isinstance(t, type) and issubclass(t, Exception) for t in value
-    ):
-        raise TypeError(f"{label} must be a tuple of Exception subclasses, got {value!r}")
-    return value
-
-
-def _optional_callable(label: str, value: object) -> None:
-    if value is not None and not callable(value):
-        raise TypeError(f"{label} must be a callable or None, got {value!r}")
 
 
 #: Per task (trio gives each task its own context): the entries of
@@ -257,9 +245,9 @@ class CircuitBreaker:
         self._record_types = (
             None
             if record_exceptions is None
-            else _exception_types("record_exceptions", record_exceptions)
+            else exception_types("record_exceptions", record_exceptions)
         )
-        self._ignore_types = _exception_types("ignore_exceptions", ignore_exceptions)
+        self._ignore_types = exception_types("ignore_exceptions", ignore_exceptions)
         for label, value in (
             ("record_exception", record_exception),
             ("ignore_exception", ignore_exception),
@@ -267,7 +255,7 @@ class CircuitBreaker:
             ("clock", clock),
             ("random", random),
         ):
-            _optional_callable(label, value)
+            optional_callable(label, value)
         checked = check_publisher(events)
         if not isinstance(call_events, bool):
             raise TypeError(f"call_events must be a bool, got {call_events!r}")
