@@ -25,14 +25,18 @@ from ._exceptions import AlreadyInstrumented
 from ._telemetry import (
     BREAKER_CALL,
     BREAKER_STATE_CHANGE,
+    BULKHEAD_CALL,
     BUS_DROPPED,
     CHILD_FAILED,
     CHILD_RESTARTED,
     CHILD_STARTED,
     CHILD_STOPPED,
+    RATE_LIMITER_ACQUIRE,
+    RETRY_CALL,
     ROUTER_REQUEST,
     STORE_COMMIT,
     SUPERVISOR_GAVE_UP,
+    TIME_LIMITER_CALL,
     EventName,
 )
 
@@ -192,6 +196,51 @@ class Instrumentation:
         self._breaker_transitions = meter.create_counter(
             "trio_smith.breaker.transitions", "{transition}", "Circuit breaker state changes."
         )
+        self._retry_calls = meter.create_counter(
+            "trio_smith.retry.calls", "{call}", "Calls through retries, by outcome."
+        )
+        self._retry_attempts = meter.create_counter(
+            "trio_smith.retry.attempts",
+            "{attempt}",
+            "Attempts made by the calls through retries, by the call's outcome.",
+        )
+        self._time_limiter_calls = meter.create_counter(
+            "trio_smith.time_limiter.calls", "{call}", "Calls through time limiters, by outcome."
+        )
+        self._time_limiter_duration = meter.create_histogram(
+            "trio_smith.time_limiter.call.duration",
+            "s",
+            "Duration of the calls through time limiters, a timed-out one's included.",
+            explicit_bucket_boundaries_advisory=DURATION_BUCKETS,
+        )
+        self._bulkhead_calls = meter.create_counter(
+            "trio_smith.bulkhead.calls",
+            "{call}",
+            "Calls through bulkheads: finished (admitted) or rejected.",
+        )
+        self._bulkhead_wait = meter.create_histogram(
+            "trio_smith.bulkhead.wait_time",
+            "s",
+            "Time calls waited for a bulkhead's permit, until admitted or rejected.",
+            explicit_bucket_boundaries_advisory=DURATION_BUCKETS,
+        )
+        self._bulkhead_duration = meter.create_histogram(
+            "trio_smith.bulkhead.call.duration",
+            "s",
+            "Duration of the calls a bulkhead admitted, from admission to the end.",
+            explicit_bucket_boundaries_advisory=DURATION_BUCKETS,
+        )
+        self._rate_limiter_acquisitions = meter.create_counter(
+            "trio_smith.rate_limiter.acquisitions",
+            "{acquisition}",
+            "Permit acquisitions from rate limiters, by outcome.",
+        )
+        self._rate_limiter_wait = meter.create_histogram(
+            "trio_smith.rate_limiter.wait_time",
+            "s",
+            "Time granted acquisitions waited for their rate limiter's cycle.",
+            explicit_bucket_boundaries_advisory=DURATION_BUCKETS,
+        )
         self._bus_drops = meter.create_counter(
             "trio_smith.bus.drops", "{event}", "Events an event bus dropped for a subscriber."
         )
@@ -222,6 +271,10 @@ class Instrumentation:
             SUPERVISOR_GAVE_UP: self._gave_up,
             BREAKER_STATE_CHANGE: self._breaker_state_change,
             BREAKER_CALL: self._breaker_call,
+            RETRY_CALL: self._retry_call,
+            TIME_LIMITER_CALL: self._time_limiter_call,
+            BULKHEAD_CALL: self._bulkhead_call,
+            RATE_LIMITER_ACQUIRE: self._rate_limiter_acquire,
             BUS_DROPPED: self._bus_dropped,
             STORE_COMMIT: self._store_commit,
         }
@@ -427,7 +480,7 @@ class Instrumentation:
         _put(attributes, "trio_smith.supervisor", metadata.get("supervisor"))
         self._give_ups.add(1, attributes)
 
-    # ------------------------------------------------------------ breakers, bus, stores
+    # ------------------------------------------------------------ resilience, bus, stores
 
     def _breaker_state_change(self, measurements: Measurements, metadata: Metadata) -> None:
         attributes: dict[str, str | bool | int | float] = {}
@@ -445,6 +498,45 @@ class Instrumentation:
         # A rejected call never ran: it has no duration to report.
         if outcome != "not_permitted" and "duration" in measurements:
             self._breaker_duration.record(measurements["duration"], attributes)
+
+    def _retry_call(self, measurements: Measurements, metadata: Metadata) -> None:
+        attributes: dict[str, str | bool | int | float] = {}
+        _put(attributes, "trio_smith.retry", metadata.get("retry"))
+        _put(attributes, "trio_smith.retry.outcome", metadata.get("outcome"))
+        self._retry_calls.add(1, attributes)
+        if "attempts" in measurements:
+            self._retry_attempts.add(int(measurements["attempts"]), attributes)
+
+    def _time_limiter_call(self, measurements: Measurements, metadata: Metadata) -> None:
+        attributes: dict[str, str | bool | int | float] = {}
+        _put(attributes, "trio_smith.time_limiter", metadata.get("time_limiter"))
+        _put(attributes, "trio_smith.time_limiter.outcome", metadata.get("outcome"))
+        self._time_limiter_calls.add(1, attributes)
+        if "duration" in measurements:
+            self._time_limiter_duration.record(measurements["duration"], attributes)
+
+    def _bulkhead_call(self, measurements: Measurements, metadata: Metadata) -> None:
+        attributes: dict[str, str | bool | int | float] = {}
+        _put(attributes, "trio_smith.bulkhead", metadata.get("bulkhead"))
+        outcome = metadata.get("outcome")
+        _put(attributes, "trio_smith.bulkhead.outcome", outcome)
+        self._bulkhead_calls.add(1, attributes)
+        if "wait" in measurements:
+            self._bulkhead_wait.record(measurements["wait"], attributes)
+        # A rejected call never ran: it has no duration to report.
+        if outcome != "rejected" and "duration" in measurements:
+            self._bulkhead_duration.record(measurements["duration"], attributes)
+
+    def _rate_limiter_acquire(self, measurements: Measurements, metadata: Metadata) -> None:
+        attributes: dict[str, str | bool | int | float] = {}
+        _put(attributes, "trio_smith.rate_limiter", metadata.get("rate_limiter"))
+        outcome = metadata.get("outcome")
+        _put(attributes, "trio_smith.rate_limiter.outcome", outcome)
+        self._rate_limiter_acquisitions.add(1, attributes)
+        # A refused acquisition's wait is the one it would have needed: it
+        # waited for nothing, so only granted waits are time spent waiting.
+        if outcome == "permitted" and "wait" in measurements:
+            self._rate_limiter_wait.record(measurements["wait"], attributes)
 
     def _bus_dropped(self, measurements: Measurements, metadata: Metadata) -> None:
         attributes: dict[str, str | bool | int | float] = {}
@@ -472,7 +564,9 @@ def instrument(
     Spans: one per routed request (``Router.request``), and, with
     ``child_spans=True``, one per child incarnation, from its start to its
     stop or failure. Metrics: restarts, failures, give-ups, breaker calls and
-    their durations, bus drops, store commits and request durations. Events:
+    their durations, retries' calls and attempts, time limiters' calls and
+    durations, bulkheads' calls, waits and durations, rate limiters'
+    acquisitions and waits, bus drops, store commits and request durations. Events:
     each new event carries the current span's W3C trace context
     (``Event.trace_context``, through
     :func:`trio_smith.telemetry.set_context_injector`), so that whoever reads

@@ -11,7 +11,9 @@ scrapes, with a growing ``trio_smith_snapshot_age_seconds``.
 
 Counters no ``statistics()`` keeps (child failures, supervisors given up,
 breaker calls by outcome) are counted from ``trio_smith.telemetry`` events
-while the collector runs, on the trio thread too.
+while the collector runs, on the trio thread too. Retries, time limiters,
+bulkheads and rate limiters keep their call counts in ``statistics()``: those
+are read like any other figure.
 """
 
 from __future__ import annotations
@@ -39,7 +41,17 @@ from ._core._check import finite_at_least
 from ._core._spec import ChildStatus
 from ._supervision import DynamicSupervisor, Supervisor, SupervisorState, children_and_nested
 from .events import EventBus, EventStore
-from .resilience import CircuitBreaker
+from .resilience import (
+    Bulkhead,
+    BulkheadStatistics,
+    CircuitBreaker,
+    RateLimiter,
+    RateLimiterStatistics,
+    Retry,
+    RetryStatistics,
+    TimeLimiter,
+    TimeLimiterStatistics,
+)
 
 __all__ = ["TrioSmithCollector"]
 
@@ -143,6 +155,51 @@ _FAMILIES: Final[dict[str, tuple[str, str, tuple[str, ...]]]] = {
     "trio_smith_circuitbreaker_slow_calls": (
         "gauge",
         "Slow calls in the current window by outcome.",
+        ("name", "kind"),
+    ),
+    "trio_smith_retry_calls": (
+        "counter",
+        "Calls through the retry by outcome.",
+        ("name", "kind"),
+    ),
+    "trio_smith_timelimiter_calls": (
+        "counter",
+        "Calls through the time limiter by outcome.",
+        ("name", "kind"),
+    ),
+    "trio_smith_bulkhead_available_concurrent_calls": (
+        "gauge",
+        "Free permits of the bulkhead now.",
+        ("name",),
+    ),
+    "trio_smith_bulkhead_max_allowed_concurrent_calls": (
+        "gauge",
+        "The bulkhead's limit: calls that may hold a permit at once.",
+        ("name",),
+    ),
+    "trio_smith_bulkhead_waiting_calls": (
+        "gauge",
+        "Calls waiting in line for a permit of the bulkhead now.",
+        ("name",),
+    ),
+    "trio_smith_bulkhead_calls": (
+        "counter",
+        "Calls the bulkhead admitted or refused.",
+        ("name", "kind"),
+    ),
+    "trio_smith_ratelimiter_available_permissions": (
+        "gauge",
+        "Permits left in the current cycle; negative while later cycles' are reserved.",
+        ("name",),
+    ),
+    "trio_smith_ratelimiter_waiting_threads": (
+        "gauge",
+        "Calls (trio tasks) sleeping until their reserved permit's cycle.",
+        ("name",),
+    ),
+    "trio_smith_ratelimiter_calls": (
+        "counter",
+        "Acquisitions the rate limiter granted or refused.",
         ("name", "kind"),
     ),
     "trio_smith_bus_events_published": (
@@ -296,7 +353,7 @@ class _BusTotals:
 
 @final
 class TrioSmithCollector:
-    """A Prometheus collector of supervisors, breakers, buses and stores.
+    """A Prometheus collector of supervisors, resilience components, buses and stores.
 
     Register it with a ``prometheus_client`` registry and run it in the trio
     program (:meth:`running`, or :meth:`run` as a child): every ``interval``
@@ -307,6 +364,10 @@ class TrioSmithCollector:
     Args:
         supervisors: the root supervisors (``Supervisor`` or ``DynamicSupervisor``).
         breakers: circuit breakers.
+        retries: retries.
+        time_limiters: time limiters.
+        bulkheads: bulkheads.
+        rate_limiters: rate limiters.
         buses: event buses.
         stores: event stores.
 
@@ -319,17 +380,34 @@ class TrioSmithCollector:
         *,
         supervisors: Iterable[Supervisor | DynamicSupervisor] = (),
         breakers: Iterable[CircuitBreaker] = (),
+        retries: Iterable[Retry] = (),
+        time_limiters: Iterable[TimeLimiter] = (),
+        bulkheads: Iterable[Bulkhead] = (),
+        rate_limiters: Iterable[RateLimiter] = (),
         buses: Iterable[EventBus] = (),
         stores: Iterable[EventStore] = (),
     ) -> None:
         self._supervisors: dict[Supervisor | DynamicSupervisor, None] = {}
         self._breakers: dict[CircuitBreaker, None] = {}
+        self._retries: dict[Retry, None] = {}
+        self._time_limiters: dict[TimeLimiter, None] = {}
+        self._bulkheads: dict[Bulkhead, None] = {}
+        self._rate_limiters: dict[RateLimiter, None] = {}
         self._buses: dict[EventBus, _BusTotals] = {}
         self._stores: dict[EventStore, None] = {}
         self._tally = _Tally()
         self._snapshot: _Snapshot | None = None
         self._runs = 0
-        self.add(supervisors=supervisors, breakers=breakers, buses=buses, stores=stores)
+        self.add(
+            supervisors=supervisors,
+            breakers=breakers,
+            retries=retries,
+            time_limiters=time_limiters,
+            bulkheads=bulkheads,
+            rate_limiters=rate_limiters,
+            buses=buses,
+            stores=stores,
+        )
 
     # ------------------------------------------------------------ registration
 
@@ -338,6 +416,10 @@ class TrioSmithCollector:
         *,
         supervisors: Iterable[Supervisor | DynamicSupervisor] = (),
         breakers: Iterable[CircuitBreaker] = (),
+        retries: Iterable[Retry] = (),
+        time_limiters: Iterable[TimeLimiter] = (),
+        bulkheads: Iterable[Bulkhead] = (),
+        rate_limiters: Iterable[RateLimiter] = (),
         buses: Iterable[EventBus] = (),
         stores: Iterable[EventStore] = (),
     ) -> None:
@@ -348,10 +430,18 @@ class TrioSmithCollector:
         """
         sups = _checked("supervisors", supervisors, (Supervisor, DynamicSupervisor))
         breakers = _checked("breakers", breakers, (CircuitBreaker,))
+        retries = _checked("retries", retries, (Retry,))
+        time_limiters = _checked("time_limiters", time_limiters, (TimeLimiter,))
+        bulkheads = _checked("bulkheads", bulkheads, (Bulkhead,))
+        rate_limiters = _checked("rate_limiters", rate_limiters, (RateLimiter,))
         buses = _checked("buses", buses, (EventBus,))
         stores = _checked("stores", stores, (EventStore,))
         self._supervisors.update(dict.fromkeys(sups))
         self._breakers.update(dict.fromkeys(breakers))
+        self._retries.update(dict.fromkeys(retries))
+        self._time_limiters.update(dict.fromkeys(time_limiters))
+        self._bulkheads.update(dict.fromkeys(bulkheads))
+        self._rate_limiters.update(dict.fromkeys(rate_limiters))
         for bus in buses:
             self._buses.setdefault(bus, _BusTotals())
         self._stores.update(dict.fromkeys(stores))
@@ -361,6 +451,10 @@ class TrioSmithCollector:
         *,
         supervisors: Iterable[Supervisor | DynamicSupervisor] = (),
         breakers: Iterable[CircuitBreaker] = (),
+        retries: Iterable[Retry] = (),
+        time_limiters: Iterable[TimeLimiter] = (),
+        bulkheads: Iterable[Bulkhead] = (),
+        rate_limiters: Iterable[RateLimiter] = (),
         buses: Iterable[EventBus] = (),
         stores: Iterable[EventStore] = (),
     ) -> None:
@@ -369,6 +463,14 @@ class TrioSmithCollector:
             self._supervisors.pop(sup, None)
         for breaker in breakers:
             self._breakers.pop(breaker, None)
+        for retry in retries:
+            self._retries.pop(retry, None)
+        for time_limiter in time_limiters:
+            self._time_limiters.pop(time_limiter, None)
+        for bulkhead in bulkheads:
+            self._bulkheads.pop(bulkhead, None)
+        for rate_limiter in rate_limiters:
+            self._rate_limiters.pop(rate_limiter, None)
         for bus in buses:
             self._buses.pop(bus, None)
         for store in stores:
@@ -387,6 +489,7 @@ class TrioSmithCollector:
         samples: dict[str, list[_Sample]] = {name: [] for name in _FAMILIES}
         self._read_supervisors(samples)
         self._read_breakers(samples)
+        self._read_limiters(samples)
         self._read_buses(samples)
         self._read_stores(samples)
         taken = time.monotonic()
@@ -526,6 +629,58 @@ class TrioSmithCollector:
             slow.append(((name, "successful"), float(stats.slow_calls - stats.slow_failed_calls)))
             slow.append(((name, "failed"), float(stats.slow_failed_calls)))
 
+    def _read_limiters(self, out: dict[str, list[_Sample]]) -> None:
+        """Retries, time limiters, bulkheads, rate limiters: their statistics() only.
+
+        They keep their call counts themselves (from their creation), so,
+        unlike the breaker's, these counters need no telemetry handler.
+        The kinds are resilience4j-micrometer's.
+        """
+        for r in _first_by_name(retry.statistics() for retry in self._retries):
+            _kinds(
+                out["trio_smith_retry_calls"],
+                r.name,
+                successful_without_retry=r.successful_calls_without_retry,
+                successful_with_retry=r.successful_calls_with_retry,
+                failed_without_retry=r.failed_calls_without_retry,
+                failed_with_retry=r.failed_calls_with_retry,
+            )
+        for t in _first_by_name(limiter.statistics() for limiter in self._time_limiters):
+            _kinds(
+                out["trio_smith_timelimiter_calls"],
+                t.name,
+                successful=t.successful_calls,
+                failed=t.failed_calls,
+                timeout=t.timed_out_calls,
+            )
+        for b in _first_by_name(bulkhead.statistics() for bulkhead in self._bulkheads):
+            one = (b.name,)
+            out["trio_smith_bulkhead_available_concurrent_calls"].append(
+                (one, float(b.available_concurrent_calls))
+            )
+            out["trio_smith_bulkhead_max_allowed_concurrent_calls"].append(
+                (one, float(b.max_concurrent_calls))
+            )
+            out["trio_smith_bulkhead_waiting_calls"].append((one, float(b.waiting_calls)))
+            _kinds(
+                out["trio_smith_bulkhead_calls"],
+                b.name,
+                permitted=b.permitted_calls,
+                rejected=b.rejected_calls,
+            )
+        for q in _first_by_name(limiter.statistics() for limiter in self._rate_limiters):
+            one = (q.name,)
+            out["trio_smith_ratelimiter_available_permissions"].append(
+                (one, float(q.available_permissions))
+            )
+            out["trio_smith_ratelimiter_waiting_threads"].append((one, float(q.waiting_calls)))
+            _kinds(
+                out["trio_smith_ratelimiter_calls"],
+                q.name,
+                permitted=q.permitted_calls,
+                rejected=q.rejected_calls,
+            )
+
     def _read_buses(self, out: dict[str, list[_Sample]]) -> None:
         seen: set[str] = set()
         for bus, totals in self._buses.items():
@@ -612,6 +767,24 @@ def _family(name: str, kind: str, help_text: str, labels: tuple[str, ...]) -> Me
 
 
 _T = TypeVar("_T")
+_S = TypeVar(
+    "_S", RetryStatistics, TimeLimiterStatistics, BulkheadStatistics, RateLimiterStatistics
+)
+
+
+def _kinds(out: list[_Sample], name: str, **counts: int) -> None:
+    """One sample per kind label (the keywords, in order) of the object ``name``."""
+    for kind, n in counts.items():
+        out.append(((name, kind), float(n)))
+
+
+def _first_by_name(snapshots: Iterable[_S]) -> Iterator[_S]:
+    """One series per name: the first object found with a name wins (as for breakers)."""
+    seen: set[str] = set()
+    for stats in snapshots:
+        if stats.name not in seen:
+            seen.add(stats.name)
+            yield stats
 
 
 def _checked(label: str, objects: Iterable[_T], kinds: tuple[type, ...]) -> list[_T]:
