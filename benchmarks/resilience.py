@@ -36,11 +36,33 @@ It also measures ``PhiAccrualFailureDetector.heartbeat(node)`` and
 the number of nodes or of samples: O(1) per heartbeat), and the extra cost
 of ``current_child().heartbeat()`` in a watched child.
 
+Then the four companions (docs/design.md rules 48-52), each against the
+bare trio floor doing the same job and the cheapest peer (docs/performance.md):
+
+* Retry (3 attempts, a 0.5 s wait; the first attempt succeeds):
+  ``retry.call`` and ``@retry`` against a hand-written ``for``/``try`` loop
+  (the floor), tenacity's ``@retry`` and stamina's ``@retry`` (both on trio);
+* TimeLimiter (1 s): ``limiter.call`` and ``async with limiter`` against
+  ``with trio.move_on_after(1.0)``;
+* Bulkhead (25 permits): ``bulkhead.call`` and ``async with bulkhead``
+  against ``async with trio.Semaphore(25)``;
+* RateLimiter (a limit it never reaches): ``limiter.call`` and ``async
+  with limiter`` against a hand-written fixed-window counter on
+  ``trio.current_time()`` (the floor) and aiolimiter's ``async with``,
+  which runs on asyncio only: its overhead is taken over a bare ``await``
+  in ``asyncio.run``;
+* the five composed (``compose(...)``) around one call, for the record.
+
+Target: each one's overhead is no more than its cheapest peer's and no more
+than twice its floor's.
+
 Run: ``make bench`` or ``.venv/bin/python benchmarks/resilience.py``.
 """
 
 from __future__ import annotations
 
+import asyncio
+import functools
 import gc
 import importlib
 import time
@@ -51,7 +73,14 @@ import trio
 
 from trio_smith import telemetry
 from trio_smith.events import EventBus
-from trio_smith.resilience import CircuitBreaker
+from trio_smith.resilience import (
+    Bulkhead,
+    CircuitBreaker,
+    RateLimiter,
+    Retry,
+    TimeLimiter,
+    compose,
+)
 
 CALLS = 100_000
 ROUNDS = 5
@@ -314,6 +343,261 @@ def child_heartbeat_costs() -> dict[str, float] | None:
     return results
 
 
+# ---------------------------------------------------------------- the companions
+
+
+def each(body: Callable[[], Awaitable[object]]) -> Loop:
+    """A loop of CALLS ``await body()``."""
+
+    async def loop() -> None:
+        for _ in range(CALLS):
+            await body()
+
+    return timed(loop)
+
+
+def retry_floor() -> Loop:
+    async def attempt() -> int:
+        for _ in range(3):
+            try:
+                return await work()
+            except Exception:
+                await trio.sleep(0.5)
+        raise AssertionError("unreachable: work() succeeds")
+
+    return each(attempt)
+
+
+def retry_call() -> Loop:
+    retry = Retry("bench", max_attempts=3, wait=0.5)
+    return each(functools.partial(retry.call, work))
+
+
+def retry_decorated() -> Loop:
+    return each(Retry("bench", max_attempts=3, wait=0.5)(work))
+
+
+def time_limiter_floor() -> Loop:
+    async def body() -> None:
+        for _ in range(CALLS):
+            with trio.move_on_after(1.0):
+                await work()
+
+    return timed(body)
+
+
+def time_limiter_call() -> Loop:
+    return each(functools.partial(TimeLimiter("bench", timeout=1.0).call, work))
+
+
+def time_limiter_context() -> Loop:
+    limiter = TimeLimiter("bench", timeout=1.0)
+
+    async def body() -> None:
+        for _ in range(CALLS):
+            async with limiter:
+                await work()
+
+    return timed(body)
+
+
+def bulkhead_floor() -> Loop:
+    async def body() -> None:
+        semaphore = trio.Semaphore(25)
+        for _ in range(CALLS):
+            async with semaphore:
+                await work()
+
+    return timed(body)
+
+
+def bulkhead_call() -> Loop:
+    return each(functools.partial(Bulkhead("bench", max_concurrent_calls=25).call, work))
+
+
+def bulkhead_context() -> Loop:
+    bulkhead = Bulkhead("bench", max_concurrent_calls=25)
+
+    async def body() -> None:
+        for _ in range(CALLS):
+            async with bulkhead:
+                await work()
+
+    return timed(body)
+
+
+def rate_floor() -> Loop:
+    """A fixed window of ``limit`` permits per second, by hand, on trio's clock."""
+
+    async def body() -> None:
+        limit, period = 10**9, 1.0
+        window, used = 0, 0
+        clock = trio.current_time
+        for _ in range(CALLS):
+            now_window = int(clock() // period)
+            if now_window != window:
+                window, used = now_window, 0
+            if used >= limit:
+                raise AssertionError("unreachable: the limit is never reached")
+            used += 1
+            await work()
+
+    return timed(body)
+
+
+def rate_limiter() -> RateLimiter:
+    return RateLimiter("bench", limit_for_period=10**9, refresh_period=1.0, timeout=0.0)
+
+
+def rate_call() -> Loop:
+    return each(functools.partial(rate_limiter().call, work))
+
+
+def rate_context() -> Loop:
+    limiter = rate_limiter()
+
+    async def body() -> None:
+        for _ in range(CALLS):
+            async with limiter:
+                await work()
+
+    return timed(body)
+
+
+def composed_call() -> Loop:
+    composition = compose(
+        retry=Retry("bench"),
+        circuit_breaker=CircuitBreaker("bench"),
+        rate_limiter=rate_limiter(),
+        time_limiter=TimeLimiter("bench"),
+        bulkhead=Bulkhead("bench"),
+    )
+    return each(functools.partial(composition.call, work))
+
+
+def retry_peers() -> dict[str, Callable[[], Loop]]:
+    found: dict[str, Callable[[], Loop]] = {}
+    try:
+        tenacity: Any = importlib.import_module("tenacity")
+    except ImportError:
+        pass
+    else:
+
+        def tenacity_retry() -> Loop:
+            return each(
+                tenacity.retry(stop=tenacity.stop_after_attempt(3), wait=tenacity.wait_fixed(0.5))(
+                    work
+                )
+            )
+
+        found["tenacity @retry"] = tenacity_retry
+    try:
+        stamina: Any = importlib.import_module("stamina")
+    except ImportError:
+        pass
+    else:
+
+        def stamina_retry() -> Loop:
+            return each(stamina.retry(on=Exception, attempts=3, wait_initial=0.5)(work))
+
+        found["stamina @retry"] = stamina_retry
+    return found
+
+
+def aiolimiter_overhead() -> float | None:
+    """aiolimiter's ``async with`` overhead over a bare await, both on asyncio; None if absent."""
+    try:
+        aiolimiter: Any = importlib.import_module("aiolimiter")
+    except ImportError:
+        return None
+
+    async def bare_loop() -> float:
+        start = time.perf_counter()
+        for _ in range(CALLS):
+            await work()
+        return (time.perf_counter() - start) / CALLS * 1e6
+
+    async def limited_loop() -> float:
+        limiter = aiolimiter.AsyncLimiter(10**9, 1.0)
+        start = time.perf_counter()
+        for _ in range(CALLS):
+            async with limiter:
+                await work()
+        return (time.perf_counter() - start) / CALLS * 1e6
+
+    gc.collect()
+    floor = asyncio.run(bare_loop())
+    gc.collect()
+    return asyncio.run(limited_loop()) - floor
+
+
+#: Each companion, by title: its floor, and our forms (the first is the one judged).
+COMPANIONS: dict[str, tuple[Callable[[], Loop], dict[str, Callable[[], Loop]]]] = {
+    "Retry": (
+        retry_floor,
+        {"retry.call(fn)": retry_call, "@retry": retry_decorated},
+    ),
+    "TimeLimiter": (
+        time_limiter_floor,
+        {"limiter.call(fn)": time_limiter_call, "async with limiter": time_limiter_context},
+    ),
+    "Bulkhead": (
+        bulkhead_floor,
+        {"bulkhead.call(fn)": bulkhead_call, "async with bulkhead": bulkhead_context},
+    ),
+    "RateLimiter": (
+        rate_floor,
+        {"limiter.call(fn)": rate_call, "async with limiter": rate_context},
+    ),
+}
+
+
+def companions() -> None:
+    """Measure the companions and print each one's figures and verdicts."""
+    peers_of: dict[str, dict[str, Callable[[], Loop]]] = {"Retry": retry_peers()}
+    rounds: dict[tuple[str, str], list[float]] = {}
+    aio: list[float] = []
+    for _ in range(ROUNDS):
+        floor = run_loop(bare)
+        for title, (floor_factory, ours) in COMPANIONS.items():
+            variants = {"floor": floor_factory, **ours, **peers_of.get(title, {})}
+            for name, factory in variants.items():
+                rounds.setdefault((title, name), []).append(run_loop(factory) - floor)
+        rounds.setdefault(("Composed", "all five, call(fn)"), []).append(
+            run_loop(composed_call) - floor
+        )
+        overhead = aiolimiter_overhead()
+        if overhead is not None:
+            aio.append(overhead)
+    best = {key: min(values) for key, values in rounds.items()}
+    print(
+        f"\nCompanions: overhead per successful call over a bare await, us (best of {ROUNDS}"
+        f" rounds of {CALLS:,} calls; min-max in brackets)"
+    )
+    for title in [*COMPANIONS, "Composed"]:
+        print(f"{title}")
+        for (group, name), values in rounds.items():
+            if group == title:
+                spread = f"({min(values):.3f}-{max(values):.3f})"
+                print(f"  {name:<38}{best[group, name]:>10.3f}  {spread}")
+        if title == "RateLimiter" and aio:
+            print(f"  {'aiolimiter async with (asyncio)':<38}{min(aio):>10.3f}")
+        if title not in COMPANIONS:
+            continue
+        first = next(iter(COMPANIONS[title][1]))
+        mine = best[title, first]
+        floor_cost = best[title, "floor"]
+        peers = {name: best[title, name] for name in peers_of.get(title, {})}
+        if title == "RateLimiter" and aio:
+            peers["aiolimiter (asyncio)"] = min(aio)
+        checks = [(f"<= 2x the floor ({2 * floor_cost:.3f})", mine <= 2 * floor_cost)]
+        if peers:
+            cheapest = min(peers, key=lambda name: peers[name])
+            checks.append((f"<= {cheapest} ({peers[cheapest]:.3f})", mine <= peers[cheapest]))
+        for label, passed in checks:
+            print(f"  {'PASS' if passed else 'FAIL'}: {first} {mine:.3f} us {label}")
+
+
 # ---------------------------------------------------------------- main
 
 
@@ -382,6 +666,8 @@ def main() -> None:
         print(f"\n{title}")
         for name, value in costs.items():
             print(f"{name:<40}{value:>12.3f}")
+
+    companions()
 
 
 if __name__ == "__main__":
