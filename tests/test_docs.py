@@ -74,6 +74,7 @@ EXAMPLE_PAGES = {
     "patterns.md": 5,
     "supervision.md": 2,
     "operations.md": 1,
+    "resilience.md": 3,
 }
 
 
