@@ -413,11 +413,11 @@ class RequestNotPermitted(TrioSmithError, RuntimeError):
     Attributes:
         rate_limiter: the rate limiter's name.
         retry_after: seconds the call would have had to wait for its permit
-            (longer than the limiter's timeout), or None when no wait
-            would do (the limiter was drained or asks more than it holds).
+            (longer than the limiter's timeout): a caller may sleep that long
+            and try again.
     """
 
-    def __init__(self, rate_limiter: str, retry_after: float | None = None) -> None:
+    def __init__(self, rate_limiter: str, retry_after: float) -> None:
         super().__init__(f"rate limiter {rate_limiter!r} does not permit further calls")
         self.rate_limiter = rate_limiter
         self.retry_after = retry_after

@@ -6,7 +6,7 @@ waiters and tells this machine how many there are. A freed permit is handed
 to the first waiter rather than put back, so a newcomer can never overtake a
 waiter: the invariant is "there are waiters only when no permit is free"
 (``held >= limit``), and a newcomer is admitted exactly when a permit is
-free.
+free (docs/design.md rule 50).
 """
 
 from __future__ import annotations

@@ -1,5 +1,7 @@
 """The rate limiter's cycles: resilience4j's ``AtomicRateLimiter``, in integer nanoseconds.
 
+docs/design.md rule 51 (and B18-B20) is the contract this module implements.
+
 Theory of operation
 -------------------
 

@@ -1,5 +1,7 @@
 """Retry's schedule: resilience4j's retry loop, one call at a time, with time left out.
 
+docs/design.md rule 48 (and B11-B13) is the contract this module implements.
+
 Theory of operation
 -------------------
 

@@ -5,7 +5,8 @@ by ``trio_smith._core._bulkhead.Permits``; this shell queues the waiters on a
 ``trio.lowlevel.ParkingLot`` and hands each freed permit to the first of
 them. ``trio.Semaphore`` is not used: its ``acquire()`` always executes a
 checkpoint, even with a permit free, and a bulkhead admits a call the way the
-circuit breaker does, without one (the call itself checkpoints).
+circuit breaker does, without one (the call itself checkpoints). docs/design.md
+rule 50 and B16, B17.
 """
 
 from __future__ import annotations

@@ -6,7 +6,7 @@ turns trio's clock into nanoseconds since the limiter's origin, sleeps until
 a reserved permit's cycle starts, refuses with :class:`RequestNotPermitted`
 after a checkpoint, gives back the reservation of a waiter that is
 cancelled, drains after the calls its predicates pick, and publishes events
-and telemetry (docs/design.md rule 44).
+and telemetry (docs/design.md rule 44). The semantics: rule 51 and B18-B20.
 """
 
 from __future__ import annotations

@@ -6,7 +6,8 @@ raise (``Exception`` only: ``trio.Cancelled`` and every other
 ``BaseException`` pass through untouched, docs/design.md B4), sleeps with
 ``trio.sleep`` (so ``MockClock`` drives it and a cancelled wait raises
 ``Cancelled``), and turns decisions into events and telemetry
-(docs/design.md rule 44). "Retry" in docs/resilience.md has the semantics.
+(docs/design.md rule 44). "Retry" in docs/resilience.md has the semantics;
+rule 48 and B11-B13 the design.
 
 The hot path (no ``retry_result``, the first attempt returns): the await and
 one counter; the schedule is not consulted at all.

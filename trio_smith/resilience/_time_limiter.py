@@ -5,7 +5,8 @@ which is trio's: the call runs in a cancel scope with a deadline on trio's
 clock. When that scope catches its own cancellation, the call raises
 :class:`CallTimedOut`, an ordinary ``Exception`` (a ``TimeoutError``), so that
 a circuit breaker around the limiter records it as a failure and a Retry
-around it retries it. Every other cancellation passes through untouched.
+around it retries it. Every other cancellation passes through untouched
+(docs/design.md rule 49; B14, B15).
 """
 
 from __future__ import annotations
