@@ -4,7 +4,8 @@ The tree (start order; each group is a sub-supervisor)::
 
     demo (ONE_FOR_ONE, generous intensity)
     ├── tools         runs the search-api breaker's timers (breaker.run)
-    ├── researchers   researcher-1, researcher-2: search through the breaker
+    ├── researchers   researcher-1, researcher-2: search through a Retry
+    │                 around the breaker (resilience.compose)
     ├── coders        coder-1, coder-2: delegate research, then write code;
     │                 gives up after 3 restarts within 1 s
     ├── analysts      analyst-1, analyst-2: analyze, and every unknown type
@@ -55,7 +56,7 @@ from ..events import (
     current_cause,
     uuid7,
 )
-from ..resilience import CallNotPermitted, CircuitBreaker, CircuitState
+from ..resilience import CallNotPermitted, CircuitBreaker, CircuitState, Retry, compose
 from ..routing import AgentNotFound, Registry, Router, RoutingError, Task
 from ._demo_plan import DemoConfig, Job, Plan, Timeline
 from ._demo_view import (
@@ -86,10 +87,11 @@ TOOL: Final = "search-api"
 REQUEST_TIMEOUT: Final = 2.0
 DELEGATION_TIMEOUT: Final = 0.6
 
-#: A researcher retries a failed search once: it hides the tool's
-#: occasional failure, and in an outage it doubles the failures the
-#: breaker sees, so it opens within a few tasks even in a short run.
-SEARCH_RETRIES: Final = 1
+#: A researcher's search makes this many attempts (a Retry around the
+#: breaker): the second hides the tool's occasional failure, and in an
+#: outage it doubles the failures the breaker sees, so it opens within a
+#: few tasks even in a short run.
+SEARCH_ATTEMPTS: Final = 2
 
 #: How often a busy worker heartbeats (half the detector's interval).
 BEAT: Final = 0.05
@@ -167,19 +169,22 @@ class SearchTool:
         self.timeline = timeline
         self._start = start
         self.calls = 0
+        #: The jobs whose one transient failure has happened.
+        self._failed_once: set[str] = set()
 
-    async def search(self, job: Job, attempt: int) -> str:
+    async def search(self, job: Job) -> str:
         """Search for ``job.topic``; its latency is ``job.work``.
 
         Raises:
-            ToolUnavailable: during the outage; or on a first attempt, when
-                the job's draw says so (a transient failure: a retry works).
+            ToolUnavailable: during the outage; or once for a job whose draw
+                says so (a transient failure: a retry works).
         """
         self.calls += 1
         await trio.sleep(job.work)
         if self.timeline.in_outage(trio.current_time() - self._start()):
             raise ToolUnavailable(f"{TOOL}: 503 Service Unavailable")
-        if job.tool_fails and attempt == 0:
+        if job.tool_fails and job.label not in self._failed_once:
+            self._failed_once.add(job.label)
             raise ToolUnavailable(f"{TOOL}: 502 Bad Gateway")
         return f"{3 + len(job.topic) % 5} results on {job.topic}"
 
@@ -225,6 +230,15 @@ class DemoSystem:
             events=bus,
         )
         self.tool = SearchTool(self.timeline, lambda: self.start)
+        # A tool failure is tried again at once; an open breaker is not
+        # (only ToolUnavailable is retried): the researcher answers from
+        # its cache instead of waiting for a dead tool.
+        self.search = compose(
+            retry=Retry(
+                TOOL, max_attempts=SEARCH_ATTEMPTS, wait=0.0, retry_exceptions=(ToolUnavailable,)
+            ),
+            circuit_breaker=self.breaker,
+        )
         #: The running incarnation of each sub-supervisor (for phi).
         self.groups: dict[str, Supervisor] = {}
         self.group_views = {
@@ -266,19 +280,13 @@ class DemoSystem:
             job: Job = task.payload
             if job.crash:
                 raise self._crash(name, job)
-            for attempt in range(1 + SEARCH_RETRIES):
-                try:
-                    found = await self.breaker.call(self.tool.search, job, attempt)
-                except CallNotPermitted:
-                    # The breaker is open: answer from cache rather than
-                    # wait for a dead tool (and do not retry: that is its point).
-                    return Answer(worker=name, text=f"cached notes on {job.topic}", degraded=True)
-                except ToolUnavailable as exc:
-                    if attempt == SEARCH_RETRIES:
-                        return Answer(worker=name, text=f"no results ({exc})", degraded=True)
-                else:
-                    return Answer(worker=name, text=found)
-            raise AssertionError("unreachable")  # pragma: no cover
+            try:
+                found = await self.search.call(self.tool.search, job)
+            except CallNotPermitted:
+                return Answer(worker=name, text=f"cached notes on {job.topic}", degraded=True)
+            except ToolUnavailable as exc:
+                return Answer(worker=name, text=f"no results ({exc})", degraded=True)
+            return Answer(worker=name, text=found)
 
         return research
 
