@@ -11,7 +11,6 @@ listens, each call's outcome; docs/design.md rule 44).
 from __future__ import annotations
 
 import contextvars
-import functools
 import logging
 import random as _random
 from collections.abc import Awaitable, Callable
@@ -33,7 +32,6 @@ from .._core._breaker import (
     WaitInterval,
 )
 from .._core._check import (
-    async_problem,
     exception_types,
     is_finite_number,
     non_empty_str,
@@ -44,6 +42,7 @@ from .._event import Event, EventPublisher, EventType, SystemEvent
 from .._exceptions import CallNotPermitted
 from .._telemetry import BREAKER_CALL, BREAKER_STATE_CHANGE
 from .._trio_private import system_clock_offset
+from ._decorate import through
 
 __all__ = ["BreakerStatistics", "CircuitBreaker", "CircuitBreakerEvent"]
 
@@ -600,17 +599,7 @@ class CircuitBreaker:
             TypeError: ``fn`` is not an async function (a plain function would
                 only fail when called, and count as a failure), naming it.
         """
-        problem = async_problem(fn)
-        if problem is not None:
-            raise TypeError(f"a circuit breaker decorates an async function, got {problem}")
-
-        @functools.wraps(fn)
-        async def protected(*args: P.args, **kwargs: P.kwargs) -> T:
-            if kwargs:
-                return await self.call(functools.partial(fn, *args, **kwargs))
-            return await self.call(fn, *args)
-
-        return protected
+        return through(self.call, fn, "circuit breaker")
 
     # ------------------------------------------------------------ manual control
 

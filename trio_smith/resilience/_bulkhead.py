@@ -12,7 +12,6 @@ rule 50 and B16, B17.
 from __future__ import annotations
 
 import contextvars
-import functools
 from collections.abc import Awaitable, Callable
 from types import TracebackType
 from typing import Any, Final, ParamSpec, TypeVar, final
@@ -22,12 +21,13 @@ import trio
 
 from .. import _telemetry
 from .._core._bulkhead import Permits
-from .._core._check import async_problem, finite_at_least, int_at_least, non_empty_str
+from .._core._check import finite_at_least, int_at_least, non_empty_str
 from .._emit import Emitter, check_publisher
 from .._event import Event, EventPublisher, EventType
 from .._exceptions import BulkheadFull
 from .._telemetry import BULKHEAD_CALL
 from .._trio_private import current_time
+from ._decorate import through
 
 __all__ = ["Bulkhead", "BulkheadEvent", "BulkheadStatistics"]
 
@@ -348,14 +348,4 @@ class Bulkhead:
         Raises:
             TypeError: ``fn`` is not an async function, naming it.
         """
-        problem = async_problem(fn)
-        if problem is not None:
-            raise TypeError(f"a bulkhead decorates an async function, got {problem}")
-
-        @functools.wraps(fn)
-        async def protected(*args: P.args, **kwargs: P.kwargs) -> T:
-            if kwargs:
-                return await self.call(functools.partial(fn, *args, **kwargs))
-            return await self.call(fn, *args)
-
-        return protected
+        return through(self.call, fn, "bulkhead")

@@ -19,9 +19,9 @@ from contextlib import AsyncExitStack
 from types import TracebackType
 from typing import Any, Final, ParamSpec, TypeVar, final
 
-from .._core._check import async_problem
 from ._breaker import CircuitBreaker
 from ._bulkhead import Bulkhead
+from ._decorate import through
 from ._rate_limiter import RateLimiter
 from ._retry import Retry
 from ._time_limiter import TimeLimiter
@@ -170,17 +170,7 @@ class Composition:
         Raises:
             TypeError: ``fn`` is not an async function, naming it.
         """
-        problem = async_problem(fn)
-        if problem is not None:
-            raise TypeError(f"a composition decorates an async function, got {problem}")
-
-        @functools.wraps(fn)
-        async def protected(*args: P.args, **kwargs: P.kwargs) -> T:
-            if kwargs:
-                return await self.call(functools.partial(fn, *args, **kwargs))
-            return await self.call(fn, *args)
-
-        return protected
+        return through(self.call, fn, "composition")
 
     async def __aenter__(self) -> Composition:
         if self._retry is not None:

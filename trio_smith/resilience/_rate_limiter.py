@@ -11,7 +11,6 @@ and telemetry (docs/design.md rule 44). The semantics: rule 51 and B18-B20.
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Awaitable, Callable
 from math import floor
 from types import TracebackType
@@ -21,13 +20,14 @@ import attrs
 import trio
 
 from .. import _telemetry
-from .._core._check import async_problem, int_at_least, non_empty_str, optional_callable
+from .._core._check import int_at_least, non_empty_str, optional_callable
 from .._core._rate import RateMachine, nanoseconds
 from .._emit import Emitter, check_publisher
 from .._event import EventPublisher, EventType
 from .._exceptions import RequestNotPermitted
 from .._telemetry import RATE_LIMITER_ACQUIRE
 from .._trio_private import current_time
+from ._decorate import through
 
 __all__ = ["RateLimiter", "RateLimiterEvent", "RateLimiterStatistics"]
 
@@ -459,14 +459,4 @@ class RateLimiter:
         Raises:
             TypeError: ``fn`` is not an async function, naming it.
         """
-        problem = async_problem(fn)
-        if problem is not None:
-            raise TypeError(f"a rate limiter decorates an async function, got {problem}")
-
-        @functools.wraps(fn)
-        async def limited(*args: P.args, **kwargs: P.kwargs) -> T:
-            if kwargs:
-                return await self.call(functools.partial(fn, *args, **kwargs))
-            return await self.call(fn, *args)
-
-        return limited
+        return through(self.call, fn, "rate limiter")

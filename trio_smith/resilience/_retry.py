@@ -25,7 +25,7 @@ import trio
 
 from .. import _telemetry
 from .._core._breaker import WaitInterval
-from .._core._check import async_problem, exception_types, non_empty_str, optional_callable
+from .._core._check import exception_types, non_empty_str, optional_callable
 from .._core._retry import (
     RetryAction,
     RetryCall,
@@ -39,6 +39,7 @@ from .._emit import Emitter, check_publisher, describe_error
 from .._event import Event, EventPublisher, EventType
 from .._exceptions import MaxRetriesExceeded
 from .._telemetry import RETRY_CALL, RETRY_RETRY
+from ._decorate import check_async
 
 __all__ = ["Retry", "RetryEvent", "RetryStatistics"]
 
@@ -356,9 +357,7 @@ class Retry:
             TypeError: ``fn`` is not an async function (a plain function would
                 only fail when called, and be retried), naming it.
         """
-        problem = async_problem(fn)
-        if problem is not None:
-            raise TypeError(f"a retry decorates an async function, got {problem}")
+        check_async(fn, "retry")
 
         @functools.wraps(fn)
         async def retried(*args: P.args, **kwargs: P.kwargs) -> T:

@@ -12,7 +12,6 @@ around it retries it. Every other cancellation passes through untouched
 from __future__ import annotations
 
 import contextvars
-import functools
 from collections.abc import Awaitable, Callable
 from types import TracebackType
 from typing import Any, Final, ParamSpec, TypeVar, final
@@ -21,12 +20,13 @@ import attrs
 import trio
 
 from .. import _telemetry
-from .._core._check import async_problem, finite_at_least, non_empty_str
+from .._core._check import finite_at_least, non_empty_str
 from .._emit import Emitter, check_publisher, describe_error
 from .._event import Event, EventPublisher, EventType
 from .._exceptions import CallTimedOut
 from .._telemetry import TIME_LIMITER_CALL
 from .._trio_private import current_time
+from ._decorate import through
 
 __all__ = ["TimeLimiter", "TimeLimiterEvent", "TimeLimiterStatistics"]
 
@@ -308,14 +308,4 @@ class TimeLimiter:
         Raises:
             TypeError: ``fn`` is not an async function, naming it.
         """
-        problem = async_problem(fn)
-        if problem is not None:
-            raise TypeError(f"a time limiter decorates an async function, got {problem}")
-
-        @functools.wraps(fn)
-        async def protected(*args: P.args, **kwargs: P.kwargs) -> T:
-            if kwargs:
-                return await self.call(functools.partial(fn, *args, **kwargs))
-            return await self.call(fn, *args)
-
-        return protected
+        return through(self.call, fn, "time limiter")
