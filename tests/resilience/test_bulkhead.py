@@ -9,14 +9,13 @@ from __future__ import annotations
 import functools
 import math
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
 import trio
 import trio.testing
 
-from trio_smith import telemetry
 from trio_smith.events import Event, EventBus
 from trio_smith.resilience import (
     Bulkhead,
@@ -30,28 +29,19 @@ from trio_smith.resilience import (
 )
 
 from ..publisher import Recorder
+from ._telemetry import Seen, recording
 
 CALL = ("trio_smith", "bulkhead", "call")
 PERMITTED = "bulkhead.call_permitted"
 REJECTED = "bulkhead.call_rejected"
 FINISHED = "bulkhead.call_finished"
 
-Seen = list[tuple[dict[str, float], dict[str, object]]]
-
 
 @pytest.fixture
 def seen() -> Iterator[Seen]:
     """The bulkhead's telemetry events, while this test runs."""
-    got: Seen = []
-
-    def handler(
-        name: tuple[str, ...], measurements: Mapping[str, float], metadata: Mapping[str, object]
-    ) -> None:
-        got.append((dict(measurements), dict(metadata)))
-
-    telemetry.attach("test_bulkhead", [CALL], handler)
-    yield got
-    telemetry.detach("test_bulkhead")
+    with recording(CALL) as got:
+        yield got
 
 
 def available(bulkhead: Bulkhead) -> int:

@@ -15,7 +15,7 @@ import functools
 import math
 import re
 from collections import Counter
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -24,7 +24,6 @@ import trio.testing
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from trio_smith import telemetry
 from trio_smith.events import EventBus
 from trio_smith.resilience import (
     RateLimiter,
@@ -34,27 +33,18 @@ from trio_smith.resilience import (
 )
 
 from ..publisher import Recorder
+from ._telemetry import Seen, recording
 
 ACQUIRE = ("trio_smith", "rate_limiter", "acquire")
 #: resilience4j AtomicRateLimiterTest's cycle, seconds.
 CYCLE = 0.25
 
-Seen = list[tuple[dict[str, float], dict[str, object]]]
-
 
 @pytest.fixture
 def seen() -> Iterator[Seen]:
     """The rate limiter's telemetry events, while this test runs."""
-    got: Seen = []
-
-    def handler(
-        name: tuple[str, ...], measurements: Mapping[str, float], metadata: Mapping[str, object]
-    ) -> None:
-        got.append((dict(measurements), dict(metadata)))
-
-    telemetry.attach("test_rate_limiter", [ACQUIRE], handler)
-    yield got
-    telemetry.detach("test_rate_limiter")
+    with recording(ACQUIRE) as got:
+        yield got
 
 
 def limiter_of(**options: Any) -> RateLimiter:

@@ -13,14 +13,13 @@ from __future__ import annotations
 import functools
 import math
 import re
-from collections.abc import AsyncIterator, Iterator, Mapping
+from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import pytest
 import trio
 import trio.testing
 
-from trio_smith import telemetry
 from trio_smith.events import EventBus
 from trio_smith.resilience import (
     CallNotPermitted,
@@ -33,25 +32,16 @@ from trio_smith.resilience import (
 )
 
 from ..publisher import Recorder
+from ._telemetry import Seen, recording
 
 CALL = ("trio_smith", "time_limiter", "call")
-
-Seen = list[tuple[dict[str, float], dict[str, object]]]
 
 
 @pytest.fixture
 def seen() -> Iterator[Seen]:
     """The time limiter's telemetry events, while this test runs."""
-    got: Seen = []
-
-    def handler(
-        name: tuple[str, ...], measurements: Mapping[str, float], metadata: Mapping[str, object]
-    ) -> None:
-        got.append((dict(measurements), dict(metadata)))
-
-    telemetry.attach("test_time_limiter", [CALL], handler)
-    yield got
-    telemetry.detach("test_time_limiter")
+    with recording(CALL) as got:
+        yield got
 
 
 def counts(limiter: TimeLimiter) -> tuple[int, int, int]:
