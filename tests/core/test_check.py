@@ -17,6 +17,8 @@ from hypothesis import strategies as st
 from trio_smith._core._check import (
     async_problem,
     check_text,
+    finite_at_least,
+    is_finite_number,
     non_empty_str,
     optional_str,
     unicode_problem,
@@ -190,3 +192,28 @@ def test_async_problem_stops_on_a_wrapped_cycle() -> None:
         "the plain function "
         "'test_async_problem_stops_on_a_wrapped_cycle.<locals>.looped' (define it with async def)"
     )
+
+
+@pytest.mark.parametrize(
+    ("value", "finite"),
+    [
+        (0, True),
+        (1.5, True),
+        (-(10**300), True),
+        (10**400, False),  # beyond float's range: it could never meet trio's clock
+        (-(10**400), False),
+        (float("inf"), False),
+        (float("nan"), False),
+        (True, False),
+        ("1", False),
+    ],
+)
+def test_is_finite_number(value: object, finite: bool) -> None:
+    assert is_finite_number(value) is finite
+
+
+def test_an_int_too_large_for_a_float_is_refused_naming_the_argument() -> None:
+    huge = 10**400
+    with pytest.raises(ValueError, match="timeout must be") as caught:
+        finite_at_least("timeout", huge, 0)
+    assert str(caught.value) == f"timeout must be a finite number >= 0, got {huge!r}"

@@ -189,8 +189,18 @@ def is_number(value: object) -> bool:
 
 
 def is_finite_number(value: object) -> bool:
-    """A finite int or float that is not a bool."""
-    return is_number(value) and math.isfinite(value)  # type: ignore[arg-type]
+    """A finite int or float that is not a bool; an int too large for a float is not.
+
+    Every such number is used as seconds beside floats (trio's clock), where
+    an int beyond float's range would raise OverflowError later, far from
+    the argument that brought it.
+    """
+    if not is_number(value):
+        return False
+    try:
+        return math.isfinite(value)  # type: ignore[arg-type]
+    except OverflowError:  # an int beyond float's range
+        return False
 
 
 def int_at_least(label: str, value: object, minimum: int, *, optional: bool = False) -> None:
