@@ -28,7 +28,14 @@ from uuid import UUID
 
 from ._event import Event, EventPublisher, EventType, linked_event, storable_text
 
-__all__ = ["Emitter", "ErrorDescription", "check_publisher", "describe_error", "public_name"]
+__all__ = [
+    "Emitter",
+    "ErrorDescription",
+    "check_call_events",
+    "check_publisher",
+    "describe_error",
+    "public_name",
+]
 
 log: Final = logging.getLogger("trio_smith.events")
 
@@ -47,6 +54,23 @@ def check_publisher(events: object) -> EventPublisher | None:
     if events is not None and not callable(getattr(events, "publish_nowait", None)):
         raise TypeError(f"events must have a publish_nowait method, got {events!r}")
     return events  # type: ignore[return-value]  # checked just above
+
+
+def check_call_events(events: EventPublisher | None, call_events: object) -> None:
+    """Check that ``call_events`` is a bool, and that per-call events have somewhere to go.
+
+    The resilience components publish their state's events (or rejections)
+    to ``events=`` and, with ``call_events=True``, one event per call too
+    (docs/design.md B10).
+
+    Raises:
+        TypeError: ``call_events`` is not a bool.
+        ValueError: it is True and ``events`` is None.
+    """
+    if not isinstance(call_events, bool):
+        raise TypeError(f"call_events must be a bool, got {call_events!r}")
+    if call_events and events is None:
+        raise ValueError("call_events=True needs a publisher, but events is None")
 
 
 #: public_name's answers for classes defined at module level (they live as

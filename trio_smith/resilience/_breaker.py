@@ -37,7 +37,7 @@ from .._core._check import (
     non_empty_str,
     optional_callable,
 )
-from .._emit import Emitter, check_publisher, describe_error
+from .._emit import Emitter, check_call_events, check_publisher, describe_error
 from .._event import Event, EventPublisher, EventType, SystemEvent
 from .._exceptions import CallNotPermitted
 from .._telemetry import BREAKER_CALL, BREAKER_STATE_CHANGE
@@ -256,10 +256,7 @@ class CircuitBreaker:
         ):
             optional_callable(label, value)
         checked = check_publisher(events)
-        if not isinstance(call_events, bool):
-            raise TypeError(f"call_events must be a bool, got {call_events!r}")
-        if call_events and checked is None:
-            raise ValueError("call_events=True needs a publisher, but events is None")
+        check_call_events(checked, call_events)
         self._record_predicate = record_exception
         self._ignore_predicate = ignore_exception
         self._record_result = record_result

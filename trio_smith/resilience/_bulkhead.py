@@ -22,7 +22,7 @@ import trio
 from .. import _telemetry
 from .._core._bulkhead import Permits
 from .._core._check import finite_at_least, int_at_least, non_empty_str
-from .._emit import Emitter, check_publisher
+from .._emit import Emitter, check_call_events, check_publisher
 from .._event import Event, EventPublisher, EventType
 from .._exceptions import BulkheadFull
 from .._telemetry import BULKHEAD_CALL
@@ -135,10 +135,7 @@ class Bulkhead:
         int_at_least("max_concurrent_calls", max_concurrent_calls, 0)
         finite_at_least("max_wait", max_wait, 0)
         checked = check_publisher(events)
-        if not isinstance(call_events, bool):
-            raise TypeError(f"call_events must be a bool, got {call_events!r}")
-        if call_events and checked is None:
-            raise ValueError("call_events=True needs a publisher, but events is None")
+        check_call_events(checked, call_events)
         self._permits = Permits(max_concurrent_calls)
         self._max_wait = float(max_wait)
         #: The waiters, in arrival order (trio's ParkingLot is FIFO).

@@ -22,7 +22,7 @@ import trio
 from .. import _telemetry
 from .._core._check import int_at_least, non_empty_str, optional_callable
 from .._core._rate import RateMachine, nanoseconds
-from .._emit import Emitter, check_publisher
+from .._emit import Emitter, check_call_events, check_publisher
 from .._event import EventPublisher, EventType
 from .._exceptions import RequestNotPermitted
 from .._telemetry import RATE_LIMITER_ACQUIRE
@@ -157,10 +157,7 @@ class RateLimiter:
         optional_callable("drain_on_exception", drain_on_exception)
         optional_callable("drain_on_result", drain_on_result)
         checked = check_publisher(events)
-        if not isinstance(call_events, bool):
-            raise TypeError(f"call_events must be a bool, got {call_events!r}")
-        if call_events and checked is None:
-            raise ValueError("call_events=True needs a publisher, but events is None")
+        check_call_events(checked, call_events)
         self._drain_on_exception = drain_on_exception
         self._drain_on_result = drain_on_result
         self._emitter = Emitter(checked, f"rate limiter {self._name!r}")

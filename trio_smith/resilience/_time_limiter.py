@@ -21,7 +21,7 @@ import trio
 
 from .. import _telemetry
 from .._core._check import finite_at_least, non_empty_str
-from .._emit import Emitter, check_publisher, describe_error
+from .._emit import Emitter, check_call_events, check_publisher, describe_error
 from .._event import Event, EventPublisher, EventType
 from .._exceptions import CallTimedOut
 from .._telemetry import TIME_LIMITER_CALL
@@ -130,10 +130,7 @@ class TimeLimiter:
         self._name = non_empty_str("name", name)
         finite_at_least("timeout", timeout, 0)
         checked = check_publisher(events)
-        if not isinstance(call_events, bool):
-            raise TypeError(f"call_events must be a bool, got {call_events!r}")
-        if call_events and checked is None:
-            raise ValueError("call_events=True needs a publisher, but events is None")
+        check_call_events(checked, call_events)
         self._timeout = float(timeout)
         self._events = checked
         self._call_events = call_events
