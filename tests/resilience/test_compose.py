@@ -14,6 +14,7 @@ import trio
 import trio.lowlevel
 import trio.testing
 
+from trio_smith.events import Event, EventType, caused_by
 from trio_smith.resilience import (
     Bulkhead,
     BulkheadFull,
@@ -28,6 +29,8 @@ from trio_smith.resilience import (
     TimeLimiter,
     compose,
 )
+
+from ..publisher import Recorder
 
 
 class Callee:
@@ -412,3 +415,31 @@ def test_a_composition_shows_its_layers_outermost_first() -> None:
         bulkhead=Bulkhead("bh"), retry=Retry("r"), circuit_breaker=CircuitBreaker("cb")
     )
     assert repr(composition) == "Composition(Retry('r'), CircuitBreaker('cb'), Bulkhead('bh'))"
+
+
+async def test_every_component_s_events_follow_the_work_being_handled(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """Each component publishes in the causal chain of the event being handled (rule 40)."""
+    recorder = Recorder()
+    cause = Event.new(EventType("test", "request"), source="test")
+    limiter = RateLimiter(
+        "rl", limit_for_period=1, refresh_period=60.0, timeout=0.0, events=recorder
+    )
+    composition = compose(
+        retry=Retry("r", wait=0.1, events=recorder),
+        circuit_breaker=CircuitBreaker("cb", events=recorder, call_events=True),
+        rate_limiter=limiter,
+        time_limiter=TimeLimiter("tl", timeout=1.0, events=recorder),
+        bulkhead=Bulkhead("bh", max_concurrent_calls=1, events=recorder),
+    )
+    with caused_by(cause):
+        with pytest.raises(RequestNotPermitted):
+            await composition.call(Callee(5.0))
+        limiter.drain()
+        with pytest.raises(BulkheadFull):
+            await Bulkhead("full", max_concurrent_calls=0, events=recorder).call(Callee("never"))
+    categories = {event.type.category for event in recorder.events}
+    assert categories >= {"retry", "circuit_breaker", "rate_limiter", "time_limiter", "bulkhead"}
+    assert [e.type.wire for e in recorder.events if e.causation_id != cause.id] == []
+    assert {e.correlation_id for e in recorder.events} == {cause.correlation_id}

@@ -23,7 +23,7 @@ from .. import _telemetry
 from .._core._check import int_at_least, non_empty_str, optional_callable
 from .._core._rate import RateMachine, nanoseconds
 from .._emit import Emitter, check_call_events, check_publisher
-from .._event import EventPublisher, EventType
+from .._event import EventPublisher, EventType, current_cause
 from .._exceptions import RequestNotPermitted
 from .._telemetry import RATE_LIMITER_ACQUIRE
 from .._trio_private import current_time
@@ -319,7 +319,7 @@ class RateLimiter:
                 "permits": drained,
                 "wait": machine.nanos_to_wait(now_ns) / 1e9,
             },
-            None,
+            current_cause(),
         )
 
     def change_limit(self, limit_for_period: int) -> None:
@@ -344,35 +344,35 @@ class RateLimiter:
     # ------------------------------------------------------------ reports
 
     def _report_permitted(self, permits: int, wait_ns: int) -> None:
-        wait = wait_ns / 1e9
         if self._call_events:
-            self._emitter.emit(
-                RateLimiterEvent.SUCCESSFUL_ACQUIRE,
-                self._source,
-                {"rate_limiter": self._name, "permits": permits, "wait": wait},
-                None,
-            )
-        if _telemetry.enabled and _telemetry.attached(RATE_LIMITER_ACQUIRE):
-            _telemetry.execute(
-                RATE_LIMITER_ACQUIRE,
-                {"wait": wait},
-                {"rate_limiter": self._name, "outcome": "permitted"},
-            )
+            self._report(RateLimiterEvent.SUCCESSFUL_ACQUIRE, "permitted", permits, wait_ns)
+        elif _telemetry.enabled:
+            self._tell("permitted", wait_ns / 1e9)
 
     def _report_rejected(self, permits: int, wait_ns: int) -> None:
+        self._report(RateLimiterEvent.FAILED_ACQUIRE, "rejected", permits, wait_ns)
+
+    def _report(self, kind: EventType, outcome: str, permits: int, wait_ns: int) -> None:
+        """One acquisition's event and telemetry; ``wait`` waited, or needed if refused."""
         wait = wait_ns / 1e9
-        # A limiter never waits for, nor fails because of, a bus (docs/design.md rule 34).
+        # In the causal chain of the work being handled, as every component's
+        # events are (docs/design.md rule 40); a limiter never waits for, nor
+        # fails because of, a bus (rule 34).
         self._emitter.emit(
-            RateLimiterEvent.FAILED_ACQUIRE,
+            kind,
             self._source,
             {"rate_limiter": self._name, "permits": permits, "wait": wait},
-            None,
+            current_cause(),
         )
-        if _telemetry.enabled and _telemetry.attached(RATE_LIMITER_ACQUIRE):
+        if _telemetry.enabled:
+            self._tell(outcome, wait)
+
+    def _tell(self, outcome: str, wait: float) -> None:
+        if _telemetry.attached(RATE_LIMITER_ACQUIRE):
             _telemetry.execute(
                 RATE_LIMITER_ACQUIRE,
                 {"wait": wait},
-                {"rate_limiter": self._name, "outcome": "rejected"},
+                {"rate_limiter": self._name, "outcome": outcome},
             )
 
     # ------------------------------------------------------------ calls
